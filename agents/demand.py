@@ -1,0 +1,37 @@
+"""Demand: the order rate per region, piecewise constant over each model tick."""
+
+from __future__ import annotations
+
+import math
+
+import mesa
+import numpy as np
+
+
+class DemandAgent(mesa.Agent):
+    """Sets ``State.region_rate`` each tick: base rate x peak profile x diurnal cycle x
+    region weight x weather demand multiplier x surge multiplier.
+
+    The profile is piecewise linear between its ``[time_h, multiplier]`` points and holds its
+    end values outside them; it is evaluated at the middle of the tick.
+    """
+
+    def __init__(self, model: mesa.Model) -> None:
+        super().__init__(model)
+        d = model.scenario.demand
+        self.cfg = d
+        self._pt = np.array([p[0] for p in d.profile], dtype=float)
+        self._pm = np.array([p[1] for p in d.profile], dtype=float)
+
+    def total_rate(self, t: float) -> float:
+        """Orders per hour over the whole network at time ``t`` before weather and surges."""
+        d = self.cfg
+        prof = float(np.interp(t, self._pt, self._pm))
+        diurnal = 1.0 + d.diurnal_amplitude * math.sin(2 * math.pi * (t - 6.0) / 24.0)
+        return d.base_rate_per_h * prof * diurnal
+
+    def step(self) -> None:
+        m = self.model
+        t_mid = m.env.now + m.scenario.tick_h / 2
+        st = m.state
+        st.region_rate[:] = self.total_rate(t_mid) * m.net.region_weight * st.region_demand_mult * st.surge_mult

@@ -1,0 +1,201 @@
+"""The ``twin`` command: run scenarios, list them, compare runs, rebuild reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from twin.errors import TwinError
+
+__all__ = ["main", "build_parser", "format_kpis"]
+
+_SCALARS = [
+    ("orders_created", "{:,.0f}"), ("orders_delivered", "{:,.0f}"), ("orders_in_flight", "{:,.0f}"),
+    ("orders_lost", "{:,.0f}"), ("on_time_rate", "{:.1%}"), ("lead_time_mean_h", "{:.2f} h"),
+    ("lead_time_p95_h", "{:.2f} h"), ("cost_per_order", "{:.2f} CNY"), ("co2_per_order_kg", "{:.3f} kg"),
+    ("split_rate", "{:.1%}"), ("backlog_max", "{:,.0f}"), ("cold_chain_violations", "{:,.0f}"),
+    ("service_gap", "{:.1%}"),
+]
+
+
+class _UserError(Exception):
+    """A mistake in the command line: printed without a traceback."""
+
+
+def _fmt(fmt: str, v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return fmt.format(v)
+
+
+def _ci_fmt(fmt: str, ci: float) -> str:
+    # the half-width in the KPI's own unit, without thousands rounding surprises
+    unit = fmt.split("}")[-1]
+    if "%" in fmt:
+        return f"{ci * 100:.1f} pp"
+    spec = fmt[fmt.index(":") + 1: fmt.index("}")]
+    if spec.endswith("f") and spec.startswith(",.0"):
+        return f"{ci:,.1f}"
+    return f"{ci:{spec}}{unit}"
+
+
+def format_kpis(kpis: dict) -> str:
+    """A terminal table of the KPIs; with replications, mean ± 95% CI half-width."""
+    summary = kpis.get("summary")
+    rows = []
+    for name, fmt in _SCALARS:
+        if summary and name in summary:
+            s = summary[name]
+            val = _fmt(fmt, s["mean"])
+            if s.get("ci95") is not None and not math.isnan(s["ci95"]):
+                val += " ± " + _ci_fmt(fmt, s["ci95"])
+        else:
+            val = _fmt(fmt, kpis.get(name))
+        rows.append((name, val))
+    for w, u in (kpis.get("utilization") or {}).items():
+        key = f"utilization[{w}]"
+        if summary and key in summary and not math.isnan(summary[key]["ci95"]):
+            rows.append((key, f"{summary[key]['mean']:.1%} ± {summary[key]['ci95'] * 100:.1f} pp"))
+        else:
+            rows.append((key, _fmt("{:.1%}", u)))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twin", description="Fulfillment Twin: what-if runs of a fulfillment network.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", help="run a scenario and write KPIs, records, time series and a report")
+    r.add_argument("scenario", help="a built-in scenario name (see `twin scenarios`) or a YAML file")
+    r.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+    r.add_argument("--replications", "-r", type=int, default=1,
+                   help="independent runs on seeds seed, seed+1, ...; summary gives mean and 95%% CI")
+    r.add_argument("--engine", default="simpy", choices=["simpy"], help="event engine (default: simpy)")
+    r.add_argument("--out", "-o", default=None, help="output directory (default: runs/<scenario>-seed<N>)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario field, e.g. --set warehouses.shanghai.pick.agvs=150 (repeatable)")
+    r.add_argument("--processes", "-j", type=int, default=None, help="parallel processes for replications")
+    r.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+
+    v = sub.add_parser("validate", help="check a scenario file (and overrides) without running it")
+    v.add_argument("scenario")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    c = sub.add_parser("compare", help="KPIs of two or more runs side by side, with differences and a plot")
+    c.add_argument("dirs", nargs="+", help="run directories written by `twin run`")
+    c.add_argument("--out", "-o", default=None, help="where to write compare.csv and compare.png")
+
+    rep = sub.add_parser("report", help="rebuild report.html and the plots of a run directory")
+    rep.add_argument("dir")
+    return p
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from twin.loader import load_scenario
+    from twin.run import replicate, simulate
+
+    if a.replications < 1:
+        raise _UserError(f"--replications must be >= 1, got {a.replications}")
+    if a.processes is not None and a.processes < 1:
+        raise _UserError(f"--processes must be >= 1, got {a.processes}")
+    if a.seed is not None and a.seed < 0:
+        raise _UserError(f"--seed must be >= 0, got {a.seed}")
+    sc = load_scenario(a.scenario, a.overrides)
+    seed = sc.seed if a.seed is None else a.seed
+    suffix = f"seed{seed}" if a.replications == 1 else f"seed{seed}-x{a.replications}"
+    out = Path(a.out) if a.out else Path("runs") / f"{sc.name}-{suffix}"
+    print(f"twin: {sc.name}: {sc.description}".rstrip(": "), file=sys.stderr)
+    if a.replications == 1:
+        res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet)
+        res.save(out)
+        kpis = res.kpis
+        took = f"{res.wall_s:.1f} s, {res.kpis['orders_created'] / max(res.wall_s, 1e-9):,.0f} orders/s"
+    else:
+        rep = replicate(sc, range(seed, seed + a.replications), engine=a.engine, processes=a.processes,
+                        progress=not a.quiet)
+        rep.save(out)
+        kpis = rep.kpis
+        took = f"{a.replications} replications"
+    if not a.no_report:
+        from twin.report import write_report
+
+        write_report(out)
+    print(f"\n{sc.name} (seed {seed}{', ' + str(a.replications) + ' replications' if a.replications > 1 else ''},"
+          f" engine {a.engine}; {took})")
+    print(format_kpis(kpis))
+    print(f"\nwrote {out}/: kpis.json, orders.parquet, timeseries.parquet"
+          + ("" if a.no_report else ", report.html"))
+    return 0
+
+
+def _cmd_scenarios(a: argparse.Namespace) -> int:
+    from scenarios import describe_builtins
+
+    rows = describe_builtins()
+    width = max(len(n) for n, _ in rows)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def _cmd_validate(a: argparse.Namespace) -> int:
+    from twin.loader import load_scenario
+    from twin.network import build_network
+
+    sc = load_scenario(a.scenario, a.overrides)
+    net = build_network(sc)
+    print(f"{sc.name}: valid ({net.n_warehouses} warehouses, {net.n_regions} regions, {len(net.carriers)} carriers,"
+          f" {net.n_skus} SKUs, horizon {sc.horizon_h:g} h)")
+    return 0
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from twin.compare import compare_runs, format_table
+
+    if len(a.dirs) < 2:
+        raise _UserError(f"compare needs at least two run directories, got {len(a.dirs)}")
+    out = Path(a.out) if a.out else Path(a.dirs[0]).parent / "compare"
+    df = compare_runs(a.dirs, out)
+    print(format_table(df))
+    print(f"\nwrote {out}/compare.csv and compare.png")
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from twin.report import write_report
+
+    if not (Path(a.dir) / "kpis.json").is_file():
+        raise _UserError(f"{a.dir!r} is not a run directory: no kpis.json in it")
+    print(f"wrote {write_report(a.dir)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``twin`` command; returns the exit status."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    handler = {"run": _cmd_run, "scenarios": _cmd_scenarios, "validate": _cmd_validate, "compare": _cmd_compare,
+               "report": _cmd_report}[a.command]
+    try:
+        return handler(a)
+    except (TwinError, _UserError, FileNotFoundError, json.JSONDecodeError) as exc:
+        print(f"twin: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad argument values reaching the API
+        print(f"twin: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("twin: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

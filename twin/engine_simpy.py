@@ -1,0 +1,293 @@
+"""The ``simpy`` engine: the readable reference order flow, one SimPy process per shipment.
+
+arrival -> routing (stock reserved at once) -> pick queue (c(t) AGV servers, FIFO) -> pack
+queue -> wait for a carrier departure with capacity (reefer for cold chain; lanes into
+closed regions wait) -> transit (x weather) -> delivery.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from twin.records import STATUS, Counters, ShipmentTable
+from twin.rng import Stream
+
+if TYPE_CHECKING:
+    from twin.model import FulfillmentModel
+
+__all__ = ["SimPyEngine", "Station"]
+
+
+class Station:
+    """A FIFO queue with a number of servers that may change over time (non-preemptive).
+
+    Keeps the time integrals of busy servers and of servers available, for utilisation.
+    """
+
+    def __init__(self, env: simpy.Environment, capacity) -> None:  # noqa: ANN001 - int or callable
+        self.env = env
+        self._capacity_fn = capacity if callable(capacity) else (lambda: capacity)
+        self.capacity = self._capacity_fn()
+        self.busy = 0
+        self.queue: deque[simpy.Event] = deque()
+        self.busy_area = 0.0
+        self.capacity_area = 0.0
+        self._t = env.now
+
+    def _account(self) -> None:
+        now = self.env.now
+        dt = now - self._t
+        if dt > 0:
+            self.busy_area += self.busy * dt
+            self.capacity_area += self.capacity * dt
+            self._t = now
+
+    def acquire(self) -> bool:
+        """Take a server at once if one is free and nobody waits; False otherwise."""
+        if self.busy < self.capacity and not self.queue:
+            self._account()
+            self.busy += 1
+            return True
+        return False
+
+    def request(self) -> simpy.Event:
+        """An event that fires when this request gets a server (FIFO)."""
+        ev = self.env.event()
+        if self.acquire():
+            ev.succeed()
+        else:
+            self.queue.append(ev)
+        return ev
+
+    def release(self) -> None:
+        self._account()
+        self.busy -= 1
+        self._fill()
+
+    def refresh(self) -> None:
+        """Read the capacity again (the State changed) and start waiting work if it grew."""
+        self._account()
+        self.capacity = self._capacity_fn()
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and self.busy < self.capacity:
+            self.busy += 1
+            self.queue.popleft().succeed()
+
+    def areas(self) -> tuple[float, float]:
+        """``(busy server-hours, available server-hours)`` up to now."""
+        self._account()
+        return self.busy_area, self.capacity_area
+
+
+class SimPyEngine:
+    """Moves orders through the flow with SimPy processes on the model's environment."""
+
+    name = "simpy"
+
+    def __init__(self, model: FulfillmentModel) -> None:
+        self.m = m = model
+        self.env = env = model.env
+        sc, net, st, draws = model.scenario, model.net, model.state, model.draws
+        self.table = ShipmentTable()
+        self.counters = Counters()
+        d = sc.demand
+        rng = model.rng
+        # order content
+        self._u = draws.uniform
+        self._extra_lines = Stream(lambda n: rng.poisson(d.lines_per_order - 1.0, n)) if d.lines_per_order > 1 else None
+        amb = np.flatnonzero(~net.sku_cold)
+        cold = np.flatnonzero(net.sku_cold)
+        self._sku_amb = Stream(lambda n: rng.choice(amb, size=n, p=net.sku_p[amb] / net.sku_p[amb].sum())) if len(amb) else None
+        self._sku_cold = Stream(lambda n: rng.choice(cold, size=n, p=net.sku_p[cold] / net.sku_p[cold].sum())) if len(cold) else None
+        if self._sku_amb is None:
+            self._sku_amb = self._sku_cold
+        sl = list(d.service_levels.items())
+        self._sl_names = [k for k, _ in sl]
+        self._sl_cum = list(np.cumsum([v.share for _, v in sl]))
+        self._sl_promise = [v.promise_h for _, v in sl]
+        # stations
+        self.pick = [Station(env, self._pick_capacity(w)) for w in range(net.n_warehouses)]
+        self.pack = [Station(env, wh.pack.stations) if wh.pack.time_h > 0 else None for wh in sc.warehouses]
+        self._pick_time = [draws.sampler(wh.pick.pick_time, 1.0 / wh.pick.lines_per_agv_h, wh.pick.pick_time_cv)
+                           for wh in sc.warehouses]
+        self._pack_time = [draws.sampler(wh.pack.distribution, wh.pack.time_h, 1.0) for wh in sc.warehouses]
+        self._transit = [draws.sampler(c.transit.distribution, 1.0, c.transit.cv) for c in sc.carriers]
+        # carrier docks: one FIFO per (carrier, warehouse) with linehaul departures
+        self.docks: dict[tuple[int, int], list] = {}
+        for c in range(len(net.carriers)):
+            for w in range(net.n_warehouses):
+                if net.serves[c, w].any():
+                    self.docks[(c, w)] = []
+                    env.process(self._departures(c, w))
+
+    # ------------------------------------------------------------------ coarse hooks
+    def _pick_capacity(self, w: int):  # noqa: ANN202
+        st = self.m.state
+        return lambda: int(st.pick_servers[w]) if st.wh_open[w] else 0
+
+    def on_state_change(self) -> None:
+        for s in self.pick:
+            s.refresh()
+
+    def start_arrivals(self, t0: float, t1: float) -> None:
+        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates."""
+        rates = self.m.state.region_rate.copy()
+        total = float(rates.sum())
+        if total > 0:
+            self.env.process(self._arrivals(t0, t1, total, list(np.cumsum(rates) / total)))
+
+    def advance(self, until: float) -> None:
+        self.env.run(until=until)
+
+    # ------------------------------------------------------------------ processes
+    def _arrivals(self, t0: float, t1: float, total: float, cum: list[float]):  # noqa: ANN202
+        env, exp, u = self.env, self.m.draws.exponential, self._u
+        last = len(cum) - 1
+        t = t0
+        while True:
+            t += exp() / total
+            if t >= t1:
+                return
+            yield env.timeout(t - env.now)
+            self._new_order(min(bisect_right(cum, u()), last))
+
+    def _new_order(self, region: int) -> None:
+        sc, u, now = self.m.scenario, self._u, self.env.now
+        oid = self.counters.created
+        self.counters.created += 1
+        cold = sc.demand.cold_chain_share > 0 and u() < sc.demand.cold_chain_share
+        n = 1 + (self._extra_lines() if self._extra_lines is not None else 0)
+        draw = self._sku_cold if cold else self._sku_amb
+        skus: dict[int, int] = {}
+        for _ in range(n):
+            k = draw()
+            skus[k] = skus.get(k, 0) + 1
+        k = bisect_right(self._sl_cum, u() * self._sl_cum[-1])
+        k = min(k, len(self._sl_names) - 1)
+        order = self.table.new_order(oid, region, cold, k, n, now, now + self._sl_promise[k])
+        sku = list(skus.keys())
+        qty = list(skus.values())
+        if not self._route(order, sku, qty):
+            if sc.demand.unfulfillable == "backorder":
+                order.status = STATUS["backordered"]
+                self.env.process(self._backorder(order, sku, qty))
+            else:
+                self._lose(order)
+
+    def _route(self, order, sku: list[int], qty: list[int]) -> bool:  # noqa: ANN001
+        """Route ``order`` now; reserve its stock and start its shipments. False: not servable."""
+        m = self.m
+        line_wh = m.routing.route_one(order.region, order.cold, sku, qty, m.state)
+        if line_wh is None:
+            return False
+        inv, now = m.state.inventory, self.env.now
+        per_wh: dict[int, int] = {}
+        for w, k, q in zip(line_wh, sku, qty):
+            inv[w, k] -= q
+            per_wh[w] = per_wh.get(w, 0) + q
+        for w, lines in sorted(per_wh.items()):
+            c = m.routing.carrier(w, order.region, order.cold)
+            s = self.table.new_shipment(order, w, c, lines, now, m.net)
+            m.state.backlog[w] += 1
+            self.env.process(self._shipment(s))
+        return True
+
+    def _lose(self, order) -> None:  # noqa: ANN001
+        order.status = STATUS["lost"]
+        self.table.lost_order(order)
+        self.counters.lost += 1
+
+    def _backorder(self, order, sku: list[int], qty: list[int]):  # noqa: ANN001, ANN202
+        d = self.m.scenario.demand
+        give_up = order.created_at + d.backorder_max_h
+        while self.env.now + d.backorder_retry_h <= give_up + 1e-9:
+            yield self.env.timeout(d.backorder_retry_h)
+            if self._route(order, sku, qty):
+                return
+        yield self.env.timeout(max(0.0, give_up - self.env.now))
+        self._lose(order)
+
+    def _shipment(self, s):  # noqa: ANN001, ANN202
+        env, w = self.env, s.warehouse
+        station = self.pick[w]
+        if not station.acquire():
+            yield station.request()
+        s.pick_start = env.now
+        s.status = 1
+        yield env.timeout(self._pick_time[w](s.lines))
+        s.pick_end = env.now
+        station.release()
+        s.status = 2
+        pack = self.pack[w]
+        if pack is not None:
+            if not pack.acquire():
+                yield pack.request()
+            yield env.timeout(self._pack_time[w]())
+            pack.release()
+        s.status = 3
+        ev = env.event()
+        self.docks[(s.carrier, w)].append((s, ev))
+        yield ev  # a departure took the parcel
+        s.shipped_at = env.now
+        s.status = 4
+        self.m.state.backlog[w] -= 1
+        mean = self.m.net.transit_mean_h[s.carrier, w, s.region] * self.m.state.region_transit_mult[s.region]
+        yield env.timeout(self._transit[s.carrier](mean))
+        s.delivered_at = env.now
+        s.status = 5
+        self.table.delivered(s, self.counters)
+
+    def _departures(self, c: int, w: int):  # noqa: ANN202
+        car = self.m.scenario.carriers[c]
+        yield self.env.timeout(car.first_departure_h)
+        while True:
+            self._depart(c, w)
+            yield self.env.timeout(car.departure_interval_h)
+
+    def _depart(self, c: int, w: int) -> None:
+        st = self.m.state
+        dock = self.docks[(c, w)]
+        if not dock or not st.wh_open[w]:
+            return
+        cap, reefer = self.m.carrier_agents[c].capacity_now()
+        region_open = st.region_open
+        stay = []
+        for i, (s, ev) in enumerate(dock):
+            if cap <= 0 and reefer <= 0:
+                stay.extend(dock[i:])
+                break
+            if not region_open[s.region]:
+                stay.append((s, ev))
+            elif s.cold:
+                if reefer > 0:
+                    reefer -= 1
+                    ev.succeed()
+                else:
+                    stay.append((s, ev))
+            elif cap > 0:
+                cap -= 1
+                ev.succeed()
+            else:
+                stay.append((s, ev))
+        self.docks[(c, w)] = stay
+
+    # ------------------------------------------------------------------ measures
+    def station_areas(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per warehouse: (busy pick server-hours, available pick server-hours) so far."""
+        a = np.array([s.areas() for s in self.pick], dtype=float)
+        return a[:, 0], a[:, 1]
+
+    def busy_now(self) -> np.ndarray:
+        return np.array([s.busy for s in self.pick], dtype=np.int64)
+
+    def finish(self, end_time: float) -> dict[str, np.ndarray]:
+        """The shipment records as columns (see :mod:`twin.records`)."""
+        return self.table.columns()
+

@@ -1,0 +1,273 @@
+"""Find, read, override and validate scenario files."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from scenarios import builtin_names, builtin_path
+from twin.errors import ScenarioError
+from twin.schema import Scenario
+
+__all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scenario"]
+
+_PATH_HEAD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
+        if not p.is_file():
+            raise ScenarioError(f"file not found: {str(p)!r}", source=str(p))
+        return p
+    found = builtin_path(str(name_or_path))
+    if found is None:
+        raise ScenarioError(
+            f"unknown scenario {str(name_or_path)!r}: not a file and not a built-in; "
+            f"built-ins: {', '.join(builtin_names())}"
+        )
+    return found
+
+
+def _format_loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(("function-", "tagged-union")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+# pydantic error types that only say "the input is not of this union member's shape"
+_SHAPE_ERRORS = {"list_type", "dict_type", "model_type", "model_attributes_type", "literal_error"}
+
+
+def _clean_loc(loc: Iterable[Any], doc: Any) -> tuple[list[Any], bool]:
+    """Drop pydantic's union-member tags from an error location; say whether any was dropped.
+
+    The location is walked along the document itself: a string part that is not a key of the
+    mapping at that point is a tag (``WarehouseOutage``, ``list[Region]``, ``literal['all']``,
+    or the discriminator value ``warehouse_outage``), unless it names a missing field.
+    """
+    node: Any = doc
+    out: list[Any] = []
+    dropped = False
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            continue
+        part = str(part)
+        if isinstance(node, Mapping):
+            if part in node:
+                out.append(part)
+                node = node[part]
+                continue
+            values = {v for v in node.values() if isinstance(v, str)}
+            is_tag = part in values or "[" in part or part[:1].isupper() or part.startswith("function-")
+        else:  # a list or a scalar has no fields; past the document, only tag-like parts are tags
+            is_tag = node is not None or "[" in part or part[:1].isupper() or part.startswith("function-")
+        if is_tag:
+            dropped = True
+        else:
+            out.append(part)
+            node = None
+    return out, dropped
+
+
+def _split_problems(msg: str) -> list[str]:
+    """Split a validator message joined by ``"; "`` into problems, keeping ``; allowed: ...``
+    (and any other piece that does not start with a path) with the problem it belongs to."""
+    pieces: list[str] = []
+    for piece in msg.split("; "):
+        if pieces and (not _PATH_HEAD.match(piece) or piece.startswith("allowed: ")):
+            pieces[-1] += "; " + piece
+        else:
+            pieces.append(piece)
+    return pieces
+
+
+def _model_at(loc: list[Any], doc: Any) -> type[BaseModel] | None:
+    """The schema model that holds the field at ``loc`` (a cleaned location), if it can tell."""
+
+    def pick(tp: Any, node: Any) -> Any:
+        while True:  # unwrap Annotated and unions down to one concrete type for ``node``
+            origin = get_origin(tp)
+            if origin is Annotated:
+                tp = get_args(tp)[0]
+            elif origin in (Union, UnionType):
+                options = [a for a in get_args(tp) if a is not type(None)]
+                models = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
+                if isinstance(node, Mapping) and models:
+                    tagged = [m for m in models if "type" in m.model_fields
+                              and node.get("type") in get_args(m.model_fields["type"].annotation)]
+                    tp = (tagged or models)[0]
+                else:
+                    lists = [a for a in options if get_origin(a) is list]
+                    tp = lists[0] if isinstance(node, list) and lists else options[0]
+            else:
+                return tp
+
+    tp: Any = Scenario
+    node: Any = doc
+    try:
+        for part in loc[:-1]:
+            tp = pick(tp, node)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                tp = tp.model_fields[part].annotation
+            elif get_origin(tp) in (list, dict):
+                tp = get_args(tp)[-1]
+            else:
+                return None
+            node = node[part] if node is not None else None
+        tp = pick(tp, node)
+    except (KeyError, IndexError, TypeError):
+        return None
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def validate_scenario(doc: Any, source: str | None = None) -> Scenario:
+    """Validate a parsed YAML document; raise :class:`ScenarioError` naming each bad path."""
+    if not isinstance(doc, Mapping):
+        raise ScenarioError(f"the file must hold a mapping of fields, got {type(doc).__name__}", source)
+    try:
+        return Scenario.model_validate(dict(doc))
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            loc, dropped = _clean_loc(err["loc"], doc)
+            errors.append((err, loc, dropped))
+        problems = []
+        for err, loc, dropped in errors:
+            # a union member whose shape does not fit, when another member got further: noise
+            if dropped and err["type"] in _SHAPE_ERRORS and any(
+                len(other) > len(loc) and other[: len(loc)] == loc for _, other, _ in errors
+            ):
+                continue
+            path = _format_loc(loc)
+            msg = err["msg"].removeprefix("Value error, ")
+            bad = err.get("input")
+            ctx = err.get("ctx") or {}
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                key = str(ctx.get("discriminator", "type")).strip("'")
+                allowed = str(ctx.get("expected_tags", "")).replace("'", "")
+                if err["type"] == "union_tag_invalid":
+                    problems.append(f"{path}.{key}: unknown {key} {ctx.get('tag')!r}; allowed: {allowed}")
+                else:
+                    problems.append(f"{path}.{key}: field required" + (f"; allowed: {allowed}" if allowed else ""))
+                continue
+            for piece in _split_problems(msg):
+                m = _PATH_HEAD.match(piece)
+                if m:  # the message names its own sub-path
+                    sub = m.group(1)
+                    full = f"{path}.{sub}" if path and not sub.startswith(path) else sub
+                    problems.append(f"{full}: {piece[m.end():]}")
+                elif err["type"] in ("missing",):
+                    problems.append(f"{path}: field required")
+                elif err["type"] == "extra_forbidden":
+                    model = _model_at(loc, doc)
+                    known = f"; allowed: {', '.join(model.model_fields)}" if model else ""
+                    problems.append(f"{path}: unknown field {loc[-1]!r} (check the spelling){known}")
+                elif isinstance(bad, (int, float, str, bool)) and not isinstance(bad, Mapping):
+                    problems.append(f"{path or '<root>'}: {piece}, got {bad!r}")
+                else:
+                    problems.append(f"{path or '<root>'}: {piece}")
+        raise ScenarioError(list(dict.fromkeys(problems)), source) from None
+
+
+def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` strings (values as YAML scalars) into a mapping."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ScenarioError(f"--set {item!r}: expected KEY=VALUE, e.g. warehouses.shanghai.pick.agvs=150")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def apply_overrides(doc: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``doc`` with each dotted ``key`` set to its value.
+
+    A list element is addressed by index or by its ``name`` (``warehouses.shanghai.pick.agvs``).
+    """
+    doc = copy.deepcopy(doc)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node: Any = doc
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                idx = None
+                if part.isdigit() and int(part) < len(node):
+                    idx = int(part)
+                else:
+                    names = [e.get("name") for e in node if isinstance(e, Mapping)]
+                    if part in names:
+                        idx = names.index(part)
+                if idx is None:
+                    names = [str(e.get("name", i)) for i, e in enumerate(node) if isinstance(e, Mapping)]
+                    raise ScenarioError(f"--set {key}: no element {part!r} at {where}; allowed: {', '.join(names)}")
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise ScenarioError(f"--set {key}: {'.'.join(parts[:depth])} is a value, not a section")
+    return doc
+
+
+def load_scenario(
+    name_or_path: str | Path | Scenario,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+) -> Scenario:
+    """Load a built-in scenario by name, or a YAML file by path, apply overrides, validate.
+
+    Args:
+        name_or_path: a built-in name (``twin scenarios`` lists them), a file path, or a
+            :class:`Scenario` (returned with the overrides applied).
+        overrides: ``{"warehouses.shanghai.pick.agvs": 150}`` or ``["KEY=VALUE", ...]``.
+
+    Raises:
+        ScenarioError: the file is missing, not YAML, or breaks the schema; the message names
+            the path in the file, the value and what is allowed.
+    """
+    ov = parse_overrides(overrides)
+    if isinstance(name_or_path, Scenario):
+        if not ov:
+            return name_or_path
+        return validate_scenario(apply_overrides(name_or_path.model_dump(mode="json"), ov), name_or_path.name)
+    path = _resolve(name_or_path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", str(path)) from None
+    if isinstance(doc, dict) and ov:
+        doc = apply_overrides(doc, ov)
+    return validate_scenario(doc, str(path))

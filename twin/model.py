@@ -1,0 +1,138 @@
+"""The Mesa model of the fulfillment network: agents, State, engine and the DataCollector."""
+
+from __future__ import annotations
+
+import math
+
+import mesa
+import numpy as np
+import simpy
+
+from agents import (AGVFleetAgent, CarrierAgent, DemandAgent, DisruptionAgent, ReallocationAgent, SupplierAgent,
+                    WarehouseAgent, WeatherAgent)
+from twin.network import build_network
+from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_policy, make_routing_policy
+from twin.rng import Draws
+from twin.schema import Scenario
+from twin.state import State
+
+__all__ = ["FulfillmentModel", "ENGINES"]
+
+ENGINES = ("simpy",)
+
+
+class FulfillmentModel(mesa.Model):
+    """The twin as a Mesa model. ``step()`` advances one tick (``scenario.tick_h`` hours).
+
+    Each tick: the weather agents and the demand agent step (Mesa-style), the engine
+    generates the tick's arrivals at the State's rates and moves orders until the tick ends,
+    while the continuous agents (AGV breakdowns, disruptions, suppliers, reallocation) run as
+    SimPy processes on the same environment; then the DataCollector records one row.
+
+    Args:
+        scenario: a validated scenario.
+        seed: seeds the run's one ``numpy.random.Generator`` (``self.rng``).
+        engine: ``"simpy"``.
+        routing: a routing policy to use instead of the scenario's.
+        reallocation: a reallocation policy to use instead of the scenario's.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "simpy",
+                 routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        super().__init__(rng=np.random.default_rng(int(seed)))
+        self.scenario = scenario
+        self.seed = int(seed)
+        self.net = build_network(scenario)
+        self.state = State.initial(self.net)
+        self.env = simpy.Environment()
+        self.draws = Draws(self.rng)
+        self.routing = routing.bind(self.net) if routing is not None else make_routing_policy(scenario.policy.routing, self.net)
+        self.reallocation = reallocation or make_reallocation_policy(scenario.policy.reallocation)
+        self.end_time = scenario.horizon_h + scenario.drain_h
+        self.n_ticks = math.ceil(self.end_time / scenario.tick_h - 1e-9)
+
+        W = self.net.n_warehouses
+        self.warehouse_agents = [WarehouseAgent(self, i) for i in range(W)]
+        self.fleets = [AGVFleetAgent(self, i) for i in range(W)]
+        self.carrier_agents = [CarrierAgent(self, c) for c in range(len(self.net.carriers))]
+        self.weather = [WeatherAgent(self, r) for r in range(self.net.n_regions)]
+        self.demand = DemandAgent(self)
+        self.supplier = SupplierAgent(self)
+        self.reallocator = ReallocationAgent(self)
+
+        from twin.engine_simpy import SimPyEngine
+
+        self.engine = SimPyEngine(self)
+        self.disruption = DisruptionAgent(self)  # after the engine: it notifies it at once
+        self._last_busy = np.zeros(W)
+        self._last_cap = np.zeros(W)
+        self._row: dict[str, float] = {}
+        reporters = {k: (lambda m, k=k: m._row[k]) for k in self._columns()}
+        self.datacollector = mesa.DataCollector(model_reporters=reporters)
+
+    # ------------------------------------------------------------------ Mesa API
+    @property
+    def time_h(self) -> float:
+        return float(self.env.now)
+
+    def state_changed(self) -> None:
+        """Agents call this after writing the State, so the engine picks the change up."""
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.on_state_change()
+
+    def step(self) -> None:
+        """Advance one tick of simulated time."""
+        tick = self.scenario.tick_h
+        t0 = self.env.now
+        t1 = min(t0 + tick, self.end_time)
+        for w in self.weather:
+            w.step()
+        self.demand.step()
+        if t0 < self.scenario.horizon_h:
+            self.engine.start_arrivals(t0, min(t1, self.scenario.horizon_h))
+        self.engine.advance(t1)
+        self._snapshot()
+        self.datacollector.collect(self)
+        if t1 >= self.end_time - 1e-9:
+            self.running = False
+
+    def run(self, progress=None) -> None:  # noqa: ANN001 - a callable(done, total) or None
+        """Step to the end of the run (horizon plus drain)."""
+        while self.running:
+            self.step()
+            if progress is not None:
+                progress(self.steps, self.n_ticks)
+
+    # ------------------------------------------------------------------ time series
+    def _columns(self) -> list[str]:
+        cols = ["time_h", "orders_created", "orders_delivered", "orders_lost", "orders_in_flight", "on_time_rate",
+                "backlog"]
+        for name in self.net.warehouses:
+            cols += [f"backlog[{name}]", f"utilization[{name}]", f"servers[{name}]", f"stock[{name}]",
+                     f"busy_hours[{name}]", f"server_hours[{name}]"]
+        return cols
+
+    def _snapshot(self) -> None:
+        c, st = self.engine.counters, self.state
+        busy, cap = self.engine.station_areas()
+        d_busy, d_cap = busy - self._last_busy, cap - self._last_cap
+        self._last_busy, self._last_cap = busy, cap
+        util = np.divide(d_busy, d_cap, out=np.full_like(d_busy, np.nan), where=d_cap > 0)
+        row = {"time_h": float(self.env.now), "orders_created": c.created, "orders_delivered": c.delivered,
+               "orders_lost": c.lost, "orders_in_flight": c.in_flight,
+               "on_time_rate": c.on_time / c.delivered if c.delivered else float("nan"),
+               "backlog": int(st.backlog.sum())}
+        stock = st.inventory.sum(axis=1)
+        for i, name in enumerate(self.net.warehouses):
+            row[f"backlog[{name}]"] = int(st.backlog[i])
+            row[f"utilization[{name}]"] = float(util[i])
+            row[f"servers[{name}]"] = int(st.pick_servers[i]) if st.wh_open[i] else 0
+            row[f"stock[{name}]"] = int(stock[i])
+            row[f"busy_hours[{name}]"] = float(busy[i])
+            row[f"server_hours[{name}]"] = float(cap[i])
+        self._row = row
