@@ -16,7 +16,7 @@ from scenarios import builtin_names, builtin_path
 from twin.errors import ScenarioError
 from twin.schema import Scenario
 
-__all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scenario"]
+__all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scenario", "scale_scenario"]
 
 _PATH_HEAD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
@@ -271,3 +271,28 @@ def load_scenario(
     if isinstance(doc, dict) and ov:
         doc = apply_overrides(doc, ov)
     return validate_scenario(doc, str(path))
+
+
+def scale_scenario(scenario: Scenario, factor: float) -> Scenario:
+    """The same scenario with demand and every capacity multiplied by ``factor``.
+
+    Order rate, AGVs, pack stations, carrier capacities and stock scale together, so loads and
+    utilisations stay about the same while a run takes ``factor`` times as long: for quick
+    looks and for tests.
+    """
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0, got {factor!r}")
+    doc = scenario.model_dump(mode="json")
+
+    def up(x: float) -> int:
+        return max(1, round(x * factor)) if x > 0 else 0
+
+    doc["demand"]["base_rate_per_h"] *= factor
+    for w in doc["warehouses"]:
+        w["pick"]["agvs"] = up(w["pick"]["agvs"])
+        w["pack"]["stations"] = up(w["pack"]["stations"])
+        w["stock"]["units_per_sku"] = up(w["stock"]["units_per_sku"])
+    for c in doc["carriers"]:
+        c["capacity"] = up(c["capacity"])
+        c["reefer_capacity"] = up(c["reefer_capacity"])
+    return validate_scenario(doc, scenario.name)

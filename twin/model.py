@@ -50,7 +50,8 @@ class FulfillmentModel(mesa.Model):
         self.state = State.initial(self.net)
         self.env = simpy.Environment()
         self.draws = Draws(self.rng)
-        self.routing = routing.bind(self.net) if routing is not None else make_routing_policy(scenario.policy.routing, self.net)
+        self.routing = (routing.bind(self.net, self.rng) if routing is not None
+                        else make_routing_policy(scenario.policy.routing, self.net, self.rng))
         self.reallocation = reallocation or make_reallocation_policy(scenario.policy.reallocation)
         self.end_time = scenario.horizon_h + scenario.drain_h
         self.n_ticks = math.ceil(self.end_time / scenario.tick_h - 1e-9)

@@ -17,7 +17,7 @@ from twin.schema import ReallocationConfig, RoutingConfig
 from twin.state import State
 
 __all__ = [
-    "OrderBatch", "RoutingPolicy", "NearestWithStock", "Cheapest", "Fastest", "Greenest", "WeightedScore",
+    "AllocationShares", "OrderBatch", "RoutingPolicy", "NearestWithStock", "Cheapest", "Fastest", "Greenest", "WeightedScore",
     "ReallocationPolicy", "NoReallocation", "Rebalance", "make_routing_policy", "make_reallocation_policy",
     "assign_lines", "assign_order", "ROUTING_POLICIES",
 ]
@@ -58,9 +58,11 @@ class RoutingPolicy(ABC):
         self.net: Network | None = None
 
     # -- set-up ---------------------------------------------------------------------------
-    def bind(self, net: Network) -> RoutingPolicy:
-        """Precompute the lane tables of ``net``; returns self."""
+    def bind(self, net: Network, rng: np.random.Generator | None = None) -> RoutingPolicy:
+        """Precompute the lane tables of ``net``; ``rng`` is the run's generator, for policies
+        that draw. Returns self."""
         self.net = net
+        self.rng = rng
         crit = self.lane_criterion(net)  # [C, W, R]
         reefer = np.array([c.reefer_capacity > 0 for c in net.scenario.carriers])
         self.lane_carrier = np.full((2, net.n_warehouses, net.n_regions), -1, dtype=np.int64)
@@ -231,9 +233,9 @@ class Fastest(RoutingPolicy):
         half_gap = np.array([c.departure_interval_h / 2 for c in net.scenario.carriers])
         return net.transit_mean_h + half_gap[:, None, None]
 
-    def bind(self, net: Network) -> RoutingPolicy:
+    def bind(self, net: Network, rng: np.random.Generator | None = None) -> RoutingPolicy:
         self._pick_h = np.array([1.0 / w.pick.lines_per_agv_h for w in net.scenario.warehouses])
-        return super().bind(net)
+        return super().bind(net, rng)
 
     def dynamic_score(self, state: State) -> np.ndarray:
         servers = np.maximum(state.pick_servers, 1)
@@ -264,12 +266,68 @@ class WeightedScore(Fastest):
         return self.w[1] * super().dynamic_score(state) / self._scale[1]
 
 
+class AllocationShares(RoutingPolicy):
+    """Each region sends its orders to warehouses in given shares (the RL routing action).
+
+    ``shares[r, w] >= 0``; an order of region ``r`` goes to warehouse ``w`` with probability
+    proportional to ``shares[r, w]`` among the warehouses that can serve it whole (open, with
+    the stock, cold-capable for cold orders, with a lane): infeasible warehouses are projected
+    out. A region whose shares are all 0 spreads evenly. Carrier: the fastest on the lane.
+    The draw is an exponential race, ``argmin_w E_w / shares[r, w]``, so the shared
+    :func:`assign_order` applies it (and splits, when no single warehouse can serve).
+    """
+
+    name = "shares"
+
+    def __init__(self, shares: np.ndarray | None = None, allow_split: bool = True) -> None:
+        super().__init__(allow_split)
+        self._given = None if shares is None else np.asarray(shares, dtype=float)
+
+    def lane_criterion(self, net: Network) -> np.ndarray:
+        return net.transit_mean_h
+
+    def bind(self, net: Network, rng: np.random.Generator | None = None) -> RoutingPolicy:
+        super().bind(net, rng)
+        self.set_shares(self._given if self._given is not None else np.ones((net.n_regions, net.n_warehouses)))
+        return self
+
+    def set_shares(self, shares: np.ndarray) -> None:
+        """Replace the shares (``[regions, warehouses]``, each >= 0; rows need not sum to 1)."""
+        net = self.net
+        if net is None:
+            raise RuntimeError("bind the policy to a network before setting shares")
+        a = np.asarray(shares, dtype=float)
+        if a.shape != (net.n_regions, net.n_warehouses):
+            raise ValueError(f"shares must have shape (regions, warehouses) = ({net.n_regions}, {net.n_warehouses}), "
+                             f"got {a.shape}")
+        if not np.isfinite(a).all() or (a < 0).any():
+            raise ValueError("shares must be finite and >= 0")
+        a = np.where(a.sum(axis=1, keepdims=True) > 0, a, 1.0)
+        self.shares = a / a.sum(axis=1, keepdims=True)
+
+    def scores(self, batch: OrderBatch, state: State) -> np.ndarray:
+        if self.rng is None:
+            raise RuntimeError("AllocationShares draws: bind it with the run's generator (bind(net, rng))")
+        sh = self.shares[batch.region]  # [n, W]
+        e = self.rng.standard_exponential(sh.shape)
+        with np.errstate(divide="ignore"):
+            race = np.where(sh > 0, e / sh, INF)
+        return race + np.where(np.isfinite(self.static_score[batch.cold.astype(np.int64), batch.region]), 0.0, INF)
+
+    def route_one(self, region: int, cold: bool, sku: list[int], qty: list[int], state: State) -> list[int] | None:
+        batch = OrderBatch.single(region, cold, np.asarray(sku), np.asarray(qty))
+        score = self.scores(batch, state)[0]
+        usable = (state.wh_open & state.cold_ok) if cold else state.wh_open
+        out = assign_order(score, usable, state.inventory[:, sku], np.asarray(qty), self.allow_split)
+        return None if out is None else out.tolist()
+
+
 ROUTING_POLICIES: dict[str, type[RoutingPolicy]] = {
     p.name: p for p in (NearestWithStock, Cheapest, Fastest, Greenest, WeightedScore)
 }
 
 
-def make_routing_policy(cfg: RoutingConfig | str, net: Network) -> RoutingPolicy:
+def make_routing_policy(cfg: RoutingConfig | str, net: Network, rng: np.random.Generator | None = None) -> RoutingPolicy:
     """Build and bind the routing policy a scenario (or a name) asks for."""
     if isinstance(cfg, str):
         cfg = RoutingConfig(name=cfg)
@@ -277,7 +335,7 @@ def make_routing_policy(cfg: RoutingConfig | str, net: Network) -> RoutingPolicy
         p: RoutingPolicy = WeightedScore(cfg.weights.cost, cfg.weights.time_h, cfg.weights.co2_kg, cfg.allow_split)
     else:
         p = ROUTING_POLICIES[cfg.name](cfg.allow_split)
-    return p.bind(net)
+    return p.bind(net, rng)
 
 
 # ------------------------------------------------------------------------------ reallocation

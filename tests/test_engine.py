@@ -1,0 +1,218 @@
+"""Truth checks of the order flow: queueing theory, Little's law, conservation, determinism,
+and disruptions moving the KPIs the way they must."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import twin
+from scenarios import builtin_names
+from twin.kpis import order_table
+from twin.loader import scale_scenario
+from twin.theory import mmc_mean_wait
+
+ENGINES = ["simpy"]
+
+
+def small(name: str, factor: float = 0.1, **overrides) -> twin.Scenario:  # noqa: ANN003
+    """A built-in scaled down so the suite stays fast (same loads, fewer orders)."""
+    return scale_scenario(twin.load_scenario(name, overrides or None), factor)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_mean_pick_wait_matches_erlang_c(engine: str) -> None:
+    # one warehouse, Poisson arrivals (68/h), exponential picks (10/h per AGV), c = 8: rho = 0.85
+    sc = twin.load_scenario("erlang_c", {"horizon_h": 1520, "drain_h": 2})
+    wq = mmc_mean_wait(68.0, 10.0, 8)
+    assert wq == pytest.approx(0.0477, abs=1e-4)
+    o = twin.simulate(sc, seed=0, engine=engine).orders
+    # batch means: drop a 20 h warm-up, then 30 batches of 50 h (far longer than the queue's
+    # relaxation time, so batch means are close to independent)
+    o = o[o["created_at"] >= 20.0]
+    batch = ((o["created_at"] - 20.0) // 50.0).astype(int)
+    means = (o["pick_start"] - o["routed_at"]).groupby(batch).mean().to_numpy()
+    assert len(means) == 30
+    m = means.mean()
+    half = stats.t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / math.sqrt(len(means))
+    assert abs(m - wq) <= half, f"mean wait {m:.4f} h, Erlang C {wq:.4f} h, 95% CI half-width {half:.4f}"
+    # the CI is narrow enough to catch a model error: one AGV fewer (c = 7) would wait far longer
+    assert half < 0.2 * wq
+    assert mmc_mean_wait(68.0, 10.0, 7) > wq + 5 * half
+    # and the server utilisation is the offered load per server
+    assert (o["pick_end"] - o["pick_start"]).mean() == pytest.approx(0.1, rel=0.02)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_littles_law_on_singles_day(engine: str) -> None:
+    r = twin.simulate(small("singles_day", 0.05), seed=3, engine=engine)
+    ts, t = r.timeseries, order_table(r.orders)
+    end = float(ts["time_h"].iloc[-1])
+    # L: time-average number of orders in the system, from the hourly time series (trapezoid)
+    times = np.concatenate([[0.0], ts["time_h"].to_numpy()])
+    n = np.concatenate([[0.0], ts["orders_in_flight"].to_numpy(dtype=float)])
+    L = np.trapezoid(n, times) / end
+    # lambda * W from the records: arrival rate times mean time in the system (to delivery,
+    # or to the end for orders still in flight)
+    out = t["delivered_at"].fillna(end).clip(upper=end)
+    lam = len(t) / end
+    W = float((out - t["created_at"]).mean())
+    assert (t["status"] != "lost").all()
+    assert L == pytest.approx(lam * W, rel=0.03)
+    assert L > 100  # a busy system, not a trivial identity on an empty one
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", [n for n in builtin_names() if n != "erlang_c"])
+def test_conservation_on_every_builtin(name: str, engine: str) -> None:
+    # a short horizon and drain leave orders in every state at the end
+    sc = small(name, 0.05, drain_h=6)
+    r = twin.simulate(sc, seed=1, engine=engine)
+    k, o, ts = r.kpis, r.orders, r.timeseries
+    assert k["orders_created"] == k["orders_delivered"] + k["orders_in_flight"] + k["orders_lost"]
+    assert k["orders_in_flight"] > 0 and k["orders_delivered"] > 0
+    # every order id appears, once per shipment; ids are 0..n-1 with no gap or duplicate shipment
+    ids = np.sort(o["order_id"].unique())
+    assert np.array_equal(ids, np.arange(k["orders_created"]))
+    ship = o[o["shipment_id"] >= 0]["shipment_id"]
+    assert ship.is_unique
+    # the time series agrees with the records at every tick and at the end
+    last = ts.iloc[-1]
+    assert last["orders_created"] == k["orders_created"]
+    assert last["orders_delivered"] == k["orders_delivered"]
+    assert last["orders_lost"] == k["orders_lost"]
+    assert (ts["orders_created"] == ts["orders_delivered"] + ts["orders_in_flight"] + ts["orders_lost"]).all()
+    # the lines a shipment carries add up to the order's lines
+    assert (o["lines"] > 0).all()
+    # timestamps only move forward
+    for a, b in [("created_at", "routed_at"), ("routed_at", "pick_start"), ("pick_start", "pick_end"),
+                 ("pick_end", "shipped_at"), ("shipped_at", "delivered_at")]:
+        both = o[a].notna() & o[b].notna()
+        assert (o.loc[both, b] >= o.loc[both, a] - 1e-9).all(), (a, b)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_seed_same_records_other_seed_other_records(engine: str) -> None:
+    sc = small("singles_day", 0.02)
+    a = twin.simulate(sc, seed=7, engine=engine)
+    b = twin.simulate(sc, seed=7, engine=engine)
+    c = twin.simulate(sc, seed=8, engine=engine)
+    pd.testing.assert_frame_equal(a.orders, b.orders)
+    pd.testing.assert_frame_equal(a.timeseries, b.timeseries)
+    assert a.kpis == b.kpis
+    assert len(a.orders) != len(c.orders) or not a.orders["created_at"].equals(c.orders["created_at"])
+
+
+def _regions_of(r: twin.SimulationResult, warehouse: str) -> set[str]:
+    o = r.orders
+    return set(o.loc[o["warehouse"] == warehouse, "region"].astype(str))
+
+
+def test_outage_lowers_on_time_rate_in_its_regions() -> None:
+    base = small("baseline", 0.1)
+    out = small("warehouse_outage", 0.1)
+    assert [d.warehouse for d in out.disruptions] == ["nanjing"]
+    rb, ro = twin.simulate(base, seed=2), twin.simulate(out, seed=2)
+    served = _regions_of(rb, "nanjing")
+    assert served  # nanjing serves some regions in the baseline
+
+    def regional(r: twin.SimulationResult) -> tuple[float, float]:
+        t = order_table(r.orders)
+        t = t[t["region"].astype(str).isin(served)]
+        return float(t["on_time"].mean()), float((t["delivered_at"] - t["created_at"]).mean())
+
+    (on_b, lead_b), (on_o, lead_o) = regional(rb), regional(ro)
+    assert on_o < on_b  # late parcels where the closed site's customers are
+    assert lead_o > lead_b + 1.0  # served from farther away, or held until it reopens
+    # no shipment is routed to nanjing while it is closed
+    o = ro.orders
+    d = out.disruptions[0]
+    during = o[(o["warehouse"] == "nanjing") & (o["routed_at"] >= d.start_h) & (o["routed_at"] < d.end_h)]
+    assert len(during) == 0
+    # nothing is picked there while it is closed
+    picked = o[(o["warehouse"] == "nanjing") & (o["pick_start"] > d.start_h) & (o["pick_start"] < d.end_h)]
+    assert len(picked) == 0
+
+
+def test_cold_chain_failure_reroutes_cold_orders_and_never_ships_them_warm() -> None:
+    sc = small("cold_chain_failure", 0.1)
+    base = small("baseline", 0.1)
+    (d,) = sc.disruptions
+    rf, rb = twin.simulate(sc, seed=4), twin.simulate(base, seed=4)
+
+    def cold_from(r: twin.SimulationResult) -> pd.DataFrame:
+        o = r.orders
+        return o[o["cold_chain"] & (o["warehouse"] == d.warehouse) & (o["routed_at"] >= d.start_h)
+                 & (o["routed_at"] < d.end_h)]
+
+    assert len(cold_from(rb)) > 20  # in the baseline the site takes cold orders in that window
+    assert len(cold_from(rf)) == 0  # with its cold storage down it takes none: they go elsewhere
+    of = rf.orders
+    cold_window = of[of["cold_chain"] & (of["created_at"] >= d.start_h) & (of["created_at"] < d.end_h)]
+    assert (cold_window["status"] != "lost").all()
+    assert cold_window["warehouse"].notna().all()
+    # violations: only cold parcels already waiting at the site when its cold storage failed
+    v = of[of["cold_violation"]]
+    assert len(v) == rf.kpis["cold_chain_violations"]
+    assert (v["warehouse"] == d.warehouse).all() and (v["routed_at"] < d.start_h).all()
+    assert rb.kpis["cold_chain_violations"] == 0
+    # ambient orders at the site are untouched by the cold-storage failure
+    def ambient_at_site(o: pd.DataFrame) -> int:
+        return int((~o["cold_chain"] & (o["warehouse"] == d.warehouse) & (o["routed_at"] >= d.start_h)
+                    & (o["routed_at"] < d.end_h)).sum())
+
+    assert ambient_at_site(of) > 0.8 * ambient_at_site(rb.orders) > 0
+
+
+def test_carrier_capacity_loss_delays_parcels() -> None:
+    rb = twin.simulate(small("baseline", 0.1), seed=5)
+    rc = twin.simulate(small("carrier_capacity_loss", 0.1), seed=5)
+    assert rc.kpis["lead_time_mean_h"] > rb.kpis["lead_time_mean_h"]
+    assert rc.kpis["backlog_max"] > rb.kpis["backlog_max"]
+
+
+def test_typhoon_closes_lanes_into_its_regions() -> None:
+    sc = small("typhoon", 0.1)
+    ev = next(e for e in sc.weather.events if e.closes_lanes)
+    r = twin.simulate(sc, seed=6)
+    o = r.orders
+    into = o[o["region"].astype(str).isin(ev.regions)]
+    shipped_during = into[(into["shipped_at"] >= ev.start_h) & (into["shipped_at"] < ev.end_h)]
+    assert len(shipped_during) == 0
+    # parcels into the other regions keep leaving during the typhoon
+    other = o[~o["region"].astype(str).isin(ev.regions)]
+    assert ((other["shipped_at"] >= ev.start_h) & (other["shipped_at"] < ev.end_h)).sum() > 100
+
+
+def test_backorders_wait_for_stock_instead_of_being_lost() -> None:
+    # tiny stock and slow replenishment: with "lost" orders are lost, with "backorder" some
+    # are served later and the rest lost only after backorder_max_h
+    common = {"replenishment.lead_time_h": 6, "replenishment.review_interval_h": 2}
+    lost = small("baseline", 0.05, **common)
+    doc = lost.model_dump(mode="json")
+    for w in doc["warehouses"]:
+        w["stock"]["units_per_sku"] = 3
+    lost = twin.loader.validate_scenario(doc)
+    back = twin.load_scenario(lost, {"demand.unfulfillable": "backorder", "demand.backorder_max_h": 12})
+    rl, rb = twin.simulate(lost, seed=1), twin.simulate(back, seed=1)
+    assert rl.kpis["orders_lost"] > 0
+    assert rb.kpis["orders_lost"] < rl.kpis["orders_lost"]
+    t = order_table(rb.orders)
+    late_routed = rb.orders.groupby("order_id")["routed_at"].min() - t["created_at"]
+    assert (late_routed > 0).sum() > 0  # some orders were routed after they arrived
+    lost_rows = rb.orders[rb.orders["status"] == "lost"]
+    assert lost_rows["warehouse"].isna().all()
+
+
+def test_routing_policies_trade_cost_for_speed() -> None:
+    sc = small("baseline", 0.05)
+    k = {name: twin.simulate(twin.load_scenario(sc, {"policy.routing.name": name}), seed=2).kpis
+         for name in ("nearest_with_stock", "cheapest", "greenest", "fastest")}
+    assert k["cheapest"]["cost_per_order"] < k["nearest_with_stock"]["cost_per_order"]
+    assert k["cheapest"]["cost_per_order"] <= min(v["cost_per_order"] for v in k.values()) + 1e-9
+    assert k["greenest"]["co2_per_order_kg"] <= min(v["co2_per_order_kg"] for v in k.values()) + 1e-9
+    assert k["fastest"]["lead_time_mean_h"] < k["cheapest"]["lead_time_mean_h"]

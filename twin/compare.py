@@ -1,0 +1,260 @@
+"""Compare the KPIs of several twin runs side by side (table, CSV, bar chart)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["KPI_ORDER", "NON_KPI_KEYS", "load_kpis", "compare_runs", "format_table", "delta_label"]
+
+#: Scalar KPIs of the data contract, in the order tables show them.
+KPI_ORDER: tuple[str, ...] = (
+    "orders_created",
+    "orders_delivered",
+    "orders_in_flight",
+    "orders_lost",
+    "on_time_rate",
+    "lead_time_mean_h",
+    "lead_time_p95_h",
+    "cost_per_order",
+    "co2_per_order_kg",
+    "split_rate",
+    "backlog_max",
+    "cold_chain_violations",
+    "service_gap",
+)
+
+#: Keys of kpis.json that are metadata or nested structures, not scalar KPIs.
+NON_KPI_KEYS: frozenset[str] = frozenset({"scenario", "seed", "engine", "replications", "summary", "utilization"})
+
+
+def load_kpis(run_dir: str | Path) -> dict[str, Any]:
+    """Read ``run_dir/kpis.json``.
+
+    Args:
+        run_dir: A run's output directory.
+
+    Returns:
+        The KPI dict (JSON null stays None).
+
+    Raises:
+        FileNotFoundError: If the directory or its kpis.json does not exist.
+        ValueError: If kpis.json is not valid JSON or not a JSON object.
+    """
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"run directory {str(d)!r} does not exist (expected it to hold kpis.json)")
+    f = d / "kpis.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"run directory {str(d)!r} has no kpis.json (looked for {str(f)!r})")
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{str(f)!r} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(f)!r} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _scalar(v: Any) -> float | None:
+    """The value as float if it is a numeric scalar (None -> NaN), else None (not a KPI)."""
+    if v is None:
+        return math.nan
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    return None
+
+
+def _kpi_rows(k: Mapping[str, Any]) -> dict[str, float]:
+    """Flatten one kpis dict into ``{row name: value}`` (scalars, then ``utilization[W]``)."""
+    rows: dict[str, float] = {}
+    for key, v in k.items():
+        if key in NON_KPI_KEYS:
+            continue
+        x = _scalar(v)
+        if x is not None:
+            rows[str(key)] = x
+    util = k.get("utilization")
+    if isinstance(util, Mapping):
+        for wh, v in util.items():
+            x = _scalar(v)
+            if x is not None:
+                rows[f"utilization[{wh}]"] = x
+    return rows
+
+
+def _labels(dirs: Sequence[Path]) -> list[str]:
+    """Column labels: each dir's name; repeated names get the parent prepended, then a ``#n`` suffix."""
+    names = [p.resolve().name or str(p) for p in dirs]
+    counts = {n: names.count(n) for n in names}
+    labels = []
+    for p, n in zip(dirs, names):
+        if counts[n] > 1:
+            par = p.resolve().parent.name
+            labels.append(f"{par}/{n}" if par else n)
+        else:
+            labels.append(n)
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab}#{seen[lab]}")
+    # a later '#n' label could still collide with a genuine name: make it strictly unique
+    final: list[str] = []
+    for lab in out:
+        cand, i = lab, 2
+        while cand in final:
+            cand, i = f"{lab}#{i}", i + 1
+        final.append(cand)
+    return final
+
+
+def delta_label(label: str, first: str) -> str:
+    """The name of the difference column of run ``label`` against the first run."""
+    return f"Δ {label} vs {first}"
+
+
+def compare_runs(dirs: Sequence[str | Path], out: str | Path | None = None) -> pd.DataFrame:
+    """Side-by-side KPIs of several runs, with differences against the first.
+
+    Rows are the scalar KPIs (contract order first, then any extra numeric keys)
+    followed by one ``utilization[W]`` row per warehouse. Columns are one per run
+    (labelled by the directory name, made unique) then, for every run after the
+    first, ``Δ <label> vs <first label>`` = run - first. Missing values are NaN.
+    ``df.attrs`` holds ``runs`` (labels), ``dirs``, ``meta`` ({label: {scenario,
+    seed, engine, replications}}) and ``ci95`` ({label: {kpi: half-width}}, from
+    "summary" when the run has replications).
+
+    Args:
+        dirs: At least two run directories, each with a kpis.json.
+        out: If given, a directory (created if needed) that receives
+            ``compare.csv`` and ``compare.png``.
+
+    Returns:
+        The comparison table (index name ``kpi``).
+
+    Raises:
+        ValueError: If fewer than two dirs are given, or a kpis.json is invalid.
+        FileNotFoundError: If a dir or its kpis.json is missing.
+    """
+    if isinstance(dirs, (str, Path)):
+        dirs = [dirs]
+    paths = [Path(d) for d in dirs]
+    if len(paths) < 2:
+        raise ValueError(f"compare_runs needs at least two run directories, got {len(paths)}")
+    kpis = [load_kpis(p) for p in paths]
+    labels = _labels(paths)
+
+    per_run = [_kpi_rows(k) for k in kpis]
+    order: list[str] = [k for k in KPI_ORDER if any(k in r for r in per_run)]
+    extra: list[str] = []
+    util: list[str] = []
+    for r in per_run:
+        for key in r:
+            if key in order or key in extra or key in util:
+                continue
+            (util if key.startswith("utilization[") else extra).append(key)
+    index = order + extra + util
+
+    data = {lab: [r.get(key, math.nan) for key in index] for lab, r in zip(labels, per_run)}
+    df = pd.DataFrame(data, index=pd.Index(index, name="kpi"), dtype=float)
+    first = labels[0]
+    for lab in labels[1:]:
+        df[delta_label(lab, first)] = df[lab] - df[first]
+
+    meta = {}
+    ci95: dict[str, dict[str, float]] = {}
+    for lab, k in zip(labels, kpis):
+        reps = k.get("replications")
+        meta[lab] = {
+            "scenario": k.get("scenario"),
+            "seed": k.get("seed"),
+            "engine": k.get("engine"),
+            "replications": len(reps) if isinstance(reps, list) else None,
+        }
+        summ = k.get("summary")
+        if isinstance(summ, Mapping):
+            ci95[lab] = {
+                str(n): float(s["ci95"])
+                for n, s in summ.items()
+                if isinstance(s, Mapping) and _scalar(s.get("ci95")) is not None
+            }
+    df.attrs["runs"] = list(labels)
+    df.attrs["dirs"] = [str(p) for p in paths]
+    df.attrs["meta"] = meta
+    df.attrs["ci95"] = ci95
+
+    if out is not None:
+        from twin.plots import plot_compare
+
+        o = Path(out)
+        o.mkdir(parents=True, exist_ok=True)
+        df.to_csv(o / "compare.csv", index=True, index_label="kpi", encoding="utf-8")
+        plot_compare(df, o / "compare.png", ci95=ci95 or None)
+    return df
+
+
+def _fmt(v: Any, signed: bool = False) -> str:
+    """A number with sensible precision: integers without decimals, small values with more."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, str):
+        return v
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(x):
+        return "n/a"
+    sign = "+" if signed else ""
+    if math.isinf(x):
+        return f"{x:{sign}}"
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if (x.is_integer() and a < 1e15) or a >= 1e6:
+        return f"{x:{sign},.0f}"
+    if a >= 100:
+        return f"{x:{sign},.1f}"
+    if a >= 1:
+        return f"{x:{sign}.2f}"
+    if a >= 1e-3:
+        return f"{x:{sign}.4f}"
+    return f"{x:{sign}.3g}"
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """Render a comparison table as fixed-width plain text for a terminal.
+
+    The first column is the index (KPI names, left-aligned); values are
+    right-aligned, NaN shows as ``n/a`` and ``Δ`` columns carry an explicit sign.
+
+    Args:
+        df: A table such as the one :func:`compare_runs` returns.
+
+    Returns:
+        The text, lines joined by ``\\n`` (no trailing newline).
+    """
+    head = [str(df.index.name or "kpi")] + [str(c) for c in df.columns]
+    rows: list[list[str]] = []
+    for key, r in df.iterrows():
+        cells = [str(key)]
+        for c in df.columns:
+            cells.append(_fmt(r[c], signed=str(c).startswith("Δ ")))
+        rows.append(cells)
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        parts = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        return "  ".join(parts).rstrip()
+
+    out = [line(head), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    return "\n".join(out)

@@ -1,0 +1,488 @@
+"""Self-contained HTML report (KPI tables and PNG plots) of one twin run directory."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from twin import plots
+from twin.compare import NON_KPI_KEYS, load_kpis
+
+__all__ = [
+    "KPI_INFO",
+    "KpiInfo",
+    "PLOT_FILES",
+    "load_run",
+    "warehouse_summary",
+    "region_summary",
+    "write_report",
+]
+
+
+@dataclass(frozen=True)
+class KpiInfo:
+    """How to show one KPI: a label, its unit, a value kind (for formatting) and its meaning."""
+
+    label: str
+    unit: str
+    kind: str  # "count" | "rate" | "number"
+    meaning: str
+
+
+#: The contract's KPIs, in display order.
+KPI_INFO: dict[str, KpiInfo] = {
+    "orders_created": KpiInfo("Orders created", "orders", "count", "Orders placed by customers during the horizon."),
+    "orders_delivered": KpiInfo("Orders delivered", "orders", "count", "Orders whose every shipment was delivered."),
+    "orders_in_flight": KpiInfo(
+        "Orders in flight", "orders", "count", "Orders neither delivered nor lost at the end of the horizon."
+    ),
+    "orders_lost": KpiInfo("Orders lost", "orders", "count", "Orders that could not be fulfilled (no stock or route)."),
+    "on_time_rate": KpiInfo(
+        "On-time rate", "%", "rate", "Share of delivered orders that arrived by their promised time."
+    ),
+    "lead_time_mean_h": KpiInfo(
+        "Lead time, mean", "h", "number", "Mean time from order creation to its last delivery (delivered orders)."
+    ),
+    "lead_time_p95_h": KpiInfo(
+        "Lead time, p95", "h", "number", "95th percentile of that lead time: the slow tail customers feel."
+    ),
+    "cost_per_order": KpiInfo(
+        "Cost per order", "CNY", "number", "Fulfilment cost (handling and transport) per order."
+    ),
+    "co2_per_order_kg": KpiInfo("CO2 per order", "kg", "number", "Transport CO2 emissions per order."),
+    "split_rate": KpiInfo("Split rate", "%", "rate", "Share of orders shipped in more than one shipment."),
+    "backlog_max": KpiInfo(
+        "Peak backlog", "shipments", "count", "Most shipments waiting at once (routed, not yet shipped)."
+    ),
+    "cold_chain_violations": KpiInfo(
+        "Cold-chain violations", "shipments", "count", "Cold-chain shipments whose cold chain was broken."
+    ),
+    "service_gap": KpiInfo(
+        "Service gap", "pp", "rate", "Best minus worst regional on-time rate (regional fairness)."
+    ),
+    "utilization": KpiInfo(
+        "Utilisation", "%", "rate", "Share of time the pick servers (AGVs) of each warehouse were busy."
+    ),
+}
+
+#: PNG files written beside report.html, in page order: (file name, caption).
+PLOT_FILES: tuple[tuple[str, str], ...] = (
+    ("kpis_over_time.png", "Orders and on-time rate over time"),
+    ("backlog.png", "Backlog per warehouse"),
+    ("utilization.png", "Pick-server utilisation per warehouse"),
+    ("lead_time.png", "Lead-time distribution of delivered orders"),
+    ("network_map.png", "Network map: warehouses, regions and shipment flows"),
+)
+
+_NA = "n/a"
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; line-height: 1.4; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+.meta { color: #555; } .desc { white-space: pre-line; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f4f7; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr:nth-child(even) td { background: #fafbfc; } code { font-size: 0.9em; color: #555; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 0.8em; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+"""
+
+
+# --------------------------------------------------------------------------- loading
+def _read_json(path: Path) -> Any:
+    """Read a JSON file (NaN/null tolerated)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """Read a run directory's files.
+
+    Args:
+        run_dir: The run's output directory.
+
+    Returns:
+        ``{"kpis": dict, "scenario": dict, "orders": DataFrame, "timeseries": DataFrame,
+        "notes": [str]}``; a missing or unreadable optional file becomes an empty
+        value and a note.
+
+    Raises:
+        FileNotFoundError: If run_dir or its kpis.json does not exist.
+        ValueError: If kpis.json is not a valid JSON object.
+    """
+
+    d = Path(run_dir)
+    kpis = load_kpis(d)
+    notes: list[str] = []
+    scenario: dict[str, Any] = {}
+    f = d / "scenario.json"
+    if f.is_file():
+        try:
+            s = _read_json(f)
+            scenario = s if isinstance(s, dict) else {}
+        except (OSError, ValueError) as e:
+            notes.append(f"scenario.json could not be read: {e}")
+    else:
+        notes.append("scenario.json not found: scenario details and the map are missing.")
+    frames: dict[str, pd.DataFrame] = {}
+    for key, name in (("orders", "orders.parquet"), ("timeseries", "timeseries.parquet")):
+        p = d / name
+        frames[key] = pd.DataFrame()
+        if not p.is_file():
+            notes.append(f"{name} not found.")
+            continue
+        try:
+            frames[key] = pd.read_parquet(p)
+        except Exception as e:  # noqa: BLE001 - report what went wrong instead of failing
+            notes.append(f"{name} could not be read: {type(e).__name__}: {e}")
+    return {"kpis": kpis, "scenario": scenario, "orders": frames["orders"], "timeseries": frames["timeseries"],
+            "notes": notes}
+
+
+# --------------------------------------------------------------------------- tables
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    """A numeric column, or all-NaN when absent."""
+    if name in df.columns:
+        return pd.to_numeric(df[name], errors="coerce").astype(float)
+    return pd.Series(np.nan, index=df.index, dtype=float)
+
+
+def _obj(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column as Python objects (None for missing), or all-None when absent."""
+    if name in df.columns:
+        s = df[name].astype(object)
+        return s.where(s.notna(), None)
+    return pd.Series([None] * len(df), index=df.index, dtype=object)
+
+
+def _shipment_on_time(orders: pd.DataFrame) -> pd.Series:
+    """Per shipment: 1.0 delivered by promised time, 0.0 delivered late, NaN not delivered / no promise."""
+    dl, pr = _col(orders, "delivered_at"), _col(orders, "promised_at")
+    delivered = (_obj(orders, "status") == "delivered") & dl.notna() & pr.notna()
+    return (dl <= pr).astype(float).where(delivered)
+
+
+def _order_frame(orders: pd.DataFrame) -> pd.DataFrame:
+    """One row per order: region, delivered (all shipments), on_time, lost, lead_time_h."""
+    cols = ["region", "delivered", "on_time", "lost", "lead_time_h"]
+    if orders.empty or "order_id" not in orders.columns:
+        return pd.DataFrame(columns=cols)
+    o = pd.DataFrame({
+        "order_id": orders["order_id"].to_numpy(),
+        "region": _obj(orders, "region").to_numpy(),
+        "status": _obj(orders, "status").to_numpy(),
+        "created_at": _col(orders, "created_at").to_numpy(),
+        "delivered_at": _col(orders, "delivered_at").to_numpy(),
+        "promised_at": _col(orders, "promised_at").to_numpy(),
+    })
+    o["ok"] = (o["status"] == "delivered") & o["delivered_at"].notna()
+    o["is_lost"] = o["status"] == "lost"
+    g = o.groupby("order_id", sort=True)
+    res = pd.DataFrame({
+        "region": g["region"].first(),
+        "delivered": g["ok"].all(),
+        "lost": g["is_lost"].any(),
+        "last": g["delivered_at"].max(),
+        "promise": g["promised_at"].min(),
+        "created": g["created_at"].min(),
+    })
+    res["lead_time_h"] = (res["last"] - res["created"]).where(res["delivered"])
+    on = (res["last"] <= res["promise"]).astype(float)
+    res["on_time"] = on.where(res["delivered"] & res["promise"].notna())
+    return res[cols]
+
+
+def warehouse_summary(
+    orders: pd.DataFrame, ts: pd.DataFrame, kpis: Mapping[str, Any], scenario: Mapping[str, Any] | None
+) -> pd.DataFrame:
+    """Per-warehouse figures.
+
+    Args:
+        orders: The shipments table.
+        ts: The timeseries table.
+        kpis: The kpis dict (its ``utilization`` mapping is preferred).
+        scenario: The scenario dict (for the warehouse list and cold storage).
+
+    Returns:
+        DataFrame indexed by warehouse with columns ``cold_storage`` (bool or None),
+        ``utilization`` (0..1), ``shipments``, ``delivered``, ``on_time_rate`` (0..1 of
+        its delivered shipments), ``backlog_mean``, ``backlog_max`` (NaN where unknown).
+    """
+    wt = plots.warehouse_table(scenario)
+    names: list[str] = list(wt["name"])
+    util_k = kpis.get("utilization") if isinstance(kpis.get("utilization"), Mapping) else {}
+    bl_cols = plots.per_warehouse_columns(ts, "backlog")
+    ut_cols = plots.per_warehouse_columns(ts, "utilization")
+    wh_orders = _obj(orders, "warehouse")
+    for extra in [*util_k.keys(), *bl_cols.keys(), *ut_cols.keys(), *wh_orders.dropna().unique().tolist()]:
+        if str(extra) not in names:
+            names.append(str(extra))
+    cold = dict(zip(wt["name"], wt["cold_storage"]))
+    on_time = _shipment_on_time(orders)
+    rows = []
+    for w in names:
+        u = util_k.get(w)
+        util = float(u) if isinstance(u, (int, float)) and not isinstance(u, bool) else math.nan
+        if math.isnan(util) and w in ut_cols:
+            util = float(_col(ts, ut_cols[w]).mean())
+        mask = (wh_orders == w).to_numpy(dtype=bool) if len(orders) else np.zeros(0, dtype=bool)
+        ot = on_time[mask] if len(orders) else pd.Series(dtype=float)
+        bl = _col(ts, bl_cols[w]) if w in bl_cols else pd.Series(dtype=float)
+        rows.append({
+            "warehouse": w,
+            "cold_storage": cold.get(w),
+            "utilization": util,
+            "shipments": int(mask.sum()),
+            "delivered": int(ot.notna().sum()) if len(ot) else 0,
+            "on_time_rate": float(ot.mean()) if ot.notna().any() else math.nan,
+            "backlog_mean": float(bl.mean()) if bl.notna().any() else math.nan,
+            "backlog_max": float(bl.max()) if bl.notna().any() else math.nan,
+        })
+    cols = ["cold_storage", "utilization", "shipments", "delivered", "on_time_rate", "backlog_mean", "backlog_max"]
+    if not rows:
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="warehouse"))
+    return pd.DataFrame(rows).set_index("warehouse")[cols]
+
+
+def region_summary(orders: pd.DataFrame, scenario: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Per-region figures (regions of the scenario first, then any others seen in orders).
+
+    Args:
+        orders: The shipments table.
+        scenario: The scenario dict.
+
+    Returns:
+        DataFrame indexed by region with columns ``orders``, ``delivered``,
+        ``on_time_rate`` (0..1 of its delivered orders), ``lost`` (orders with a lost
+        shipment) and ``lead_time_mean_h``.
+    """
+    names = list(plots.region_table(scenario)["name"])
+    of = _order_frame(orders)
+    for r in of["region"].dropna().unique().tolist():
+        if str(r) not in names:
+            names.append(str(r))
+    rows = []
+    for r in names:
+        sub = of[of["region"] == r]
+        ot = pd.to_numeric(sub["on_time"], errors="coerce")
+        lt = pd.to_numeric(sub["lead_time_h"], errors="coerce")
+        rows.append({
+            "region": r,
+            "orders": int(len(sub)),
+            "delivered": int(sub["delivered"].astype(bool).sum()),
+            "on_time_rate": float(ot.mean()) if ot.notna().any() else math.nan,
+            "lost": int(sub["lost"].astype(bool).sum()),
+            "lead_time_mean_h": float(lt.mean()) if lt.notna().any() else math.nan,
+        })
+    cols = ["orders", "delivered", "on_time_rate", "lost", "lead_time_mean_h"]
+    if not rows:
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="region"))
+    return pd.DataFrame(rows).set_index("region")[cols]
+
+
+# --------------------------------------------------------------------------- formatting
+def _isnum(v: Any) -> bool:
+    """True for a finite int/float (not bool)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt(v: Any, kind: str = "number", digits: int = 2) -> str:
+    """Format a value for the page: rates as percent, counts as integers, NaN/None as n/a."""
+    if v is None or (isinstance(v, (float, np.floating)) and not math.isfinite(float(v))):
+        return _NA
+    if not _isnum(v):
+        return html.escape(str(v))
+    x = float(v)
+    if kind == "rate":
+        return f"{100.0 * x:.1f}"
+    if kind == "count":
+        return f"{x:,.0f}" if x.is_integer() else f"{x:,.1f}"
+    if 0 < abs(x) < 0.1:
+        return f"{x:.3g}"
+    return f"{x:,.{digits}f}"
+
+
+def _e(s: Any) -> str:
+    """html.escape of str(s)."""
+    return html.escape(str(s), quote=True)
+
+
+def _table(head: list[str], rows: list[list[str]], num_cols: set[int]) -> str:
+    """An HTML table; cells are inserted as given (already escaped); columns in num_cols right-aligned."""
+    out = ["<table>", "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        cells = [f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>" for i, c in enumerate(r)]
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _kpi_section(kpis: Mapping[str, Any]) -> str:
+    """The KPI table (mean ± ci95 when the run has replications)."""
+    summary = kpis.get("summary") if isinstance(kpis.get("summary"), Mapping) else None
+    reps = kpis.get("replications")
+    n_reps = len(reps) if isinstance(reps, list) else None
+    rows: list[list[str]] = []
+
+    def value_cell(key: str, v: Any, kind: str) -> str:
+        s = _fmt(v, kind)
+        if summary is not None:
+            ent = summary.get(key)
+            if isinstance(ent, Mapping):
+                mean = ent.get("mean", v)
+                ci = ent.get("ci95")
+                s = _fmt(mean, kind)
+                if _isnum(ci) and s != _NA:
+                    ci_kind, ci_digits = {"rate": ("rate", 2), "count": ("number", 1)}.get(kind, ("number", 2))
+                    s += f" ± {_fmt(ci, ci_kind, ci_digits)}"
+        return s
+
+    shown = set()
+    for key, info in KPI_INFO.items():
+        shown.add(key)
+        if key == "utilization":
+            util = kpis.get("utilization")
+            if isinstance(util, Mapping) and util:
+                parts = [f"{_e(w)}: {value_cell(f'utilization[{w}]', u, 'rate')}" for w, u in util.items()]
+                val = "<br>".join(parts)
+            else:
+                val = _NA
+        else:
+            val = value_cell(key, kpis.get(key), info.kind)
+        rows.append([f"{_e(info.label)}<br><code>{_e(key)}</code>", val, _e(info.unit), _e(info.meaning)])
+
+    for key, v in kpis.items():  # numeric extras the engine added
+        if key in shown or key in NON_KPI_KEYS or not (_isnum(v) or v is None):
+            continue
+        rows.append([f"<code>{_e(key)}</code>", value_cell(key, v, "number"), "", "Additional engine KPI."])
+    head = ["KPI", "Value" if summary is None else "Mean ± 95% CI", "Unit", "Meaning"]
+    if summary is not None:
+        n = f"{n_reps} replications" if n_reps is not None else "replications"
+        intro = (f"<p>Values are means over {_e(n)}; ± is the half-width of the 95% confidence interval. "
+                 f"Rates are in percent (the service gap in percentage points).</p>")
+    else:
+        intro = "<p>Rates are in percent (the service gap in percentage points).</p>"
+    return intro + _table(head, rows, num_cols={1})
+
+
+def _warehouse_section(wh: pd.DataFrame) -> str:
+    """The per-warehouse HTML table."""
+    if wh.empty:
+        return f"<p>{_NA}: no warehouses known.</p>"
+    rows = []
+    for w, r in wh.iterrows():
+        cold = _NA if r["cold_storage"] is None or (isinstance(r["cold_storage"], float)
+                                                     and math.isnan(r["cold_storage"])) else (
+            "yes" if bool(r["cold_storage"]) else "no")
+        rows.append([_e(w), cold, _fmt(r["utilization"], "rate"), _fmt(r["shipments"], "count"),
+                     _fmt(r["delivered"], "count"), _fmt(r["on_time_rate"], "rate"),
+                     _fmt(r["backlog_mean"], "number", 1), _fmt(r["backlog_max"], "count")])
+    head = ["Warehouse", "Cold storage", "Utilisation (%)", "Shipments", "Delivered shipments",
+            "On-time (% of delivered shipments)", "Mean backlog (shipments)", "Max backlog (shipments)"]
+    return _table(head, rows, num_cols=set(range(2, len(head))))
+
+
+def _region_section(rg: pd.DataFrame) -> str:
+    """The per-region HTML table."""
+    if rg.empty:
+        return f"<p>{_NA}: no regions known.</p>"
+    rows = [[_e(r), _fmt(x["orders"], "count"), _fmt(x["delivered"], "count"), _fmt(x["on_time_rate"], "rate"),
+             _fmt(x["lost"], "count"), _fmt(x["lead_time_mean_h"], "number", 1)] for r, x in rg.iterrows()]
+    head = ["Region", "Orders", "Delivered orders", "On-time (% of delivered)", "Lost orders", "Mean lead time (h)"]
+    return _table(head, rows, num_cols=set(range(1, len(head))))
+
+
+# --------------------------------------------------------------------------- main entry
+def write_report(run_dir: str | Path) -> Path:
+    """Write the PNG plots and ``report.html`` into a run directory.
+
+    Files written in ``run_dir``: ``kpis_over_time.png``, ``backlog.png``,
+    ``utilization.png``, ``lead_time.png``, ``network_map.png`` and ``report.html``
+    (self-contained: inline CSS, images by relative file name).
+
+    Args:
+        run_dir: A run's output directory (kpis.json required; scenario.json,
+            orders.parquet, timeseries.parquet optional; missing data shows as n/a).
+
+    Returns:
+        The path of ``report.html``.
+
+    Raises:
+        FileNotFoundError: If run_dir or its kpis.json does not exist.
+        ValueError: If kpis.json is not a valid JSON object.
+    """
+    d = Path(run_dir)
+    run = load_run(d)
+    kpis: dict[str, Any] = run["kpis"]
+    scenario: dict[str, Any] = run["scenario"]
+    orders: pd.DataFrame = run["orders"]
+    ts: pd.DataFrame = run["timeseries"]
+    notes: list[str] = list(run["notes"])
+
+    name = str(scenario.get("name") or kpis.get("scenario") or d.name)
+    description = str(scenario.get("description") or "")
+
+    makers = {
+        "kpis_over_time.png": lambda p: plots.plot_kpis_over_time(ts, p, title=name),
+        "backlog.png": lambda p: plots.plot_backlog(ts, p, title=name),
+        "utilization.png": lambda p: plots.plot_utilization(ts, p, title=name),
+        "lead_time.png": lambda p: plots.plot_lead_time(orders, p, title=name),
+        "network_map.png": lambda p: plots.plot_network_map(scenario, orders, p, title=name),
+    }
+    figures = []
+    for fname, caption in PLOT_FILES:
+        try:
+            makers[fname](d / fname)
+            figures.append(f'<figure><img src="{_e(fname)}" alt="{_e(caption)}">'
+                           f"<figcaption>{_e(caption)}</figcaption></figure>")
+        except Exception as e:  # noqa: BLE001 - one failed plot must not lose the whole report
+            notes.append(f"plot {fname} failed: {type(e).__name__}: {e}")
+
+    meta = []
+    for label, key in (("Seed", "seed"), ("Engine", "engine")):
+        if kpis.get(key) is not None:
+            meta.append(f"{label}: <b>{_e(kpis[key])}</b>")
+    if _isnum(scenario.get("horizon_h")):
+        meta.append(f"Horizon: <b>{_fmt(scenario['horizon_h'], 'number', 0)} h</b>")
+    reps = kpis.get("replications")
+    if isinstance(reps, list):
+        meta.append(f"Replications: <b>{len(reps)}</b>")
+    meta.append(f"Shipments recorded: <b>{len(orders):,}</b>")
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Fulfillment Twin report: {_e(name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Fulfillment Twin report: {_e(name)}</h1>",
+        f'<p class="meta">{" · ".join(meta)}</p>',
+        f'<p class="desc">{_e(description)}</p>' if description else "",
+    ]
+    if notes:
+        parts.append('<div class="note"><b>Notes</b><ul>' + "".join(f"<li>{_e(n)}</li>" for n in notes)
+                     + "</ul></div>")
+    parts += [
+        "<h2>Key performance indicators</h2>",
+        _kpi_section(kpis),
+        "<h2>Warehouses</h2>",
+        _warehouse_section(warehouse_summary(orders, ts, kpis, scenario)),
+        "<h2>Regions</h2>",
+        _region_section(region_summary(orders, scenario)),
+        "<h2>Plots</h2>",
+        *figures,
+        "</body></html>",
+    ]
+    out = d / "report.html"
+    out.write_text("\n".join(p for p in parts if p) + "\n", encoding="utf-8")
+    return out
