@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", "-o", default=None, help="output directory (default: runs/<scenario>-seed<N>)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario field, e.g. --set warehouses.shanghai.pick.agvs=150 (repeatable)")
+    r.add_argument("--scale", type=float, default=None,
+                   help="multiply demand and every capacity by this factor (quick looks: --scale 0.1)")
     r.add_argument("--processes", "-j", type=int, default=None, help="parallel processes for replications")
     r.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -109,6 +111,12 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.seed is not None and a.seed < 0:
         raise _UserError(f"--seed must be >= 0, got {a.seed}")
     sc = load_scenario(a.scenario, a.overrides)
+    if a.scale is not None:
+        if not a.scale > 0:
+            raise _UserError(f"--scale must be > 0, got {a.scale}")
+        from twin.loader import scale_scenario
+
+        sc = scale_scenario(sc, a.scale)
     seed = sc.seed if a.seed is None else a.seed
     suffix = f"seed{seed}" if a.replications == 1 else f"seed{seed}-x{a.replications}"
     out = Path(a.out) if a.out else Path("runs") / f"{sc.name}-{suffix}"

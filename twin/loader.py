@@ -21,6 +21,21 @@ __all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scen
 _PATH_HEAD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML would keep the
+    last silently, and a what-if would quietly not apply)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (it is given twice in one mapping)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _resolve(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
@@ -131,9 +146,9 @@ def _model_at(loc: list[Any], doc: Any) -> type[BaseModel] | None:
                 return None
             node = node[part] if node is not None else None
         tp = pick(tp, node)
+        return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
     except (KeyError, IndexError, TypeError):
         return None
-    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
 def validate_scenario(doc: Any, source: str | None = None) -> Scenario:
@@ -263,7 +278,7 @@ def load_scenario(
     path = _resolve(name_or_path)
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+            doc = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

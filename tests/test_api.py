@@ -1,0 +1,44 @@
+"""The public API: a short ``__all__``, and our generic package names resolve to this project."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+import twin
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["twin", "agents", "scenarios", "rl", "ext"])
+def test_packages_are_imported_from_this_project(name: str) -> None:
+    # `agents` (and others) are generic names other distributions use too
+    mod = importlib.import_module(name)
+    assert Path(mod.__file__).resolve().parent == ROOT / name
+
+
+def test_public_api() -> None:
+    assert set(twin.__all__) >= {"load_scenario", "simulate", "replicate", "Scenario", "SimulationResult",
+                                 "ScenarioError", "TwinError"}
+    for name in twin.__all__:
+        assert hasattr(twin, name), name
+    assert issubclass(twin.ScenarioError, twin.TwinError) and issubclass(twin.ScenarioError, ValueError)
+
+
+def test_simulate_argument_errors_name_the_argument() -> None:
+    sc = twin.load_scenario("erlang_c", {"horizon_h": 1})
+    with pytest.raises(ValueError, match="engine must be one of .*got 'fast'"):
+        twin.simulate(sc, engine="fast")
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        twin.simulate(sc, seed=-1)
+    with pytest.raises(ValueError, match="factor must be > 0, got 0"):
+        twin.loader.scale_scenario(sc, 0)
+
+
+def test_result_has_kpis_orders_timeseries() -> None:
+    r = twin.simulate(twin.load_scenario("erlang_c", {"horizon_h": 20, "drain_h": 10}), seed=0)
+    assert r.kpis["orders_created"] == r.orders["order_id"].nunique() > 1000
+    assert list(r.timeseries["time_h"]) == [float(h) for h in range(1, 31)]
+    assert r.kpis["orders_lost"] == 0 and r.kpis["split_rate"] == 0.0

@@ -1,0 +1,142 @@
+"""The ``twin`` command: runs write what they promise, replications summarise honestly, and a
+user's mistake gets a clear message, a non-zero exit and no traceback."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from tests.test_scenarios import MALFORMED, _baseline_doc, _set
+from twin.cli import main
+from twin.records import COLUMNS
+
+SMALL = ["--scale", "0.02", "--set", "drain_h=24", "-q"]
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "twin.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_run_writes_kpis_records_timeseries_and_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sd"
+    assert main(["run", "singles_day", "--seed", "3", "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    for f in ("kpis.json", "orders.parquet", "timeseries.parquet", "scenario.json", "report.html",
+              "network_map.png", "lead_time.png", "kpis_over_time.png", "backlog.png", "utilization.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    k = json.loads((out / "kpis.json").read_text())
+    required = ["orders_created", "orders_delivered", "orders_in_flight", "orders_lost", "on_time_rate",
+                "lead_time_mean_h", "lead_time_p95_h", "cost_per_order", "co2_per_order_kg", "split_rate",
+                "backlog_max", "cold_chain_violations", "service_gap", "utilization"]
+    for name in required:
+        assert name in k, name
+        assert name in printed  # the summary table shows every KPI
+    assert k["seed"] == 3 and k["scenario"] == "singles_day"
+    orders = pd.read_parquet(out / "orders.parquet")
+    assert list(orders.columns) == COLUMNS
+    assert orders["order_id"].nunique() == k["orders_created"]
+    assert set(k["utilization"]) == set(orders["warehouse"].dropna().astype(str)) | set(k["utilization"])
+    ts = pd.read_parquet(out / "timeseries.parquet")
+    assert ts["orders_created"].iloc[-1] == k["orders_created"]
+    assert "singles_day" in (out / "report.html").read_text()
+
+
+def test_replications_summary_is_mean_and_t_interval(tmp_path: Path) -> None:
+    out = tmp_path / "reps"
+    assert main(["run", "baseline", "--replications", "3", "-j", "2", "--out", str(out), *SMALL]) == 0
+    k = json.loads((out / "kpis.json").read_text())
+    reps = k["replications"]
+    assert [r["seed"] for r in reps] == [0, 1, 2]
+    assert len({r["orders_created"] for r in reps}) == 3  # different seeds, different runs
+    for name in ("on_time_rate", "lead_time_mean_h", "orders_created"):
+        x = np.array([r[name] for r in reps], dtype=float)
+        s = k["summary"][name]
+        assert s["mean"] == pytest.approx(x.mean(), rel=1e-12)
+        assert s["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * x.std(ddof=1) / math.sqrt(3), rel=1e-9)
+        assert k[name] == pytest.approx(x.mean(), rel=1e-12)
+    # a replication run in a worker process equals the same seed run alone
+    import twin
+    from twin.loader import scale_scenario
+
+    sc = scale_scenario(twin.load_scenario("baseline", {"drain_h": 24}), 0.02)
+    alone = twin.simulate(sc, seed=1).kpis
+    assert reps[1]["orders_created"] == alone["orders_created"]
+    assert reps[1]["lead_time_mean_h"] == pytest.approx(alone["lead_time_mean_h"], rel=1e-12)
+
+
+def test_set_override_changes_the_run(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["run", "baseline", "--out", str(a), "--no-report", *SMALL]) == 0
+    assert main(["run", "baseline", "--out", str(b), "--no-report", *SMALL,
+                 "--set", "policy.routing.name=cheapest"]) == 0
+    ka, kb = (json.loads((d / "kpis.json").read_text()) for d in (a, b))
+    assert kb["cost_per_order"] < ka["cost_per_order"]
+    sa = json.loads((b / "scenario.json").read_text())
+    assert sa["policy"]["routing"]["name"] == "cheapest"
+
+
+def test_compare_prints_differences_and_writes_plot(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a, b = tmp_path / "base", tmp_path / "cheap"
+    main(["run", "baseline", "--out", str(a), "--no-report", *SMALL])
+    main(["run", "baseline", "--out", str(b), "--no-report", *SMALL, "--set", "policy.routing.name=cheapest"])
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out
+    assert "cost_per_order" in printed and "Δ" in printed
+    df = pd.read_csv(tmp_path / "cmp" / "compare.csv", index_col=0)
+    ka, kb = (json.loads((d / "kpis.json").read_text()) for d in (a, b))
+    delta = [c for c in df.columns if c.startswith("Δ")][0]
+    assert df.loc["cost_per_order", delta] == pytest.approx(kb["cost_per_order"] - ka["cost_per_order"])
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+
+
+def test_scenarios_lists_every_builtin_with_a_description(capsys: pytest.CaptureFixture) -> None:
+    import scenarios
+
+    assert main(["scenarios"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == scenarios.builtin_names()
+    assert all(len(ln.split(None, 1)) == 2 for ln in lines)
+
+
+@pytest.mark.parametrize("keys,value,path,says", MALFORMED[:6])
+def test_malformed_file_exits_nonzero_without_traceback(tmp_path: Path, keys: list, value: object, path: str,
+                                                        says: list[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_set(_baseline_doc(), keys, value), sort_keys=False))
+    r = _cli("run", str(bad), "--out", str(tmp_path / "out"), "-q")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    assert f"{path}:" in r.stderr
+    for s in says:
+        assert s in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("args,says", [
+    (["run", "no_such_scenario"], ["unknown scenario 'no_such_scenario'", "singles_day"]),
+    (["run", "missing.yaml"], ["file not found", "missing.yaml"]),
+    (["run", "baseline", "--set", "warehouses.suzhou.pick.agvs=3"], ["no element 'suzhou'", "shanghai"]),
+    (["run", "baseline", "--set", "warehouses.shanghai.pick.agvs=-1"], ["warehouses[0].pick.agvs", "-1"]),
+    (["run", "baseline", "--set", "horizon_h"], ["expected KEY=VALUE"]),
+    (["run", "baseline", "--replications", "0"], ["--replications must be >= 1, got 0"]),
+    (["run", "baseline", "--scale", "-2"], ["--scale must be > 0, got -2"]),
+    (["compare", "only_one_dir"], ["at least two"]),
+    (["report", "not_a_run_dir"], ["no kpis.json"]),
+])
+def test_user_mistakes_get_a_message_not_a_traceback(tmp_path: Path, args: list[str], says: list[str]) -> None:
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    for s in says:
+        assert s in r.stderr, r.stderr
