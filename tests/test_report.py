@@ -168,7 +168,7 @@ def test_warehouse_and_region_summaries() -> None:
     assert rg["orders"].to_dict() == {"Beijing": 1, "Guangdong": 1, "Sichuan": 2}
     assert rg.loc["Beijing", "on_time_rate"] == 1.0
     assert rg.loc["Guangdong", "on_time_rate"] == 0.0  # the late WH_North shipment makes the order late
-    assert math.isnan(rg.loc["Sichuan", "on_time_rate"])
+    assert rg.loc["Sichuan", "on_time_rate"] == 0.0  # one lost, one in flight: neither on time (KPI definition)
     assert rg["lost"].to_dict() == {"Beijing": 0, "Guangdong": 0, "Sichuan": 1}
     assert rg.loc["Guangdong", "lead_time_mean_h"] == pytest.approx(4.0)
 

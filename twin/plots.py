@@ -146,17 +146,14 @@ def order_lead_times(orders: pd.DataFrame) -> pd.Series:
     Returns:
         Series of lead times in hours indexed by order_id (empty if none).
     """
-    need = {"order_id", "status", "created_at", "delivered_at"}
+    need = {"order_id", "status", "created_at", "delivered_at", "promised_at", "region", "cost", "co2_kg",
+            "warehouse"}
     if orders is None or orders.empty or not need <= set(orders.columns):
         return pd.Series(dtype=float, name="lead_time_h")
-    d = orders[["order_id", "status", "created_at", "delivered_at"]].copy()
-    d["created_at"] = pd.to_numeric(d["created_at"], errors="coerce")
-    d["delivered_at"] = pd.to_numeric(d["delivered_at"], errors="coerce")
-    d["ok"] = (d["status"].astype(object) == "delivered") & d["delivered_at"].notna()
-    g = d.groupby("order_id", sort=True)
-    full = g["ok"].all()
-    lead = g["delivered_at"].max() - g["created_at"].min()
-    lead = lead[full & lead.notna()].astype(float)
+    from twin.kpis import order_table
+
+    t = order_table(orders)
+    lead = (t["delivered_at"] - t["created_at"])[t["status"] == "delivered"].astype(float)
     lead.name = "lead_time_h"
     return lead
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from twin import plots
+from twin.kpis import KPI_DOC, order_table
 from twin.compare import NON_KPI_KEYS, load_kpis
 
 __all__ = [
@@ -72,6 +73,9 @@ KPI_INFO: dict[str, KpiInfo] = {
         "Utilisation", "%", "rate", "Share of time the pick servers (AGVs) of each warehouse were busy."
     ),
 }
+
+for _k, _info in list(KPI_INFO.items()):  # one definition per KPI: twin.kpis.KPI_DOC
+    KPI_INFO[_k] = KpiInfo(_info.label, _info.unit, _info.kind, KPI_DOC[_k][:1].upper() + KPI_DOC[_k][1:] + ".")
 
 #: PNG files written beside report.html, in page order: (file name, caption).
 PLOT_FILES: tuple[tuple[str, str], ...] = (
@@ -173,33 +177,19 @@ def _shipment_on_time(orders: pd.DataFrame) -> pd.Series:
 
 
 def _order_frame(orders: pd.DataFrame) -> pd.DataFrame:
-    """One row per order: region, delivered (all shipments), on_time, lost, lead_time_h."""
+    """One row per order: region, delivered, on_time, lost, lead_time_h (from :func:`twin.kpis.order_table`,
+    so the report's regional figures use the KPIs' definitions)."""
     cols = ["region", "delivered", "on_time", "lost", "lead_time_h"]
     if orders.empty or "order_id" not in orders.columns:
         return pd.DataFrame(columns=cols)
-    o = pd.DataFrame({
-        "order_id": orders["order_id"].to_numpy(),
-        "region": _obj(orders, "region").to_numpy(),
-        "status": _obj(orders, "status").to_numpy(),
-        "created_at": _col(orders, "created_at").to_numpy(),
-        "delivered_at": _col(orders, "delivered_at").to_numpy(),
-        "promised_at": _col(orders, "promised_at").to_numpy(),
-    })
-    o["ok"] = (o["status"] == "delivered") & o["delivered_at"].notna()
-    o["is_lost"] = o["status"] == "lost"
-    g = o.groupby("order_id", sort=True)
-    res = pd.DataFrame({
-        "region": g["region"].first(),
-        "delivered": g["ok"].all(),
-        "lost": g["is_lost"].any(),
-        "last": g["delivered_at"].max(),
-        "promise": g["promised_at"].min(),
-        "created": g["created_at"].min(),
-    })
-    res["lead_time_h"] = (res["last"] - res["created"]).where(res["delivered"])
-    on = (res["last"] <= res["promise"]).astype(float)
-    res["on_time"] = on.where(res["delivered"] & res["promise"].notna())
-    return res[cols]
+    t = order_table(orders)
+    return pd.DataFrame({
+        "region": t["region"].astype(object),
+        "delivered": t["status"] == "delivered",
+        "on_time": t["on_time"].astype(float),
+        "lost": t["status"] == "lost",
+        "lead_time_h": (t["delivered_at"] - t["created_at"]).astype(float),
+    })[cols]
 
 
 def warehouse_summary(
@@ -263,7 +253,7 @@ def region_summary(orders: pd.DataFrame, scenario: Mapping[str, Any] | None) -> 
 
     Returns:
         DataFrame indexed by region with columns ``orders``, ``delivered``,
-        ``on_time_rate`` (0..1 of its delivered orders), ``lost`` (orders with a lost
+        ``on_time_rate`` (0..1 of its orders delivered by their promise), ``lost`` (orders with a lost
         shipment) and ``lead_time_mean_h``.
     """
     names = list(plots.region_table(scenario)["name"])
