@@ -1,10 +1,13 @@
-"""Engine speed, side by side in one run: the twin's engines on ``singles_day`` and a plain
-SimPy M/M/c model of the same number of orders. Prints orders per second and the ratios.
+"""Engine speed, side by side in one run: the twin's engines on ``singles_day``, and M/M/c
+queues: the kernel engine on the ``erlang_c`` scenario vs a plain SimPy M/M/c and a tight
+typed-Cython M/M/c loop (``ext/_mmc_tight.pyx``). Prints orders per second and the ratios.
 
-    python benchmarks/engine_speed.py [--repeats 3] [--scale 1.0]
+    python benchmarks/engine_speed.py [--repeats 5] [--scale 1.0] [--mmc-customers 1000000]
 
-Times the simulation only (model run and records), not loading or KPIs. Medians of repeats;
-the machines are shared, so compare ratios from one run rather than absolute figures.
+Times the simulation only (model construction, run and records: ``FulfillmentModel(...)``,
+``run()``, ``engine.finish()``), not loading the scenario or computing KPIs. Medians of repeats
+on seeds 0, 1, ...; the machines are shared, so compare ratios from one run rather than
+absolute figures.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import twin  # noqa: E402
 from twin.loader import scale_scenario  # noqa: E402
 from twin.model import ENGINES, FulfillmentModel  # noqa: E402
 
+MMC_SERVERS, MMC_RHO = 8, 0.85
+
 
 def time_engine(sc: twin.Scenario, engine: str, seed: int) -> tuple[int, float]:
     """(orders created, wall seconds) of one run of ``sc`` on ``engine``."""
@@ -33,37 +38,82 @@ def time_engine(sc: twin.Scenario, engine: str, seed: int) -> tuple[int, float]:
     return m.engine.counters.created, time.perf_counter() - t0
 
 
+def mmc_scenario(customers: int) -> twin.Scenario:
+    """``erlang_c`` (one warehouse, c = 8 exponential pickers at rho = 0.85, one-line orders)
+    sped up 10x in model time (100 lines/h per AGV, 680 orders/h) so ``customers`` orders fit
+    in the horizon, as one model tick: the kernel's own speed, not the per-tick agent work."""
+    mu = 100.0
+    lam = MMC_RHO * MMC_SERVERS * mu
+    horizon = customers / lam
+    return twin.load_scenario("erlang_c", {
+        "horizon_h": horizon, "drain_h": 10, "tick_h": horizon + 10, "demand.base_rate_per_h": lam,
+        "warehouses.shanghai.pick.lines_per_agv_h": mu})
+
+
+def _row(name: str, runs: list[tuple[int, float]]) -> tuple[str, int, float, float]:
+    return (name, int(statistics.median(r[0] for r in runs)), statistics.median(r[1] for r in runs),
+            statistics.median(r[0] / r[1] for r in runs))
+
+
+def _print(rows: list[tuple[str, int, float, float]]) -> None:
+    print(f"{'model':<48} {'orders':>10} {'wall s':>8} {'orders/s':>12}")
+    for name, n, wall, rate in rows:
+        print(f"{name:<48} {n:>10,} {wall:>8.3f} {rate:>12,.0f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--simpy-repeats", type=int, default=3, help="repeats of the (slow) simpy engine run")
     p.add_argument("--scale", type=float, default=1.0, help="scale singles_day (demand and capacity)")
     p.add_argument("--engines", nargs="*", default=list(ENGINES))
+    p.add_argument("--mmc-customers", type=int, default=1_000_000)
+    p.add_argument("--plain-customers", type=int, default=200_000, help="customers of the plain SimPy M/M/c")
     a = p.parse_args(argv)
+
+    # -- the engines on singles_day
     sc = twin.load_scenario("singles_day")
     if a.scale != 1.0:
         sc = scale_scenario(sc, a.scale)
     rows = []
-    n_orders = None
+    rate = {}
     for engine in a.engines:
-        runs = [time_engine(sc, engine, seed) for seed in range(a.repeats)]
-        n = int(statistics.median(r[0] for r in runs))
-        rate = statistics.median(r[0] / r[1] for r in runs)
-        rows.append((f"{engine} engine, singles_day", n, statistics.median(r[1] for r in runs), rate))
-        n_orders = n_orders or n
-    plain = [run_plain_mmc(n_orders, servers=8, utilization=0.85, seed=s) for s in range(a.repeats)]
-    rows.append(("plain SimPy M/M/c (c=8, rho=0.85)", n_orders, statistics.median(r["wall_s"] for r in plain),
-                 statistics.median(r["per_s"] for r in plain)))
-    print(f"{'model':<40} {'orders':>10} {'wall s':>8} {'orders/s':>12}")
-    for name, n, wall, rate in rows:
-        print(f"{name:<40} {n:>10,} {wall:>8.2f} {rate:>12,.0f}")
-    plain_rate = rows[-1][3]
-    print()
-    for name, _, _, rate in rows[:-1]:
-        print(f"{name}: {rate / plain_rate:.3f}x plain SimPy M/M/c")
-    if len(rows) > 2:
-        base = rows[0][3]
-        for name, _, _, rate in rows[1:-1]:
-            print(f"{name}: {rate / base:.1f}x {rows[0][0]}")
+        reps = a.simpy_repeats if engine == "simpy" else a.repeats
+        rows.append(_row(f"{engine} engine, singles_day x{a.scale:g}", [time_engine(sc, engine, s) for s in range(reps)]))
+        rate[engine] = rows[-1][3]
+    print(f"== singles_day (x{a.scale:g}): build + run + records, medians of {a.repeats} (simpy: {a.simpy_repeats})")
+    _print(rows)
+    if "kernel" in rate and "simpy" in rate:
+        r = rate["kernel"] / rate["simpy"]
+        print(f"kernel / simpy engine: {r:.1f}x (goal >= 50x: {'met' if r >= 50 else 'MISSED'}); "
+              f"kernel {rate['kernel'] / 1e6:.2f}M orders/s (goal >= 1M/s: "
+              f"{'met' if rate['kernel'] >= 1e6 else 'MISSED'})")
+
+    # -- M/M/c: the kernel on erlang_c vs plain SimPy vs a tight typed-Cython loop
+    if "kernel" in a.engines:
+        from ext._mmc_tight import run_mmc
+
+        msc = mmc_scenario(a.mmc_customers)
+        kern = [time_engine(msc, "kernel", s) for s in range(a.repeats)]
+        tight = [run_mmc(a.mmc_customers, MMC_SERVERS, MMC_RHO, s) for s in range(a.repeats)]
+        plain = [run_plain_mmc(a.plain_customers, MMC_SERVERS, MMC_RHO, s) for s in range(min(a.repeats, 3))]
+        mrows = [
+            _row("kernel engine, erlang_c (M/M/8, rho 0.85)", kern),
+            _row("tight typed-Cython M/M/8 loop", [(r["customers"], r["wall_s"]) for r in tight]),
+            _row("plain SimPy M/M/8", [(r["customers"], r["wall_s"]) for r in plain]),
+        ]
+        print(f"\n== M/M/c (c = {MMC_SERVERS}, rho = {MMC_RHO}): medians of {a.repeats} (plain SimPy: {len(plain)})")
+        _print(mrows)
+        k, t, s = (r[3] for r in mrows)
+        print(f"tight loop / kernel: {t / k:.2f}x (goal <= 3x: {'met' if t / k <= 3 else 'MISSED'}); "
+              f"kernel / plain SimPy: {k / s:.1f}x; tight loop / plain SimPy: {t / s:.1f}x")
+        print(f"mean wait (mean service times): tight loop {statistics.median(r['mean_wait'] for r in tight):.4f}, "
+              f"plain SimPy {statistics.median(r['mean_wait'] for r in plain):.4f} "
+              f"(Erlang C 0.4771)")
+    elif "simpy" in rate:  # the reference engine against plain SimPy on the same number of orders
+        n = rows[0][1]
+        plain = [run_plain_mmc(n, MMC_SERVERS, MMC_RHO, s) for s in range(a.simpy_repeats)]
+        _print([_row("plain SimPy M/M/c (c=8, rho=0.85)", [(r["customers"], r["wall_s"]) for r in plain])])
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def test_builtin_loads_and_describes_itself(name: str) -> None:
     assert keys[:2] == ["name", "description"]
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTINS if n != "erlang_c"])
+@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in ("erlang_c", "national_peak")])
 def test_network_scenarios_use_real_geography(name: str) -> None:
     sc = load_scenario(name)
     assert 6 <= len(sc.warehouses) <= 8
@@ -244,3 +244,18 @@ def test_override_bad_value_is_reported_with_its_path() -> None:
 def test_override_without_equals_sign() -> None:
     with pytest.raises(ScenarioError, match="expected KEY=VALUE"):
         load_scenario("baseline", ["warehouses.shanghai.pick.agvs"])
+
+
+def test_national_peak_is_a_national_ten_million_order_day() -> None:
+    sc = load_scenario("national_peak")
+    assert len(sc.warehouses) == 37
+    for w in sc.warehouses:  # real hubs in China (Urumqi and Lhasa included)
+        assert 18 <= w.lat <= 47 and 85 <= w.lon <= 127, w
+    assert len(scenarios.expand_regions(sc.regions)) == 31
+    assert 10 <= sum(w.cold_storage for w in sc.warehouses) <= 14
+    d = sc.demand
+    assert sc.horizon_h == 24 and sc.drain_h <= 12 and d.profile == [(0.0, 1.0)]
+    assert d.base_rate_per_h * sc.horizon_h == pytest.approx(10e6, rel=0.05)  # the diurnal cycle averages to 1
+    jd = next(c for c in sc.carriers if c.name == "jd_cold")
+    assert set(jd.warehouses) == {w.name for w in sc.warehouses if w.cold_storage}
+

@@ -18,7 +18,7 @@ from twin.state import State
 
 __all__ = ["FulfillmentModel", "ENGINES"]
 
-ENGINES = ("simpy",)
+ENGINES = ("kernel", "simpy")
 
 
 class FulfillmentModel(mesa.Model):
@@ -32,13 +32,17 @@ class FulfillmentModel(mesa.Model):
     Args:
         scenario: a validated scenario.
         seed: seeds the run's one ``numpy.random.Generator`` (``self.rng``).
-        engine: ``"simpy"``.
+        engine: ``"kernel"`` (the Cython engine, the default) or ``"simpy"`` (the reference).
         routing: a routing policy to use instead of the scenario's.
         reallocation: a reallocation policy to use instead of the scenario's.
+        routing_interval_h: kernel engine only: Python routing policies (other than the
+            built-in score and share policies) route the orders of each interval of this
+            length in one batch.
     """
 
-    def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "simpy",
-                 routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None) -> None:
+    def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "kernel",
+                 routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None,
+                 routing_interval_h: float = 0.25) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -65,9 +69,14 @@ class FulfillmentModel(mesa.Model):
         self.supplier = SupplierAgent(self)
         self.reallocator = ReallocationAgent(self)
 
-        from twin.engine_simpy import SimPyEngine
+        if engine == "kernel":
+            from twin.engine_kernel import KernelEngine
 
-        self.engine = SimPyEngine(self)
+            self.engine = KernelEngine(self, routing_interval_h=routing_interval_h)
+        else:
+            from twin.engine_simpy import SimPyEngine
+
+            self.engine = SimPyEngine(self)
         self.disruption = DisruptionAgent(self)  # after the engine: it notifies it at once
         self._last_busy = np.zeros(W)
         self._last_cap = np.zeros(W)

@@ -143,8 +143,14 @@ def orders_frame(col: dict[str, np.ndarray], net: Network, end_time: float) -> p
     """The users' table from integer-coded columns, sorted by order then shipment, with the
     derived ``cold_violation`` flag: a cold shipment held at a warehouse (from routing until it
     left) while that warehouse's cold storage had failed."""
-    order = np.lexsort((col["shipment_id"], col["order_id"]))
-    c = {k: v[order] for k, v in col.items()}
+    oid, sid = col["order_id"], col["shipment_id"]
+    d = np.diff(oid)
+    if (d >= 0).all() and ((d > 0) | (np.diff(sid) > 0)).all():
+        c = col  # already sorted (the kernel engine writes them so): no copy
+    else:
+        order = np.lexsort((sid, oid))
+        c = {k: v[order] for k, v in col.items()}
+    del d
     sc = net.scenario
     df = pd.DataFrame({
         "order_id": c["order_id"],

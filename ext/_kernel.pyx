@@ -1,0 +1,1243 @@
+# cython: language_level=3
+"""The ``kernel`` engine's order flow in typed Cython: no Python call per order.
+
+Arrival -> routing (stock reserved at once) -> pick queue (c(t) servers, FIFO) -> pack queue ->
+carrier departure with capacity (reefer for cold chain; lanes into closed regions wait) ->
+transit (x weather) -> delivery, on one event calendar. The semantics are those of
+``twin/engine_simpy.py`` (the reference); :class:`twin.engine_kernel.KernelEngine` is the Python
+wrapper that builds the tables, validates them and drives this kernel between agent events.
+
+The kernel reads and writes the State arrays through typed memoryviews on the same numpy
+arrays (never copies). Routing runs inside for the parameter policies (score tables with the
+optional queue term of ``Fastest``/``WeightedScore``, allocation shares); any other Python
+policy is called once per routing interval on a batch of orders (``policy.route``).
+"""
+
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memmove
+from libc.math cimport INFINITY, NAN, floor, log1p, sqrt
+
+from ext._core cimport (Ev, Heap, Rng, alias_draw, heap_pop, heap_push, rng_exponential, rng_next, rng_normal,
+                        rng_poisson, rng_scaled, rng_seed, rng_uniform)
+
+import numpy as np
+
+__all__ = ["Kernel", "build_alias", "heap_trace", "sample", "raw_u64"]
+
+# event codes (the low 3 bits of an event's data; the payload is above them)
+cdef enum:
+    EV_PICK_END = 0
+    EV_PACK_END = 1
+    EV_DEPART = 2
+    EV_RETRY = 3
+    EV_GIVEUP = 4
+    EV_BATCH = 5
+
+# route modes
+cdef enum:
+    MODE_STATIC = 0
+    MODE_DYNAMIC = 1
+    MODE_SHARES = 2
+    MODE_BATCH = 3
+
+# statuses (twin.records.STATUS_NAMES)
+cdef enum:
+    ST_QUEUED = 0
+    ST_PICKING = 1
+    ST_PACKING = 2
+    ST_AWAITING = 3
+    ST_TRANSIT = 4
+    ST_DELIVERED = 5
+    ST_LOST = 6
+    ST_BACKORDERED = 7
+
+
+cdef struct Fifo:
+    int64_t* buf
+    Py_ssize_t cap
+    Py_ssize_t head
+    Py_ssize_t n
+
+
+cdef struct Vec:
+    int64_t* buf
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef void* _grow(void* p, Py_ssize_t n, size_t size) except NULL:
+    cdef void* q = realloc(p, (n if n > 0 else 1) * size)
+    if q == NULL:
+        raise MemoryError(f"kernel: out of memory growing an array to {n} items")
+    return q
+
+
+cdef int fifo_push(Fifo* q, int64_t x) except -1:
+    cdef Py_ssize_t i, newcap
+    cdef int64_t* nb
+    if q.n == q.cap:
+        newcap = 16 if q.cap < 16 else 2 * q.cap
+        nb = <int64_t*>_grow(NULL, newcap, sizeof(int64_t))
+        for i in range(q.n):
+            nb[i] = q.buf[(q.head + i) % q.cap]
+        free(q.buf)
+        q.buf = nb
+        q.cap = newcap
+        q.head = 0
+    i = q.head + q.n
+    if i >= q.cap:
+        i -= q.cap
+    q.buf[i] = x
+    q.n += 1
+    return 0
+
+
+cdef inline int64_t fifo_pop(Fifo* q) noexcept:
+    cdef int64_t x = q.buf[q.head]
+    q.head += 1
+    if q.head == q.cap:
+        q.head = 0
+    q.n -= 1
+    return x
+
+
+cdef int vec_push(Vec* v, int64_t x) except -1:
+    if v.n == v.cap:
+        v.cap = 16 if v.cap < 16 else 2 * v.cap
+        v.buf = <int64_t*>_grow(v.buf, v.cap, sizeof(int64_t))
+    v.buf[v.n] = x
+    v.n += 1
+    return 0
+
+
+cdef inline Py_ssize_t _bisect_right(const double* a, Py_ssize_t n, double x) noexcept:
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if x < a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def build_alias(p):
+    """Walker/Vose alias tables ``(prob, alias)`` of the categorical law ``p`` (normalised here)."""
+    cdef double[::1] q = np.asarray(p, dtype=np.float64) / np.sum(p) * len(p)
+    cdef Py_ssize_t n = q.shape[0], i, s, l, ns = 0, nl = 0
+    prob_a = np.ones(n, dtype=np.float64)
+    alias_a = np.arange(n, dtype=np.int32)
+    cdef double[::1] prob = prob_a
+    cdef int32_t[::1] alias = alias_a
+    cdef int64_t[::1] small = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] large = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        if q[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        l = large[nl - 1]
+        prob[s] = q[s]
+        alias[s] = <int>l
+        q[l] = (q[l] + q[s]) - 1.0
+        if q[l] < 1.0:
+            nl -= 1
+            small[ns] = l
+            ns += 1
+    return prob_a, alias_a
+
+
+cdef class Kernel:
+    """The order flow of one run. Built by :class:`twin.engine_kernel.KernelEngine`."""
+
+    # sizes and clock
+    cdef int W, R, C, K
+    cdef public double now
+    cdef Rng rng
+    cdef Heap heap
+    # State (views on the model's arrays)
+    cdef int64_t[:, ::1] inv
+    cdef uint8_t[::1] wh_open, cold_ok, region_open
+    cdef int64_t[::1] pick_servers, backlog
+    cdef double[::1] transit_mult, cap_mult
+    # routing
+    cdef int mode
+    cdef bint allow_split
+    cdef double[:, :, ::1] static_score
+    cdef int32_t[:, :, ::1] pref
+    cdef int32_t[:, ::1] npref
+    cdef int64_t[:, :, ::1] lane_carrier
+    cdef double[::1] pick_h
+    cdef double dyn_a, dyn_b
+    cdef double[:, ::1] shares
+    cdef object policy, policy_label, state_obj, batch_cls, wh_names
+    cdef double route_interval
+    cdef bint batch_scheduled
+    # demand
+    cdef double cold_share, lam_lines, exp_neg_lam
+    cdef double[::1] amb_prob, cold_prob, sl_cum, sl_promise
+    cdef int32_t[::1] amb_alias, cold_alias
+    cdef int64_t[::1] amb_sku, cold_sku
+    cdef long n_amb, n_cold
+    cdef bint backorder
+    cdef double retry_h, max_h
+    # stations and lanes
+    cdef int32_t[::1] pick_kind, pack_kind, tr_kind
+    cdef double[::1] pick_mean, pick_sigma, pick_mu, pack_mean, pack_sigma, pack_mu, tr_sigma, tr_mu
+    cdef int64_t[::1] pack_cap, car_cap, car_reefer
+    cdef double[::1] dep_interval
+    cdef double[:, :, ::1] transit_mean
+    cdef long* p_busy
+    cdef long* p_cap
+    cdef double* p_busy_area
+    cdef double* p_cap_area
+    cdef double* p_last
+    cdef long* k_busy
+    cdef Fifo* pick_q
+    cdef Fifo* pack_q
+    cdef Vec* docks
+    # parcels in transit: (delivery time, shipment), unordered; see _flush
+    cdef Py_ssize_t n_d, cap_d
+    cdef double* d_t
+    cdef int64_t* d_sid
+    # arrivals of the current window
+    cdef double* arr_cum
+    cdef double arr_total, arr_end, next_arr
+    # counters
+    cdef public int64_t created, delivered, on_time, lost
+    # order records
+    cdef Py_ssize_t cap_o
+    cdef int64_t* o_first
+    cdef int16_t* o_region
+    cdef uint8_t* o_cold
+    cdef uint8_t* o_service
+    cdef int8_t* o_status
+    cdef int32_t* o_remaining
+    cdef int32_t* o_nship
+    cdef int32_t* o_lines
+    cdef double* o_created
+    # shipment records
+    cdef Py_ssize_t n_s, cap_s
+    cdef int64_t* s_order
+    cdef int16_t* s_wh
+    cdef int16_t* s_car
+    cdef int8_t* s_status
+    cdef int32_t* s_lines
+    cdef double* s_routed
+    cdef double* s_pstart
+    cdef double* s_pend
+    cdef double* s_shipped
+    cdef double* s_delivered
+    # held orders (backorders): their lines
+    cdef Py_ssize_t n_bo, cap_bo, n_bl, cap_bl
+    cdef int64_t* bo_order
+    cdef int64_t* bo_ls
+    cdef int64_t* bo_n
+    cdef int64_t* bl_sku
+    cdef int64_t* bl_qty
+    # the batch being gathered (batch mode)
+    cdef Py_ssize_t n_bt, cap_bt, n_btl, cap_btl
+    cdef int64_t* bt_order
+    cdef int64_t* bt_bo
+    cdef int64_t* bt_ls
+    cdef int64_t* bt_sku
+    cdef int64_t* bt_qty
+    # scratch for one order's lines
+    cdef Py_ssize_t cap_l
+    cdef int64_t* l_sku
+    cdef int64_t* l_qty
+    cdef int64_t* l_wh
+    cdef uint8_t* l_left
+    cdef uint8_t* feas
+    cdef double* score
+    cdef double* share_tmp
+
+    def __cinit__(self):
+        self.heap.a = NULL
+        self.heap.n = self.heap.cap = 0
+        self.heap.seq = 0
+
+    def __init__(self, *, uint64_t seed, state, tables: dict):
+        """``state``: the model's :class:`twin.state.State`; ``tables``: the prepared scenario
+        tables (see ``KernelEngine._tables``)."""
+        cdef int w, c
+        t = tables
+        self.W, self.R, self.C = t["W"], t["R"], t["C"]
+        if self.W > 32000 or self.C > 32000:
+            raise ValueError(f"kernel: at most 32000 warehouses and carriers, got {self.W} and {self.C}")
+        rng_seed(&self.rng, seed)
+        self.now = 0.0
+        self.state_obj = state
+        self.inv = state.inventory
+        self.wh_open = state.wh_open.view(np.uint8)
+        self.cold_ok = state.cold_ok.view(np.uint8)
+        self.region_open = state.region_open.view(np.uint8)
+        self.pick_servers = state.pick_servers
+        self.backlog = state.backlog
+        self.transit_mult = state.region_transit_mult
+        self.cap_mult = state.carrier_capacity_mult
+        # routing
+        self.mode = t["mode"]
+        self.allow_split = t["allow_split"]
+        self.static_score = t["static_score"]
+        self.pref = t["pref"]
+        self.npref = t["npref"]
+        self.lane_carrier = t["lane_carrier"]
+        self.pick_h = t["pick_h"]
+        self.dyn_a, self.dyn_b = t["dyn_a"], t["dyn_b"]
+        self.shares = t["shares"]
+        self.policy = t["policy"]
+        self.policy_label = t["policy_label"]
+        self.batch_cls = t["batch_cls"]
+        self.wh_names = list(t["wh_names"])
+        self.route_interval = t["route_interval"]
+        # demand
+        self.cold_share = t["cold_share"]
+        self.lam_lines = t["lam_lines"]
+        self.exp_neg_lam = np.exp(-self.lam_lines)
+        self.amb_prob, self.amb_alias, self.amb_sku = t["amb_prob"], t["amb_alias"], t["amb_sku"]
+        self.cold_prob, self.cold_alias, self.cold_sku = t["cold_prob"], t["cold_alias"], t["cold_sku"]
+        self.n_amb, self.n_cold = self.amb_sku.shape[0], self.cold_sku.shape[0]
+        self.sl_cum, self.sl_promise = t["sl_cum"], t["sl_promise"]
+        self.K = self.sl_cum.shape[0]
+        self.backorder = t["backorder"]
+        self.retry_h, self.max_h = t["retry_h"], t["max_h"]
+        # stations and lanes
+        self.pick_kind, self.pick_mean, self.pick_sigma, self.pick_mu = (
+            t["pick_kind"], t["pick_mean"], t["pick_sigma"], t["pick_mu"])
+        self.pack_kind, self.pack_mean, self.pack_sigma, self.pack_mu, self.pack_cap = (
+            t["pack_kind"], t["pack_mean"], t["pack_sigma"], t["pack_mu"], t["pack_cap"])
+        self.tr_kind, self.tr_sigma, self.tr_mu = t["tr_kind"], t["tr_sigma"], t["tr_mu"]
+        self.transit_mean = t["transit_mean"]
+        self.car_cap, self.car_reefer, self.dep_interval = t["car_cap"], t["car_reefer"], t["dep_interval"]
+        W, C = self.W, self.C
+        self.p_busy = <long*>_grow(NULL, W, sizeof(long))
+        self.p_cap = <long*>_grow(NULL, W, sizeof(long))
+        self.k_busy = <long*>_grow(NULL, W, sizeof(long))
+        self.p_busy_area = <double*>_grow(NULL, W, sizeof(double))
+        self.p_cap_area = <double*>_grow(NULL, W, sizeof(double))
+        self.p_last = <double*>_grow(NULL, W, sizeof(double))
+        self.pick_q = <Fifo*>_grow(NULL, W, sizeof(Fifo))
+        self.pack_q = <Fifo*>_grow(NULL, W, sizeof(Fifo))
+        self.docks = <Vec*>_grow(NULL, W * C, sizeof(Vec))
+        self.arr_cum = <double*>_grow(NULL, self.R, sizeof(double))
+        self.score = <double*>_grow(NULL, W, sizeof(double))
+        self.share_tmp = <double*>_grow(NULL, W, sizeof(double))
+        for w in range(W):
+            self.p_busy[w] = 0
+            self.k_busy[w] = 0
+            self.p_cap[w] = self.pick_servers[w] if self.wh_open[w] else 0
+            self.p_busy_area[w] = 0.0
+            self.p_cap_area[w] = 0.0
+            self.p_last[w] = 0.0
+            self.pick_q[w].buf = NULL
+            self.pick_q[w].cap = self.pick_q[w].head = self.pick_q[w].n = 0
+            self.pack_q[w].buf = NULL
+            self.pack_q[w].cap = self.pack_q[w].head = self.pack_q[w].n = 0
+        for w in range(W * C):
+            self.docks[w].buf = NULL
+            self.docks[w].n = self.docks[w].cap = 0
+        self.arr_total = 0.0
+        self.arr_end = 0.0
+        self.next_arr = INFINITY
+        self._ensure_lines(16)
+        first = t["dep_first"]
+        active = t["dock_active"]  # [C, W] bool
+        for c in range(C):
+            for w in range(W):
+                if active[c, w]:
+                    heap_push(&self.heap, first[c], (<int64_t>(c * W + w)) * 8 + EV_DEPART)
+
+    def __dealloc__(self):
+        cdef int i
+        self._free_records()
+        free(self.heap.a)
+        if self.pick_q != NULL:
+            for i in range(self.W):
+                free(self.pick_q[i].buf)
+                free(self.pack_q[i].buf)
+        if self.docks != NULL:
+            for i in range(self.W * self.C):
+                free(self.docks[i].buf)
+        free(self.pick_q)
+        free(self.pack_q)
+        free(self.docks)
+        free(self.p_busy)
+        free(self.p_cap)
+        free(self.k_busy)
+        free(self.p_busy_area)
+        free(self.p_cap_area)
+        free(self.p_last)
+        free(self.arr_cum)
+        free(self.d_t)
+        free(self.d_sid)
+        free(self.score)
+        free(self.share_tmp)
+        free(self.bo_order)
+        free(self.bo_ls)
+        free(self.bo_n)
+        free(self.bl_sku)
+        free(self.bl_qty)
+        free(self.bt_order)
+        free(self.bt_bo)
+        free(self.bt_ls)
+        free(self.bt_sku)
+        free(self.bt_qty)
+        free(self.l_sku)
+        free(self.l_qty)
+        free(self.l_wh)
+        free(self.l_left)
+        free(self.feas)
+
+    cdef void _free_records(self) noexcept:
+        free(self.o_first); free(self.o_region); free(self.o_cold); free(self.o_service); free(self.o_status)
+        free(self.o_remaining); free(self.o_nship); free(self.o_lines); free(self.o_created)
+        free(self.s_order); free(self.s_wh); free(self.s_car); free(self.s_status); free(self.s_lines)
+        free(self.s_routed); free(self.s_pstart); free(self.s_pend); free(self.s_shipped); free(self.s_delivered)
+        self.o_first = NULL; self.o_region = NULL; self.o_cold = NULL; self.o_service = NULL
+        self.o_status = NULL; self.o_remaining = NULL; self.o_nship = NULL; self.o_lines = NULL
+        self.o_created = NULL; self.s_order = NULL; self.s_wh = NULL; self.s_car = NULL; self.s_status = NULL
+        self.s_lines = NULL; self.s_routed = NULL; self.s_pstart = NULL; self.s_pend = NULL
+        self.s_shipped = NULL; self.s_delivered = NULL
+        self.cap_o = 0
+        self.cap_s = 0
+
+    # ------------------------------------------------------------------ storage
+    cdef int _ensure_lines(self, Py_ssize_t n) except -1:
+        if n <= self.cap_l:
+            return 0
+        n = max(n, 2 * self.cap_l)
+        self.l_sku = <int64_t*>_grow(self.l_sku, n, sizeof(int64_t))
+        self.l_qty = <int64_t*>_grow(self.l_qty, n, sizeof(int64_t))
+        self.l_wh = <int64_t*>_grow(self.l_wh, n, sizeof(int64_t))
+        self.l_left = <uint8_t*>_grow(self.l_left, n, sizeof(uint8_t))
+        self.feas = <uint8_t*>_grow(self.feas, n * self.W, sizeof(uint8_t))
+        self.cap_l = n
+        return 0
+
+    cdef int _grow_orders(self) except -1:
+        cdef Py_ssize_t n = 4096 if self.cap_o < 4096 else 2 * self.cap_o
+        self.o_first = <int64_t*>_grow(self.o_first, n, sizeof(int64_t))
+        self.o_region = <int16_t*>_grow(self.o_region, n, sizeof(int16_t))
+        self.o_cold = <uint8_t*>_grow(self.o_cold, n, sizeof(uint8_t))
+        self.o_service = <uint8_t*>_grow(self.o_service, n, sizeof(uint8_t))
+        self.o_status = <int8_t*>_grow(self.o_status, n, sizeof(int8_t))
+        self.o_remaining = <int32_t*>_grow(self.o_remaining, n, sizeof(int32_t))
+        self.o_nship = <int32_t*>_grow(self.o_nship, n, sizeof(int32_t))
+        self.o_lines = <int32_t*>_grow(self.o_lines, n, sizeof(int32_t))
+        self.o_created = <double*>_grow(self.o_created, n, sizeof(double))
+        self.cap_o = n
+        return 0
+
+    cdef int _grow_ships(self) except -1:
+        cdef Py_ssize_t n = 4096 if self.cap_s < 4096 else 2 * self.cap_s
+        self.s_order = <int64_t*>_grow(self.s_order, n, sizeof(int64_t))
+        self.s_wh = <int16_t*>_grow(self.s_wh, n, sizeof(int16_t))
+        self.s_car = <int16_t*>_grow(self.s_car, n, sizeof(int16_t))
+        self.s_status = <int8_t*>_grow(self.s_status, n, sizeof(int8_t))
+        self.s_lines = <int32_t*>_grow(self.s_lines, n, sizeof(int32_t))
+        self.s_routed = <double*>_grow(self.s_routed, n, sizeof(double))
+        self.s_pstart = <double*>_grow(self.s_pstart, n, sizeof(double))
+        self.s_pend = <double*>_grow(self.s_pend, n, sizeof(double))
+        self.s_shipped = <double*>_grow(self.s_shipped, n, sizeof(double))
+        self.s_delivered = <double*>_grow(self.s_delivered, n, sizeof(double))
+        self.cap_s = n
+        return 0
+
+    def storage_bytes(self) -> tuple:
+        """``(bytes allocated for order and shipment records, shipment records, orders)``."""
+        per_order = 8 + 2 + 1 + 1 + 1 + 4 + 4 + 4 + 8
+        per_ship = 8 + 2 + 2 + 1 + 4 + 5 * 8
+        return self.cap_o * per_order + self.cap_s * per_ship, self.n_s, self.created
+
+    # ------------------------------------------------------------------ driving
+    def start_arrivals(self, double t0, double t1, rates) -> None:
+        """Orders arrive in ``[t0, t1)`` at ``rates`` per hour per region (read now, as the
+        reference engine does)."""
+        cdef double[::1] r = np.ascontiguousarray(rates, dtype=np.float64)
+        cdef double total = 0.0, acc = 0.0
+        cdef int i
+        for i in range(self.R):
+            total += r[i]
+        if not total > 0:
+            return
+        for i in range(self.R):
+            acc += r[i]
+            self.arr_cum[i] = acc / total
+        self.arr_total = total
+        self.arr_end = t1
+        self.next_arr = t0 + rng_exponential(&self.rng) / total
+        if self.next_arr >= t1:
+            self.next_arr = INFINITY
+
+    def set_shares(self, shares) -> None:
+        """Point the allocation-share routing at ``shares`` (``[R, W]``, rows summing to 1)."""
+        self.shares = shares
+
+    def run_until(self, double until) -> None:
+        """Process every order event before ``until``; the clock then reads ``until``."""
+        self._run(until)
+
+    def on_state_change(self) -> None:
+        """Read the pick servers again (AGVs, outages) and start waiting picks if they grew."""
+        cdef int w
+        for w in range(self.W):
+            self._account(w)
+            self.p_cap[w] = self.pick_servers[w] if self.wh_open[w] else 0
+            self._fill_pick(w)
+
+    def station_areas(self):
+        """Per warehouse: (busy pick server-hours, available pick server-hours) up to now."""
+        busy = np.empty(self.W)
+        cap = np.empty(self.W)
+        cdef int w
+        for w in range(self.W):
+            self._account(w)
+            busy[w] = self.p_busy_area[w]
+            cap[w] = self.p_cap_area[w]
+        return busy, cap
+
+    def busy_now(self):
+        return np.array([self.p_busy[w] for w in range(self.W)], dtype=np.int64)
+
+    def counters(self) -> tuple:
+        """``(created, delivered, on_time, lost)`` orders up to now."""
+        self._flush(self.now)
+        return self.created, self.delivered, self.on_time, self.lost
+
+    # ------------------------------------------------------------------ the event loop
+    cdef int _run(self, double until) except -1:
+        cdef Ev e
+        cdef double th
+        cdef int64_t code, p
+        while True:
+            th = self.heap.a[0].t if self.heap.n > 0 else INFINITY
+            if self.next_arr <= th:
+                if self.next_arr >= until:
+                    break
+                self.now = self.next_arr
+                self._arrival()
+            else:
+                if th >= until:
+                    break
+                e = heap_pop(&self.heap)
+                self.now = e.t
+                code = e.data & 7
+                p = e.data >> 3
+                if code == EV_PICK_END:
+                    self._pick_end(p)
+                elif code == EV_DEPART:
+                    self._depart(<int>p)
+                elif code == EV_PACK_END:
+                    self._pack_end(p)
+                elif code == EV_RETRY:
+                    self._retry(p)
+                elif code == EV_GIVEUP:
+                    self._lose(self.bo_order[p])
+                elif code == EV_BATCH:
+                    self._route_batch()
+        if until > self.now:
+            self.now = until
+        return 0
+
+    # ------------------------------------------------------------------ orders
+    cdef int _arrival(self) except -1:
+        cdef Py_ssize_t region = _bisect_right(self.arr_cum, self.R, rng_uniform(&self.rng))
+        if region >= self.R:
+            region = self.R - 1
+        self.next_arr = self.now + rng_exponential(&self.rng) / self.arr_total
+        if self.next_arr >= self.arr_end:
+            self.next_arr = INFINITY
+        return self._new_order(<int>region)
+
+    cdef int _new_order(self, int region) except -1:
+        cdef int64_t oid = self.created
+        cdef bint cold
+        cdef long n = 1, i
+        cdef Py_ssize_t nl = 0, j, k
+        if oid == self.cap_o:
+            self._grow_orders()
+        self.created += 1
+        cold = self.cold_share > 0 and rng_uniform(&self.rng) < self.cold_share
+        if self.lam_lines > 0:
+            n += rng_poisson(&self.rng, self.lam_lines, self.exp_neg_lam)
+        if n > self.cap_l:
+            self._ensure_lines(n)
+        for i in range(n):
+            if cold:
+                k = self.cold_sku[alias_draw(&self.rng, &self.cold_prob[0], &self.cold_alias[0], self.n_cold)]
+            else:
+                k = self.amb_sku[alias_draw(&self.rng, &self.amb_prob[0], &self.amb_alias[0], self.n_amb)]
+            for j in range(nl):
+                if self.l_sku[j] == k:
+                    self.l_qty[j] += 1
+                    break
+            else:
+                self.l_sku[nl] = k
+                self.l_qty[nl] = 1
+                nl += 1
+        k = 0
+        if self.K > 1:
+            k = _bisect_right(&self.sl_cum[0], self.K, rng_uniform(&self.rng) * self.sl_cum[self.K - 1])
+            if k >= self.K:
+                k = self.K - 1
+        self.o_first[oid] = -1
+        self.o_region[oid] = <int16_t>region
+        self.o_cold[oid] = cold
+        self.o_service[oid] = <uint8_t>k
+        self.o_status[oid] = ST_QUEUED
+        self.o_remaining[oid] = 0
+        self.o_nship[oid] = 0
+        self.o_lines[oid] = <int32_t>n
+        self.o_created[oid] = self.now
+        if self.mode == MODE_BATCH:
+            return self._batch_add(oid, -1, nl)
+        if self._route(oid, nl):
+            return self._commit(oid, nl)
+        return self._unroutable(oid, -1, nl)
+
+    cdef bint _whole_ok(self, int w, int cold, Py_ssize_t nl) noexcept:
+        cdef Py_ssize_t j
+        if not self.wh_open[w] or (cold and not self.cold_ok[w]):
+            return False
+        for j in range(nl):
+            if self.inv[w, self.l_sku[j]] < self.l_qty[j]:
+                return False
+        return True
+
+    cdef int _route(self, int64_t oid, Py_ssize_t nl) except -1:
+        """Fill ``l_wh`` for the order's lines (in ``l_sku``/``l_qty``); 1 if it can be served."""
+        cdef int r = self.o_region[oid], c = self.o_cold[oid]
+        cdef int w, i, best = -1, n = self.npref[c, r]
+        cdef double s, best_s = INFINITY, tot = 0.0, u, sh
+        cdef Py_ssize_t j
+        if self.mode == MODE_STATIC:
+            for i in range(n):
+                w = self.pref[c, r, i]
+                if self._whole_ok(w, c, nl):
+                    best = w
+                    break
+        elif self.mode == MODE_DYNAMIC:
+            self._dynamic_scores(c, r)
+            for i in range(n):  # the score order, ties to the static order (a stable sort)
+                w = self.pref[c, r, i]
+                s = self.score[w]
+                if s < best_s and self._whole_ok(w, c, nl):
+                    best = w
+                    best_s = s
+        else:  # allocation shares: a draw among the warehouses that can serve it whole
+            for w in range(self.W):
+                sh = self.shares[r, w]
+                if sh > 0 and self.static_score[c, r, w] < INFINITY and self._whole_ok(w, c, nl):
+                    self.share_tmp[w] = sh
+                    tot += sh
+                    best = w  # the last feasible one, in case of round-off below
+                else:
+                    self.share_tmp[w] = 0.0
+            if tot > 0:
+                u = rng_uniform(&self.rng) * tot
+                for w in range(self.W):
+                    sh = self.share_tmp[w]
+                    if sh > 0:
+                        if u < sh:
+                            best = w
+                            break
+                        u -= sh
+        if best >= 0:
+            for j in range(nl):
+                self.l_wh[j] = best
+            return 1
+        if not self.allow_split or nl == 1:
+            return 0
+        if self.mode == MODE_STATIC:
+            for w in range(self.W):
+                self.score[w] = self.static_score[c, r, w]
+        elif self.mode == MODE_SHARES:  # the exponential race of AllocationShares.scores
+            for w in range(self.W):
+                sh = self.shares[r, w]
+                if sh > 0 and self.static_score[c, r, w] < INFINITY:
+                    self.score[w] = rng_exponential(&self.rng) / sh
+                else:
+                    self.score[w] = INFINITY
+        return self._split(c, nl)
+
+    cdef void _dynamic_scores(self, int c, int r) noexcept:
+        """``score = static + dyn_a * (backlog * pick_h / max(servers, 1) + pick_h) / dyn_b``
+        (Fastest.dynamic_score, and WeightedScore's scaling of it)."""
+        cdef int w
+        cdef long srv
+        cdef double d
+        for w in range(self.W):
+            srv = self.pick_servers[w]
+            if srv < 1:
+                srv = 1
+            d = self.backlog[w] * self.pick_h[w] / srv + self.pick_h[w]
+            self.score[w] = self.static_score[c, r, w] + self.dyn_a * d / self.dyn_b
+
+    cdef int _split(self, int c, Py_ssize_t nl) except -1:
+        """``assign_order`` when no warehouse can serve the whole order: lines go greedily to
+        the warehouse covering most remaining lines, ties to the better score, then the lower
+        index. 0 if some line has no feasible warehouse."""
+        cdef int w, bw
+        cdef Py_ssize_t j, cov, bc, left = nl
+        cdef bint okw, any_ok
+        cdef double bs
+        cdef int W = self.W
+        for w in range(W):
+            okw = self.wh_open[w] and (not c or self.cold_ok[w]) and self.score[w] < INFINITY
+            for j in range(nl):
+                self.feas[w * nl + j] = okw and self.inv[w, self.l_sku[j]] >= self.l_qty[j]
+        for j in range(nl):
+            any_ok = False
+            for w in range(W):
+                if self.feas[w * nl + j]:
+                    any_ok = True
+                    break
+            if not any_ok:
+                return 0
+            self.l_left[j] = 1
+        while left > 0:
+            bw = -1
+            bc = 0
+            bs = INFINITY
+            for w in range(W):
+                cov = 0
+                for j in range(nl):
+                    if self.l_left[j] and self.feas[w * nl + j]:
+                        cov += 1
+                if cov > bc or (cov == bc and cov > 0 and self.score[w] < bs):
+                    bw = w
+                    bc = cov
+                    bs = self.score[w]
+            for j in range(nl):
+                if self.l_left[j] and self.feas[bw * nl + j]:
+                    self.l_wh[j] = bw
+                    self.l_left[j] = 0
+            left -= bc
+        return 1
+
+    cdef int _commit(self, int64_t oid, Py_ssize_t nl) except -1:
+        """Reserve the stock of the routed lines and start one shipment per warehouse (in
+        warehouse order)."""
+        cdef int r = self.o_region[oid], c = self.o_cold[oid]
+        cdef Py_ssize_t j
+        cdef int64_t cur = -1, nxt, lines, first = self.n_s, sid
+        for j in range(nl):
+            self.inv[self.l_wh[j], self.l_sku[j]] -= self.l_qty[j]
+        self.o_first[oid] = first
+        for j in range(1, nl):
+            if self.l_wh[j] != self.l_wh[0]:
+                break
+        else:  # the whole order from one warehouse
+            lines = 0
+            for j in range(nl):
+                lines += self.l_qty[j]
+            self._new_ship(oid, <int>self.l_wh[0], <int>self.lane_carrier[c, self.l_wh[0], r], lines)
+            return self._arrive_pick(first)
+        while True:
+            nxt = self.W
+            for j in range(nl):
+                if cur < self.l_wh[j] < nxt:
+                    nxt = self.l_wh[j]
+            if nxt == self.W:
+                break
+            lines = 0
+            for j in range(nl):
+                if self.l_wh[j] == nxt:
+                    lines += self.l_qty[j]
+            self._new_ship(oid, <int>nxt, <int>self.lane_carrier[c, nxt, r], lines)
+            cur = nxt
+        for sid in range(first, self.n_s):
+            self._arrive_pick(sid)
+        return 0
+
+    cdef int _new_ship(self, int64_t oid, int w, int car, int64_t lines) except -1:
+        cdef int64_t sid = self.n_s
+        if sid == self.cap_s:
+            self._grow_ships()
+        self.n_s += 1
+        self.s_order[sid] = oid
+        self.s_wh[sid] = <int16_t>w
+        self.s_car[sid] = <int16_t>car
+        self.s_status[sid] = ST_QUEUED
+        self.s_lines[sid] = <int32_t>lines
+        self.s_routed[sid] = self.now
+        self.s_pstart[sid] = NAN
+        self.s_pend[sid] = NAN
+        self.s_shipped[sid] = NAN
+        self.s_delivered[sid] = NAN
+        self.o_remaining[oid] += 1
+        self.o_nship[oid] += 1
+        self.backlog[w] += 1
+        return 0
+
+    cdef int _unroutable(self, int64_t oid, int64_t bo, Py_ssize_t nl) except -1:
+        """No feasible routing now: backorder (retry later) or lose, as the scenario says."""
+        cdef Py_ssize_t j
+        if not self.backorder:
+            return self._lose(oid)
+        if bo < 0:
+            if self.n_bo == self.cap_bo:
+                self.cap_bo = 64 if self.cap_bo < 64 else 2 * self.cap_bo
+                self.bo_order = <int64_t*>_grow(self.bo_order, self.cap_bo, sizeof(int64_t))
+                self.bo_ls = <int64_t*>_grow(self.bo_ls, self.cap_bo, sizeof(int64_t))
+                self.bo_n = <int64_t*>_grow(self.bo_n, self.cap_bo, sizeof(int64_t))
+            while self.n_bl + nl > self.cap_bl:
+                self.cap_bl = 256 if self.cap_bl < 256 else 2 * self.cap_bl
+                self.bl_sku = <int64_t*>_grow(self.bl_sku, self.cap_bl, sizeof(int64_t))
+                self.bl_qty = <int64_t*>_grow(self.bl_qty, self.cap_bl, sizeof(int64_t))
+            bo = self.n_bo
+            self.n_bo += 1
+            self.bo_order[bo] = oid
+            self.bo_ls[bo] = self.n_bl
+            self.bo_n[bo] = nl
+            for j in range(nl):
+                self.bl_sku[self.n_bl + j] = self.l_sku[j]
+                self.bl_qty[self.n_bl + j] = self.l_qty[j]
+            self.n_bl += nl
+        self.o_status[oid] = ST_BACKORDERED
+        cdef double give_up = self.o_created[oid] + self.max_h
+        if self.now + self.retry_h <= give_up + 1e-9:
+            heap_push(&self.heap, self.now + self.retry_h, bo * 8 + EV_RETRY)
+        else:
+            heap_push(&self.heap, give_up if give_up > self.now else self.now, bo * 8 + EV_GIVEUP)
+        return 0
+
+    cdef int _retry(self, int64_t bo) except -1:
+        cdef int64_t oid = self.bo_order[bo], a = self.bo_ls[bo]
+        cdef Py_ssize_t nl = self.bo_n[bo], j
+        self._ensure_lines(nl)
+        for j in range(nl):
+            self.l_sku[j] = self.bl_sku[a + j]
+            self.l_qty[j] = self.bl_qty[a + j]
+        if self.mode == MODE_BATCH:
+            return self._batch_add(oid, bo, nl)
+        if self._route(oid, nl):
+            return self._commit(oid, nl)
+        return self._unroutable(oid, bo, nl)
+
+    cdef int _lose(self, int64_t oid) except -1:
+        self.o_status[oid] = ST_LOST
+        self.lost += 1
+        return 0
+
+    # ------------------------------------------------------------------ batch routing
+    cdef int _batch_add(self, int64_t oid, int64_t bo, Py_ssize_t nl) except -1:
+        cdef Py_ssize_t j
+        if self.n_bt + 1 >= self.cap_bt:
+            self.cap_bt = 256 if self.cap_bt < 256 else 2 * self.cap_bt
+            self.bt_order = <int64_t*>_grow(self.bt_order, self.cap_bt, sizeof(int64_t))
+            self.bt_bo = <int64_t*>_grow(self.bt_bo, self.cap_bt, sizeof(int64_t))
+            self.bt_ls = <int64_t*>_grow(self.bt_ls, self.cap_bt + 1, sizeof(int64_t))
+        while self.n_btl + nl > self.cap_btl:
+            self.cap_btl = 512 if self.cap_btl < 512 else 2 * self.cap_btl
+            self.bt_sku = <int64_t*>_grow(self.bt_sku, self.cap_btl, sizeof(int64_t))
+            self.bt_qty = <int64_t*>_grow(self.bt_qty, self.cap_btl, sizeof(int64_t))
+        self.bt_order[self.n_bt] = oid
+        self.bt_bo[self.n_bt] = bo
+        self.bt_ls[self.n_bt] = self.n_btl
+        for j in range(nl):
+            self.bt_sku[self.n_btl + j] = self.l_sku[j]
+            self.bt_qty[self.n_btl + j] = self.l_qty[j]
+        self.n_btl += nl
+        self.n_bt += 1
+        self.bt_ls[self.n_bt] = self.n_btl
+        if not self.batch_scheduled:
+            self.batch_scheduled = True
+            heap_push(&self.heap, (floor(self.now / self.route_interval) + 1.0) * self.route_interval, EV_BATCH)
+        return 0
+
+    cdef int _route_batch(self) except -1:
+        """Route the gathered orders with one call of the Python policy, check every answer,
+        then reserve and ship exactly as it said."""
+        cdef Py_ssize_t n = self.n_bt, L = self.n_btl, i, j, a, b, nl, nneg
+        cdef int64_t oid, w, k, bo
+        cdef int c, r
+        self.batch_scheduled = False
+        if n == 0:
+            return 0
+        region = np.empty(n, dtype=np.int64)
+        cold = np.empty(n, dtype=bool)
+        cdef int64_t[::1] rg = region
+        cdef uint8_t[::1] cd = cold.view(np.uint8)
+        line_start = np.empty(n + 1, dtype=np.int64)
+        sku = np.empty(L, dtype=np.int64)
+        qty = np.empty(L, dtype=np.int64)
+        cdef int64_t[::1] ls = line_start, sk = sku, qt = qty
+        for i in range(n):
+            rg[i] = self.o_region[self.bt_order[i]]
+            cd[i] = self.o_cold[self.bt_order[i]]
+        for i in range(n + 1):
+            ls[i] = self.bt_ls[i]
+        for j in range(L):
+            sk[j] = self.bt_sku[j]
+            qt[j] = self.bt_qty[j]
+        batch = self.batch_cls(region, cold, line_start, sku, qty)
+        out = self.policy.route(batch, self.state_obj)
+        lbl = self.policy_label
+        arr = np.asarray(out)
+        if arr.shape != (L,):
+            raise ValueError(f"routing policy {lbl}: route() must return one warehouse index per order line, "
+                             f"shape ({L},); got shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"routing policy {lbl}: route() must return integer warehouse indices; "
+                             f"got dtype {arr.dtype}")
+        cdef int64_t[::1] res = np.ascontiguousarray(arr, dtype=np.int64)
+        self.n_bt = 0
+        self.n_btl = 0
+        for i in range(n):
+            oid = self.bt_order[i]
+            bo = self.bt_bo[i]
+            a = ls[i]
+            b = ls[i + 1]
+            nl = b - a
+            c = self.o_cold[oid]
+            r = self.o_region[oid]
+            self._ensure_lines(nl)
+            nneg = 0
+            for j in range(nl):
+                self.l_sku[j] = sk[a + j]
+                self.l_qty[j] = qt[a + j]
+                self.l_wh[j] = res[a + j]
+                if res[a + j] == -1:
+                    nneg += 1
+            if nneg == nl:
+                self._unroutable(oid, bo, nl)
+                continue
+            for j in range(nl):
+                w = self.l_wh[j]
+                k = self.l_sku[j]
+                where = f"routing policy {lbl} sent line {a + j} (order {oid}, sku {k}) to warehouse {w}"
+                if w < 0 or w >= self.W:
+                    raise ValueError(f"{where}: not a warehouse index; allowed: 0..{self.W - 1} "
+                                     f"({', '.join(self.wh_names)}), or -1 for every line of an order it "
+                                     f"cannot serve whole")
+                name = self.wh_names[w]
+                if not self.wh_open[w]:
+                    raise ValueError(f"{where} ({name}), which is closed at t = {self.now:g} h; allowed: the "
+                                     f"open warehouses {self._open_names()}")
+                if c and not self.cold_ok[w]:
+                    raise ValueError(f"{where} ({name}), which cannot take a cold-chain order now (no working "
+                                     f"cold storage); allowed: {self._cold_names()}")
+                if self.lane_carrier[c, w, r] < 0:
+                    raise ValueError(f"{where} ({name}), which has no carrier lane to the order's region "
+                                     f"{r}; allowed: warehouses with a lane there")
+                if self.inv[w, k] < self.l_qty[j]:
+                    raise ValueError(f"{where} ({name}), which holds {self.inv[w, k]} units of sku {k}; the "
+                                     f"line needs {self.l_qty[j]} (earlier orders of the batch reserve first)")
+            self._commit(oid, nl)
+        return 0
+
+    def _open_names(self) -> list:
+        return [self.wh_names[w] for w in range(self.W) if self.wh_open[w]]
+
+    def _cold_names(self) -> list:
+        return [self.wh_names[w] for w in range(self.W) if self.wh_open[w] and self.cold_ok[w]]
+
+    # ------------------------------------------------------------------ stations
+    cdef inline void _account(self, int w) noexcept:
+        cdef double dt = self.now - self.p_last[w]
+        if dt > 0:
+            self.p_busy_area[w] += self.p_busy[w] * dt
+            self.p_cap_area[w] += self.p_cap[w] * dt
+            self.p_last[w] = self.now
+
+    cdef int _arrive_pick(self, int64_t sid) except -1:
+        cdef int w = self.s_wh[sid]
+        if self.p_busy[w] < self.p_cap[w] and self.pick_q[w].n == 0:
+            self._account(w)
+            self.p_busy[w] += 1
+            return self._begin_pick(sid, w)
+        return fifo_push(&self.pick_q[w], sid)
+
+    cdef int _begin_pick(self, int64_t sid, int w) except -1:
+        self.s_pstart[sid] = self.now
+        self.s_status[sid] = ST_PICKING
+        cdef double dt = rng_scaled(&self.rng, self.pick_kind[w], self.pick_mean[w] * self.s_lines[sid],
+                                    self.pick_sigma[w], self.pick_mu[w])
+        return heap_push(&self.heap, self.now + dt, sid * 8 + EV_PICK_END)
+
+    cdef int _fill_pick(self, int w) except -1:
+        while self.pick_q[w].n > 0 and self.p_busy[w] < self.p_cap[w]:
+            self.p_busy[w] += 1
+            self._begin_pick(fifo_pop(&self.pick_q[w]), w)
+        return 0
+
+    cdef int _pick_end(self, int64_t sid) except -1:
+        cdef int w = self.s_wh[sid]
+        self.s_pend[sid] = self.now
+        self._account(w)
+        self.p_busy[w] -= 1
+        self._fill_pick(w)
+        self.s_status[sid] = ST_PACKING
+        if self.pack_cap[w] > 0:
+            if self.k_busy[w] < self.pack_cap[w] and self.pack_q[w].n == 0:
+                self.k_busy[w] += 1
+                return self._begin_pack(sid, w)
+            return fifo_push(&self.pack_q[w], sid)
+        return self._to_dock(sid, w)
+
+    cdef int _begin_pack(self, int64_t sid, int w) except -1:
+        cdef double dt = rng_scaled(&self.rng, self.pack_kind[w], self.pack_mean[w], self.pack_sigma[w],
+                                    self.pack_mu[w])
+        return heap_push(&self.heap, self.now + dt, sid * 8 + EV_PACK_END)
+
+    cdef int _pack_end(self, int64_t sid) except -1:
+        cdef int w = self.s_wh[sid]
+        self.k_busy[w] -= 1
+        while self.pack_q[w].n > 0 and self.k_busy[w] < self.pack_cap[w]:
+            self.k_busy[w] += 1
+            self._begin_pack(fifo_pop(&self.pack_q[w]), w)
+        return self._to_dock(sid, w)
+
+    cdef int _to_dock(self, int64_t sid, int w) except -1:
+        self.s_status[sid] = ST_AWAITING
+        return vec_push(&self.docks[self.s_car[sid] * self.W + w], sid)
+
+    # ------------------------------------------------------------------ carriers
+    cdef int _depart(self, int d) except -1:
+        """A linehaul leaves dock ``d`` = (carrier, warehouse): FIFO, ambient parcels take
+        ``capacity``, cold ones ``reefer_capacity`` (both x the State's multiplier); parcels
+        into closed regions wait."""
+        cdef int c = d // self.W, w = d % self.W
+        cdef Vec* v = &self.docks[d]
+        cdef Py_ssize_t i, keep = 0, n = v.n
+        cdef int64_t cap, reefer, sid, oid
+        cdef double mult
+        heap_push(&self.heap, self.now + self.dep_interval[c], (<int64_t>d) * 8 + EV_DEPART)
+        if n == 0 or not self.wh_open[w]:
+            return 0
+        mult = self.cap_mult[c]
+        cap = <int64_t>(self.car_cap[c] * mult)
+        reefer = <int64_t>(self.car_reefer[c] * mult)
+        for i in range(n):
+            if cap <= 0 and reefer <= 0:
+                memmove(&v.buf[keep], &v.buf[i], (n - i) * sizeof(int64_t))
+                keep += n - i
+                break
+            sid = v.buf[i]
+            oid = self.s_order[sid]
+            if not self.region_open[self.o_region[oid]]:
+                v.buf[keep] = sid
+                keep += 1
+            elif self.o_cold[oid]:
+                if reefer > 0:
+                    reefer -= 1
+                    self._ship(sid, c, w, self.o_region[oid])
+                else:
+                    v.buf[keep] = sid
+                    keep += 1
+            elif cap > 0:
+                cap -= 1
+                self._ship(sid, c, w, self.o_region[oid])
+            else:
+                v.buf[keep] = sid
+                keep += 1
+        v.n = keep
+        return 0
+
+    cdef int _ship(self, int64_t sid, int c, int w, int r) except -1:
+        self.s_shipped[sid] = self.now
+        self.s_status[sid] = ST_TRANSIT
+        self.backlog[w] -= 1
+        cdef double mean = self.transit_mean[c, w, r] * self.transit_mult[r]
+        cdef double dt = rng_scaled(&self.rng, self.tr_kind[c], mean, self.tr_sigma[c], self.tr_mu[c])
+        if self.n_d == self.cap_d:
+            self.cap_d = 1024 if self.cap_d < 1024 else 2 * self.cap_d
+            self.d_t = <double*>_grow(self.d_t, self.cap_d, sizeof(double))
+            self.d_sid = <int64_t*>_grow(self.d_sid, self.cap_d, sizeof(int64_t))
+        self.d_t[self.n_d] = self.now + dt
+        self.d_sid[self.n_d] = sid
+        self.n_d += 1
+        return 0
+
+    cdef void _flush(self, double t) noexcept:
+        """Deliver the parcels that arrive before ``t``.
+
+        A delivery changes nothing the flow depends on (only records and counters), so
+        parcels in transit wait in an unordered list instead of the event calendar, and are
+        delivered whenever someone reads the counters or the records (each model tick)."""
+        cdef Py_ssize_t i, keep = 0, n = self.n_d
+        cdef double* dt = self.d_t
+        cdef int64_t* ds = self.d_sid
+        for i in range(n):
+            if dt[i] < t:
+                self._deliver(ds[i], dt[i])
+            else:
+                dt[keep] = dt[i]
+                ds[keep] = ds[i]
+                keep += 1
+        self.n_d = keep
+
+    cdef void _deliver(self, int64_t sid, double t) noexcept:
+        cdef int64_t oid = self.s_order[sid], s, f
+        cdef double last = t
+        self.s_delivered[sid] = t
+        self.s_status[sid] = ST_DELIVERED
+        self.o_remaining[oid] -= 1
+        if self.o_remaining[oid] == 0:
+            self.o_status[oid] = ST_DELIVERED
+            self.delivered += 1
+            f = self.o_first[oid]
+            for s in range(f, f + self.o_nship[oid]):  # the order arrives with its last parcel
+                if self.s_delivered[s] > last:
+                    last = self.s_delivered[s]
+            if last <= self.o_created[oid] + self.sl_promise[self.o_service[oid]]:
+                self.on_time += 1
+
+    # ------------------------------------------------------------------ records
+    def columns(self) -> dict:
+        """The records as ``twin.records.ShipmentTable.columns()`` gives them (without cost and
+        CO2, which the wrapper adds), one row per shipment and one per order without any, sorted
+        by order then shipment."""
+        cdef Py_ssize_t n_o = self.created, no_ship = 0, rows, i, row = 0, s, f
+        if self.created > 0 and self.o_first == NULL:
+            raise RuntimeError("kernel: the records were already released")
+        self._flush(self.now)
+        for i in range(n_o):
+            if self.o_nship[i] == 0:
+                no_ship += 1
+        rows = self.n_s + no_ship
+        col = {
+            "order_id": np.empty(rows, np.int64), "shipment_id": np.empty(rows, np.int64),
+            "region": np.empty(rows, np.int32), "warehouse": np.empty(rows, np.int32),
+            "carrier": np.empty(rows, np.int32), "status": np.empty(rows, np.int8),
+            "cold_chain": np.empty(rows, bool), "service_level": np.empty(rows, np.int8),
+            "lines": np.empty(rows, np.int32), "created_at": np.empty(rows), "routed_at": np.empty(rows),
+            "pick_start": np.empty(rows), "pick_end": np.empty(rows), "shipped_at": np.empty(rows),
+            "delivered_at": np.empty(rows), "promised_at": np.empty(rows),
+        }
+        cdef int64_t[::1] c_oid = col["order_id"], c_sid = col["shipment_id"]
+        cdef int32_t[::1] c_reg = col["region"], c_wh = col["warehouse"], c_car = col["carrier"]
+        cdef int32_t[::1] c_lines = col["lines"]
+        cdef int8_t[::1] c_st = col["status"], c_sl = col["service_level"]
+        cdef uint8_t[::1] c_cold = col["cold_chain"].view(np.uint8)
+        cdef double[::1] c_cr = col["created_at"], c_ro = col["routed_at"], c_ps = col["pick_start"]
+        cdef double[::1] c_pe = col["pick_end"], c_sh = col["shipped_at"], c_de = col["delivered_at"]
+        cdef double[::1] c_pr = col["promised_at"]
+        cdef double promised
+        for i in range(n_o):
+            promised = self.o_created[i] + self.sl_promise[self.o_service[i]]
+            if self.o_nship[i] == 0:
+                c_oid[row] = i
+                c_sid[row] = -1
+                c_reg[row] = self.o_region[i]
+                c_wh[row] = -1
+                c_car[row] = -1
+                c_st[row] = self.o_status[i]
+                c_cold[row] = self.o_cold[i]
+                c_sl[row] = self.o_service[i]
+                c_lines[row] = self.o_lines[i]
+                c_cr[row] = self.o_created[i]
+                c_ro[row] = NAN
+                c_ps[row] = NAN
+                c_pe[row] = NAN
+                c_sh[row] = NAN
+                c_de[row] = NAN
+                c_pr[row] = promised
+                row += 1
+                continue
+            f = self.o_first[i]
+            for s in range(f, f + self.o_nship[i]):
+                c_oid[row] = i
+                c_sid[row] = s
+                c_reg[row] = self.o_region[i]
+                c_wh[row] = self.s_wh[s]
+                c_car[row] = self.s_car[s]
+                c_st[row] = self.s_status[s]
+                c_cold[row] = self.o_cold[i]
+                c_sl[row] = self.o_service[i]
+                c_lines[row] = self.s_lines[s]
+                c_cr[row] = self.o_created[i]
+                c_ro[row] = self.s_routed[s]
+                c_ps[row] = self.s_pstart[s]
+                c_pe[row] = self.s_pend[s]
+                c_sh[row] = self.s_shipped[s]
+                c_de[row] = self.s_delivered[s]
+                c_pr[row] = promised
+                row += 1
+        return col
+
+    def release_records(self) -> None:
+        """Free the record storage (after :meth:`columns`); counters and stations stay."""
+        self._free_records()
+
+
+# ---------------------------------------------------------------------------- test hooks
+def heap_trace(times) -> list:
+    """Push events at ``times`` (data = their index), pop them all: the indices in pop order."""
+    cdef Heap h
+    cdef Py_ssize_t i
+    h.a = NULL
+    h.n = h.cap = 0
+    h.seq = 0
+    out = []
+    try:
+        for i, t in enumerate(times):
+            heap_push(&h, float(t), i)
+        while h.n > 0:
+            out.append(heap_pop(&h).data)
+    finally:
+        free(h.a)
+    return out
+
+
+def raw_u64(uint64_t seed, Py_ssize_t n):
+    """The first ``n`` 64-bit outputs of the kernel's RNG seeded with ``seed``."""
+    cdef Rng r
+    rng_seed(&r, seed)
+    out = np.empty(n, dtype=np.uint64)
+    cdef uint64_t[::1] o = out
+    cdef Py_ssize_t i
+    for i in range(n):
+        o[i] = rng_next(&r)
+    return out
+
+
+def sample(str dist, uint64_t seed, Py_ssize_t n, double mean=1.0, double cv=1.0, p=None):
+    """``n`` draws of the kernel's distributions, for tests: ``uniform``, ``exponential``,
+    ``normal``, ``lognormal`` / ``deterministic`` (mean, cv), ``poisson`` (mean), ``categorical``
+    (``p``, by the alias method; returns indices)."""
+    cdef Rng r
+    cdef Py_ssize_t i
+    cdef double sigma = sqrt(log1p(cv * cv)), mu = -0.5 * sigma * sigma, enl
+    cdef int kind
+    rng_seed(&r, seed)
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] o = out
+    cdef double[::1] prob
+    cdef int32_t[::1] alias
+    if dist == "categorical":
+        pa, aa = build_alias(np.asarray(p, dtype=np.float64))
+        prob, alias = pa, aa
+        idx = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            idx[i] = alias_draw(&r, &prob[0], &alias[0], prob.shape[0])
+        return idx
+    if dist == "poisson":
+        enl = np.exp(-mean)
+        for i in range(n):
+            o[i] = rng_poisson(&r, mean, enl)
+        return out
+    if dist == "uniform":
+        for i in range(n):
+            o[i] = rng_uniform(&r)
+        return out
+    if dist == "normal":
+        for i in range(n):
+            o[i] = rng_normal(&r)
+        return out
+    kinds = {"deterministic": 0, "exponential": 1, "lognormal": 2}
+    if dist not in kinds:
+        raise ValueError(f"dist must be one of uniform, exponential, normal, lognormal, deterministic, poisson, "
+                         f"categorical; got {dist!r}")
+    kind = kinds[dist]
+    for i in range(n):
+        o[i] = rng_scaled(&r, kind, mean, sigma, mu)
+    return out
