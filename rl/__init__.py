@@ -1,3 +1,19 @@
-"""Reinforcement learning on the twin (Gymnasium environments, training, evaluation): see issue 4."""
+"""Reinforcement learning on the twin: Gymnasium environments (registered here), baselines,
+SB3 training and evaluation (see issue 4).
 
-__all__: list[str] = []
+Importing this package registers the environments by string entry point; it imports neither
+the environment module nor torch / stable-baselines3.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+__all__ = ["ENV_IDS"]
+
+#: The registered environment ids.
+ENV_IDS = ("twin/Routing-v0", "twin/OrderRouting-v0", "twin/Reallocation-v0")
+
+for _id, _cls in zip(ENV_IDS, ("RoutingEnv", "OrderRoutingEnv", "ReallocationEnv")):
+    if _id not in gymnasium.registry:
+        gymnasium.register(id=_id, entry_point=f"rl.envs:{_cls}", disable_env_checker=False)

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
     r.add_argument("--replications", "-r", type=int, default=1,
                    help="independent runs on seeds seed, seed+1, ...; summary gives mean and 95%% CI")
-    r.add_argument("--engine", default="simpy", choices=["simpy"], help="event engine (default: simpy)")
+    r.add_argument("--engine", default="kernel", choices=["kernel", "simpy"],
+                   help="event engine: kernel (Cython, fast) or simpy (the readable reference); default: kernel")
     r.add_argument("--out", "-o", default=None, help="output directory (default: runs/<scenario>-seed<N>)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario field, e.g. --set warehouses.shanghai.pick.agvs=150 (repeatable)")
@@ -97,7 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="rebuild report.html and the plots of a run directory")
     rep.add_argument("dir")
+
+    tr = sub.add_parser("train", help="train an RL policy on a twin env (needs the rl extra)")
+    ev = sub.add_parser("evaluate", help="a trained policy vs every baseline on common seeds, paired 95%% CIs")
+    _rl_arguments(tr, ev)
     return p
+
+
+def _rl_arguments(tr: argparse.ArgumentParser, ev: argparse.ArgumentParser) -> None:
+    try:
+        from rl.train import add_arguments
+    except ImportError:  # the rl extra is not installed: the commands say so when run
+        return
+    add_arguments(tr)
+    ev.add_argument("policy", help="a model zip written by `twin train`, or a baseline's name")
+    ev.add_argument("--scenario", default=None, help="scenario to evaluate on (default: the training one)")
+    ev.add_argument("--replications", "-r", type=int, default=10, help="episodes per policy, on common seeds")
+    ev.add_argument("--env", dest="env_id", default=None, help="env id (default: from the run's args.json)")
+    ev.add_argument("--seed", type=int, default=100_000, help="first evaluation seed (held out from training)")
+    ev.add_argument("--scale", type=float, default=None, help="override the env's scale")
+    ev.add_argument("--out", "-o", default=None, help="output directory (default: beside the policy, eval-<scenario>)")
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
@@ -186,12 +206,41 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(a: argparse.Namespace) -> int:
+    if not hasattr(a, "total_timesteps"):
+        raise _UserError("training needs the rl extra: pip install -e '.[rl]'")
+    from rl.train import args_from_namespace, train
+
+    run_dir = train(args_from_namespace(a))
+    print(f"wrote {run_dir}/: model.zip, args.json, progress.csv, evaluations.json, checkpoints/, monitor/")
+    return 0
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    if not hasattr(a, "policy"):
+        raise _UserError("evaluation needs the rl extra: pip install -e '.[rl]'")
+    from rl.evaluate import evaluate, format_table
+
+    if a.replications < 1:
+        raise _UserError(f"--replications must be >= 1, got {a.replications}")
+    is_path = a.policy.endswith(".zip")
+    if is_path and not Path(a.policy).is_file():
+        raise _UserError(f"no trained policy at {a.policy!r}")
+    out = Path(a.out) if a.out else (Path(a.policy).parent if is_path else Path("runs") / "rl") / (
+        f"eval-{Path(a.scenario).stem if a.scenario else 'train-scenario'}")
+    kw = {"scale": a.scale} if a.scale is not None else None
+    res = evaluate(a.policy, a.scenario, a.replications, env_id=a.env_id, seed=a.seed, out_dir=out, env_kwargs=kw)
+    print(format_table(res))
+    print(f"\nwrote {out}/eval.json and eval.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``twin`` command; returns the exit status."""
     parser = build_parser()
     a = parser.parse_args(argv)
     handler = {"run": _cmd_run, "scenarios": _cmd_scenarios, "validate": _cmd_validate, "compare": _cmd_compare,
-               "report": _cmd_report}[a.command]
+               "report": _cmd_report, "train": _cmd_train, "evaluate": _cmd_evaluate}[a.command]
     try:
         return handler(a)
     except (TwinError, _UserError, FileNotFoundError, json.JSONDecodeError) as exc:

@@ -92,11 +92,15 @@ class SimPyEngine:
     name = "simpy"
 
     def __init__(self, model: FulfillmentModel) -> None:
-        self.m = m = model
+        self.m = model
         self.env = env = model.env
-        sc, net, st, draws = model.scenario, model.net, model.state, model.draws
+        sc, net, draws = model.scenario, model.net, model.draws
         self.table = ShipmentTable()
         self.counters = Counters()
+        # An outside decider (rl's OrderRouting-v0) may route each new order: while ``asking``,
+        # an arrival waits in ``pending`` until ``decide()`` answers it.
+        self.asking = False
+        self.pending: tuple | None = None  # (order, sku, qty, event)
         d = sc.demand
         rng = model.rng
         # order content
@@ -156,9 +160,11 @@ class SimPyEngine:
             if t >= t1:
                 return
             yield env.timeout(t - env.now)
-            self._new_order(min(bisect_right(cum, u()), last))
+            wait = self._new_order(min(bisect_right(cum, u()), last))
+            if wait is not None:
+                yield wait  # asking: the order waits for decide()
 
-    def _new_order(self, region: int) -> None:
+    def _new_order(self, region: int) -> simpy.Event | None:
         sc, u, now = self.m.scenario, self._u, self.env.now
         oid = self.counters.created
         self.counters.created += 1
@@ -174,17 +180,38 @@ class SimPyEngine:
         order = self.table.new_order(oid, region, cold, k, n, now, now + self._sl_promise[k])
         sku = list(skus.keys())
         qty = list(skus.values())
-        if not self._route(order, sku, qty):
-            if sc.demand.unfulfillable == "backorder":
+        if self.asking:
+            ev = self.env.event()
+            ev.callbacks.append(lambda e: self._place(order, sku, qty, e.value))
+            self.pending = (order, sku, qty, ev)
+            return ev
+        self._place(order, sku, qty)
+        return None
+
+    def decide(self, line_wh: list[int] | None) -> None:
+        """Answer the pending order: the warehouse of each line (the caller checked that they
+        have the stock), or None to let the routing policy decide. It is placed at once, when
+        the simulation steps on."""
+        if self.pending is None:
+            raise RuntimeError("no order is waiting for a routing decision")
+        ev = self.pending[3]
+        self.pending = None
+        ev.succeed(line_wh)
+
+    def _place(self, order, sku: list[int], qty: list[int], line_wh: list[int] | None = None) -> None:  # noqa: ANN001
+        if not self._route(order, sku, qty, line_wh):
+            if self.m.scenario.demand.unfulfillable == "backorder":
                 order.status = STATUS["backordered"]
                 self.env.process(self._backorder(order, sku, qty))
             else:
                 self._lose(order)
 
-    def _route(self, order, sku: list[int], qty: list[int]) -> bool:  # noqa: ANN001
-        """Route ``order`` now; reserve its stock and start its shipments. False: not servable."""
+    def _route(self, order, sku: list[int], qty: list[int], line_wh: list[int] | None = None) -> bool:  # noqa: ANN001
+        """Route ``order`` now (to ``line_wh`` if given, else where the routing policy says);
+        reserve its stock and start its shipments. False: not servable."""
         m = self.m
-        line_wh = m.routing.route_one(order.region, order.cold, sku, qty, m.state)
+        if line_wh is None:
+            line_wh = m.routing.route_one(order.region, order.cold, sku, qty, m.state)
         if line_wh is None:
             return False
         inv, now = m.state.inventory, self.env.now

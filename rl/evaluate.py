@@ -1,0 +1,182 @@
+"""Honest evaluation: a policy and every baseline on the same seeds, paired differences with
+95% confidence intervals (Student t) on the episode reward and each KPI, a table and a plot.
+
+``twin evaluate runs/rl/<run>/model.zip --scenario typhoon --replications 10``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl.baselines import EPISODE_METRICS, Heuristic, Learned, baseline_names, run_episode
+
+__all__ = ["paired_ci", "evaluate", "format_table", "load_run_args", "HELD_OUT_SEED"]
+
+#: Evaluation seeds start here; training uses seeds below it (``twin train --seed`` is small).
+HELD_OUT_SEED = 100_000
+
+
+def paired_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+    """The mean of the paired differences ``a[i] - b[i]`` and its Student-t confidence interval:
+    ``mean ± t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` with ``sd`` the sample standard deviation
+    (``ddof=1``). NaN half-width for fewer than two pairs."""
+    from scipy.stats import t as student_t
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired samples must be 1-d and of one length, got {x.shape} and {y.shape}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    d = x - y
+    n = len(d)
+    mean = float(d.mean()) if n else math.nan
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    half = float(student_t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": mean, "half_width": half, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
+
+
+def load_run_args(policy_path: str | Path) -> dict[str, Any]:
+    """The ``args.json`` that `twin train` wrote beside a model zip, or {}."""
+    p = Path(policy_path).parent / "args.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def evaluate(policy: str, scenario: str | None = None, replications: int = 10, env_id: str | None = None,
+             seed: int = HELD_OUT_SEED, out_dir: str | Path | None = None,
+             env_kwargs: Mapping[str, Any] | None = None, baselines: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run ``policy`` and the baselines on seeds ``seed .. seed + replications - 1``.
+
+    Args:
+        policy: a model zip written by `twin train` (its ``args.json`` gives the env id and the
+            env arguments it was trained with), or a baseline's name (to compare heuristics).
+        scenario: the scenario to evaluate on (default: the one it was trained on).
+        replications: episodes per policy (>= 2 for confidence intervals).
+        env_id: the env (default: from ``args.json``, else ``twin/Routing-v0``).
+        seed: the first reset seed (held out from training by default).
+        out_dir: where to write ``eval.json`` and ``eval.png`` (None: nothing written).
+        env_kwargs: env arguments overriding those of ``args.json``.
+        baselines: the baselines to compare with (default: every baseline of the env).
+
+    Returns:
+        ``{"policy", "env_id", "env_kwargs", "seeds", "episodes": {name: [per-episode dicts]},
+        "differences": {baseline: {metric: paired_ci}}}``; differences are policy minus baseline
+        (reward: higher is better; objective, cost, late, lost, CO2: lower is better).
+    """
+    import gymnasium as gym
+
+    import rl  # noqa: F401 - registers the envs
+
+    if replications < 1:
+        raise ValueError(f"replications must be >= 1, got {replications}")
+    is_path = str(policy).endswith(".zip") or Path(policy).is_file()
+    run_args = load_run_args(policy) if is_path else {}
+    env_id = env_id or run_args.get("env_id", "twin/Routing-v0")
+    kwargs = dict(run_args.get("env_kwargs", {}))
+    kwargs.update(env_kwargs or {})
+    if scenario is not None:
+        kwargs["scenario"] = scenario
+    elif "scenario" not in kwargs and "scenario" in run_args:
+        kwargs["scenario"] = run_args["scenario"]
+    kwargs.pop("randomize", None)  # evaluate on the scenario as it is
+    names = list(baselines) if baselines is not None else list(baseline_names(env_id))
+    if is_path:
+        main: Any = Learned(policy, name="learned")
+    else:
+        if policy not in baseline_names(env_id):
+            raise ValueError(f"policy must be a model zip or one of {', '.join(baseline_names(env_id))}; "
+                             f"got {policy!r}")
+        main = Heuristic(policy)
+        names = [n for n in names if n != policy]
+    env = gym.make(env_id, **kwargs)
+    seeds = [seed + i for i in range(replications)]
+    episodes = {main.name: [run_episode(env, main, s) for s in seeds]}
+    for n in names:
+        episodes[n] = [run_episode(env, Heuristic(n), s) for s in seeds]
+    env.close()
+    diffs = {}
+    for n in names:
+        diffs[n] = {m: paired_ci([e[m] for e in episodes[main.name]], [e[m] for e in episodes[n]])
+                    for m in EPISODE_METRICS if m in episodes[main.name][0]}
+    result = {"policy": str(policy), "name": main.name, "env_id": env_id,
+              "env_kwargs": {k: v for k, v in kwargs.items() if _plain(v)}, "seeds": seeds,
+              "episodes": episodes, "differences": diffs}
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(_finite(result), indent=2) + "\n")
+        plot(result, out / "eval.png")
+    return result
+
+
+def _plain(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool, type(None), list, dict))
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """Mean per policy, then paired differences (policy - baseline) with 95% CIs."""
+    eps = result["episodes"]
+    metrics = [m for m in ("reward", "objective_per_order", "cost_per_order", "late_rate", "lost_rate",
+                           "co2_per_order_kg") if m in next(iter(eps.values()))[0]]
+    width = max(len(n) for n in eps) + 2
+    lines = [f"{result['env_id']} on {result['env_kwargs'].get('scenario', '?')}, {len(result['seeds'])} seeds "
+             f"from {result['seeds'][0]} (paired: common seeds)", "",
+             "mean per episode".ljust(width) + "".join(f"{m:>22}" for m in metrics)]
+    for n, rows in eps.items():
+        lines.append(n.ljust(width) + "".join(f"{np.mean([r[m] for r in rows]):>22.4f}" for m in metrics))
+    lines += ["", f"{result['name']} - baseline (95% CI)".ljust(width) + "".join(f"{m:>22}" for m in metrics)]
+    for n, d in result["differences"].items():
+        cells = []
+        for m in metrics:
+            c = d[m]
+            mark = "*" if c["n"] > 1 and (c["low"] > 0 or c["high"] < 0) else " "
+            cells.append(f"{c['mean']:+.4f} ± {c['half_width']:.4f}{mark}".rjust(22))
+        lines.append(n.ljust(width) + "".join(cells))
+    lines.append("\n* the 95% CI excludes zero. reward: higher is better; the KPIs: lower is better.")
+    return "\n".join(lines)
+
+
+def plot(result: Mapping[str, Any], path: str | Path) -> Path:
+    """Paired reward differences with their 95% CIs (left), objective per order per policy (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    diffs = result["differences"]
+    names = list(diffs)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if names:
+        means = [diffs[n]["reward"]["mean"] for n in names]
+        errs = [np.nan_to_num(diffs[n]["reward"]["half_width"]) for n in names]
+        colors = ["tab:green" if d["reward"]["low"] > 0 else "tab:red" if d["reward"]["high"] < 0 else "tab:gray"
+                  for d in diffs.values()]
+        ax1.barh(names, means, xerr=errs, color=colors, capsize=4)
+    ax1.axvline(0, color="black", lw=0.8)
+    ax1.set_xlabel(f"episode reward: {result['name']} - baseline (95% CI)")
+    ax1.set_title("paired differences (right of 0: the policy is better)")
+    eps = result["episodes"]
+    pol = list(eps)
+    obj = [np.mean([r.get("objective_per_order", np.nan) for r in eps[n]]) for n in pol]
+    ax2.barh(pol, obj, color=["tab:blue"] + ["tab:gray"] * (len(pol) - 1))
+    ax2.set_xlabel("objective per order, CNY (lower is better)")
+    ax2.set_title(f"{result['env_kwargs'].get('scenario', '')}, {len(result['seeds'])} seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

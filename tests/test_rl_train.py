@@ -1,0 +1,112 @@
+"""`twin train` and `twin evaluate` on tiny budgets: they run, write what they promise, and the
+evaluation's paired differences are the hand-computed ones."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("sb3_contrib")
+
+from rl.evaluate import paired_ci  # noqa: E402
+from twin.cli import main  # noqa: E402
+
+TINY = ["--total-timesteps", "64", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1",
+        "--eval-freq", "32", "--eval-episodes", "1", "--checkpoint-freq", "32", "--scale", "0.1",
+        "--horizon-h", "8"]
+
+
+def test_paired_ci_is_the_hand_computation() -> None:
+    # d = a - b = [1, 2, 2, 3]: mean 2, sd sqrt(2/3), t(0.975, 3) = 3.182446305284263
+    c = paired_ci([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 1.0])
+    half = 3.182446305284263 * math.sqrt(2 / 3) / 2
+    assert c["mean"] == pytest.approx(2.0)
+    assert c["sd"] == pytest.approx(math.sqrt(2 / 3))
+    assert c["half_width"] == pytest.approx(half, rel=1e-12)
+    assert (c["low"], c["high"], c["n"]) == (pytest.approx(2 - half), pytest.approx(2 + half), 4)
+    assert math.isnan(paired_ci([1.0], [0.0])["half_width"])
+    with pytest.raises(ValueError, match="one length"):
+        paired_ci([1.0, 2.0], [1.0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    run = tmp_path_factory.mktemp("rl") / "routing"
+    assert main(["train", "--env", "twin/Routing-v0", "--seed", "1", "--run-dir", str(run), *TINY]) == 0
+    return run
+
+
+def test_train_writes_model_logs_checkpoints_and_evaluations(trained) -> None:  # noqa: ANN001
+    for name in ("model.zip", "best_model.zip", "args.json", "progress.csv", "evaluations.json",
+                 "train_summary.json", "monitor/0.monitor.csv"):
+        assert (trained / name).is_file(), name
+    assert sorted(p.name for p in (trained / "checkpoints").glob("*.zip")) == ["model_32_steps.zip",
+                                                                              "model_64_steps.zip"]
+    assert list(trained.glob("events.out.tfevents.*"))  # TensorBoard, in the run directory
+    args = json.loads((trained / "args.json").read_text())
+    assert args["seed"] == 1 and args["env_kwargs"]["horizon_h"] == 8.0
+    ev = json.loads((trained / "evaluations.json").read_text())
+    assert ev["history"][0]["best_baseline"] == max(ev["baselines"], key=ev["baselines"].get)
+    assert [h["timesteps"] for h in ev["history"]] == [32, 64, 64]
+
+
+def test_train_is_reproducible(trained, tmp_path) -> None:  # noqa: ANN001
+    from stable_baselines3 import PPO
+
+    again = tmp_path / "again"
+    assert main(["train", "--env", "twin/Routing-v0", "--seed", "1", "--run-dir", str(again), *TINY]) == 0
+    p1 = PPO.load(trained / "model.zip").policy.state_dict()
+    p2 = PPO.load(again / "model.zip").policy.state_dict()
+    for k in p1:
+        assert np.array_equal(p1[k].numpy(), p2[k].numpy()), k
+
+
+def test_maskable_ppo_on_order_routing_with_subprocess_envs(tmp_path) -> None:  # noqa: ANN001
+    from rl.train import Args, train
+
+    run = train(Args(env_id="twin/OrderRouting-v0", horizon_h=2.0, total_timesteps=64, n_envs=2, n_steps=32,
+                     batch_size=32, n_epochs=1, eval_freq=0, checkpoint_freq=0, run_dir=str(tmp_path / "order"),
+                     log_formats=("csv",)))
+    assert (run / "model.zip").is_file() and (run / "progress.csv").is_file()
+    from rl.baselines import Learned
+
+    assert Learned(run / "model.zip").masked
+
+
+def test_evaluate_writes_table_json_plot_and_the_hand_computed_differences(trained, tmp_path, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(trained / "model.zip"), "--scenario", "typhoon", "--replications", "3",
+                 "--seed", "100000", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "cheapest" in printed and "95% CI" in printed
+    assert (out / "eval.png").stat().st_size > 1000
+    res = json.loads((out / "eval.json").read_text())
+    assert res["seeds"] == [100000, 100001, 100002]
+    assert res["env_kwargs"]["scenario"] == "typhoon" and res["env_kwargs"]["horizon_h"] == 8.0
+    names = set(res["episodes"])
+    assert names == {"learned", "nearest_with_stock", "cheapest", "fastest", "greenest", "weighted"}
+    # common random numbers: every policy ran on the same seeds, so the episodes pair up
+    for n in names:
+        assert [e["seed"] for e in res["episodes"][n]] == res["seeds"]
+    # the paired difference on reward, by hand: mean +- t(0.975, n-1) sd / sqrt(n)
+    a = np.array([e["reward"] for e in res["episodes"]["learned"]])
+    b = np.array([e["reward"] for e in res["episodes"]["cheapest"]])
+    d = a - b
+    half = 4.302652729911275 * d.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
+    got = res["differences"]["cheapest"]["reward"]
+    assert got["mean"] == pytest.approx(d.mean(), rel=1e-12)
+    assert got["half_width"] == pytest.approx(half, rel=1e-9)
+    # the KPIs are differenced the same way
+    late = res["differences"]["fastest"]["late_rate"]
+    la = [e["late_rate"] for e in res["episodes"]["learned"]]
+    lb = [e["late_rate"] for e in res["episodes"]["fastest"]]
+    assert late["mean"] == pytest.approx(np.mean(np.subtract(la, lb)), abs=1e-15)
+
+
+def test_evaluate_rejects_a_missing_policy(tmp_path, capsys) -> None:  # noqa: ANN001
+    assert main(["evaluate", str(tmp_path / "nope.zip")]) == 2
+    assert "no trained policy" in capsys.readouterr().err
