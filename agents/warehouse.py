@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 
 import mesa
-import simpy
 
 
 class WarehouseAgent(mesa.Agent):
@@ -25,7 +23,7 @@ class WarehouseAgent(mesa.Agent):
 class AGVFleetAgent(mesa.Agent):
     """An AGV fleet: ``agvs`` robots, each one pick server while it is up and not charging.
 
-    Servers available = floor((up - disabled) * duty), where ``duty = battery_h /
+    Servers available = round((up - disabled) * duty), where ``duty = battery_h /
     (battery_h + charge_h)`` (charging is staggered across the fleet), ``up`` falls at each
     breakdown (each up robot fails at rate 1/mtbf_h) and rises after an exponential repair
     (mean mttr_h), and ``disabled`` is the share an ``agv_breakdown`` disruption takes out.
@@ -40,40 +38,33 @@ class AGVFleetAgent(mesa.Agent):
         self.up = cfg.agvs
         self.duty = 1.0 if cfg.battery_h is None else cfg.battery_h / (cfg.battery_h + cfg.charge_h)
         self.update()
-        if cfg.mtbf_h is not None and cfg.agvs > 0:
-            self._failures = model.env.process(self._failure_process())
+        if cfg.mtbf_h is not None:
+            for _ in range(cfg.agvs):
+                model.env.process(self._robot())
 
     def servers(self) -> int:
-        disabled = round(self.model.state.agv_disabled_frac[self.index] * self.agvs)
-        return max(0, math.floor((self.up - disabled) * self.duty + 1e-9))
+        disabled = round(float(self.model.state.agv_disabled_frac[self.index]) * self.agvs)
+        return max(0, round((self.up - disabled) * self.duty))
 
-    def update(self) -> None:
-        """Write the pick servers available now into the State."""
-        self.model.state.pick_servers[self.index] = self.servers()
+    def update(self) -> bool:
+        """Write the pick servers available now into the State; True if the number changed."""
+        n = self.servers()
+        servers = self.model.state.pick_servers
+        changed = servers[self.index] != n
+        servers[self.index] = n
+        return bool(changed)
 
-    def _failure_process(self):  # noqa: ANN202 - a SimPy process
-        env, rng = self.model.env, self.model.rng
+    def _robot(self):  # noqa: ANN202 - a SimPy process
+        """One robot: up for an exponential time (mean mtbf_h), then down for an exponential
+        repair (mean mttr_h), again and again."""
+        env, rng, cfg = self.model.env, self.model.rng, self.cfg
         while True:
-            if self.up == 0:
-                wait = math.inf
-            else:
-                wait = rng.exponential(self.cfg.mtbf_h / self.up)
-            try:
-                if math.isinf(wait):
-                    yield env.event()  # only a repair (an interrupt) wakes us
-                else:
-                    yield env.timeout(wait)
-            except simpy.Interrupt:
-                continue  # a repair changed the rate: draw again (memoryless)
-            self.up -= 1
-            self.update()
-            self.model.state_changed()
-            env.process(self._repair(rng.exponential(self.cfg.mttr_h)))
+            yield env.timeout(rng.exponential(cfg.mtbf_h))
+            self._change(-1)
+            yield env.timeout(rng.exponential(cfg.mttr_h))
+            self._change(+1)
 
-    def _repair(self, duration: float):  # noqa: ANN202
-        yield self.model.env.timeout(duration)
-        self.up += 1
-        self.update()
-        self.model.state_changed()
-        if self._failures.is_alive:
-            self._failures.interrupt()
+    def _change(self, delta: int) -> None:
+        self.up += delta
+        if self.update():
+            self.model.state_changed()

@@ -1,4 +1,5 @@
-"""Weather per region: a Markov chain over states, overridden by scripted events (typhoons)."""
+"""Weather per region: a Markov chain over states in each region, overridden by scripted events
+(typhoons)."""
 
 from __future__ import annotations
 
@@ -7,41 +8,49 @@ import numpy as np
 
 
 class WeatherAgent(mesa.Agent):
-    """The weather of one region. Each ``update_interval_h`` it draws its next state from the
-    transition row of the current one; a scripted event covering the region overrides the
-    state's effects while it lasts. Writes the region's transit and demand multipliers and
-    whether its lanes run."""
+    """The weather of every region: one Markov chain per region, stepped together.
 
-    def __init__(self, model: mesa.Model, region: int) -> None:
+    Each ``update_interval_h`` every region draws its next state from the transition row of its
+    current one; a scripted event covering a region overrides the state's effects while it
+    lasts. Writes each region's transit and demand multipliers and whether its lanes run.
+    """
+
+    def __init__(self, model: mesa.Model) -> None:
         super().__init__(model)
-        self.region = region
         cfg = model.scenario.weather
         self.cfg = cfg
         self.names = [s.name for s in cfg.states]
-        self.state_index = self.names.index(cfg.initial)
+        R = model.net.n_regions
+        self.state_index = np.full(R, self.names.index(cfg.initial), dtype=np.int64)
         self._cum = np.cumsum(np.array(cfg.transition, dtype=float), axis=1)
+        self._cum[:, -1] = np.inf  # rounding never lets a draw fall off the row
         self._next_update = cfg.update_interval_h
-        name = model.net.regions[region]
-        self.events = [e for e in cfg.events if name in e.regions]
+        self._transit = np.array([s.transit_multiplier for s in cfg.states])
+        self._demand = np.array([s.demand_multiplier for s in cfg.states])
+        self._closes = np.array([s.closes_lanes for s in cfg.states])
+        regions = model.net.regions
+        self.events = [(e, np.isin(regions, e.regions)) for e in cfg.events]
 
-    @property
-    def weather(self) -> str:
-        return self.names[self.state_index]
+    def weather(self, region: int) -> str:
+        """The Markov state of ``region`` now (scripted events aside)."""
+        return self.names[self.state_index[region]]
 
     def step(self) -> None:
-        """Advance the chain to the model's time and write the State."""
+        """Advance every region's chain to the model's time and write the State."""
         now = self.model.env.now
         if len(self.names) > 1:
+            rng = self.model.rng
             while self._next_update <= now + 1e-9:
-                row = self._cum[self.state_index]
-                self.state_index = int(min(np.searchsorted(row, self.model.rng.random(), side="right"), len(row) - 1))
+                u = rng.random(len(self.state_index))
+                self.state_index = (u[:, None] >= self._cum[self.state_index]).sum(axis=1)
                 self._next_update += self.cfg.update_interval_h
-        st = self.model.state
-        s = self.cfg.states[self.state_index]
-        transit, demand, closed = s.transit_multiplier, s.demand_multiplier, s.closes_lanes
-        for e in self.events:
+        st, s = self.model.state, self.state_index
+        st.region_transit_mult[:] = self._transit[s]
+        st.region_demand_mult[:] = self._demand[s]
+        closed = self._closes[s]
+        for e, mask in self.events:
             if e.start_h <= now < e.end_h:
-                transit, demand, closed = e.transit_multiplier, e.demand_multiplier, e.closes_lanes
-        st.region_transit_mult[self.region] = transit
-        st.region_demand_mult[self.region] = demand
-        st.region_open[self.region] = not closed
+                st.region_transit_mult[mask] = e.transit_multiplier
+                st.region_demand_mult[mask] = e.demand_multiplier
+                closed = np.where(mask, e.closes_lanes, closed)
+        st.region_open[:] = ~closed

@@ -457,28 +457,16 @@ class OrderRoutingEnv(_TwinEnv):
         self._drain()
         self._finished = True
 
-    # The order flow stops inside a tick, so this env runs the tick itself, in the same steps as
-    # FulfillmentModel.step: weather and demand agents, arrivals, then the events up to the
-    # tick's end (stopping at each order that waits for a decision), then the snapshot.
+    # The order flow stops inside a tick, so this env runs the tick itself with the model's own
+    # begin_tick / end_tick, stopping at each order that waits for a decision in between.
     def _begin_tick(self) -> None:
-        m = self.model
-        t0 = m.env.now
-        t1 = min(t0 + m.scenario.tick_h, m.end_time)
-        for w in m.weather:
-            w.step()
-        m.demand.step()
-        if t0 < m.scenario.horizon_h:
-            m.engine.start_arrivals(t0, min(t1, m.scenario.horizon_h))
-        self._tick_end = t1
+        self._tick_end = self.model.begin_tick()
 
     def _end_tick(self) -> None:
         m = self.model
         m.env.run(until=self._tick_end)
         m.steps += 1
-        m._snapshot()
-        m.datacollector.collect(m)
-        if self._tick_end >= m.end_time - _EPS:
-            m.running = False
+        m.end_tick()
 
     def _next_decision(self) -> bool:
         """Run the simulation to the next order with a choice (True) or past the horizon (False)."""

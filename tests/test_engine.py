@@ -214,8 +214,12 @@ def test_routing_policies_trade_cost_for_speed() -> None:
     k = {name: twin.simulate(twin.load_scenario(sc, {"policy.routing.name": name}), seed=2).kpis
          for name in ("nearest_with_stock", "cheapest", "greenest", "fastest")}
     assert k["cheapest"]["cost_per_order"] < k["nearest_with_stock"]["cost_per_order"]
-    assert k["cheapest"]["cost_per_order"] <= min(v["cost_per_order"] for v in k.values()) + 1e-9
-    assert k["greenest"]["co2_per_order_kg"] <= min(v["co2_per_order_kg"] for v in k.values()) + 1e-9
+    # each policy is greedy per order: the cheapest (greenest) lane with stock now. Stock it
+    # takes is gone for later orders, so over a run another policy can come out a hair lower
+    # (seen: 0.06% on CO2); a 1% margin keeps the check meaningful without asking for an optimum
+    assert k["cheapest"]["cost_per_order"] <= 1.01 * min(v["cost_per_order"] for v in k.values())
+    assert k["greenest"]["co2_per_order_kg"] <= 1.01 * min(v["co2_per_order_kg"] for v in k.values())
+    assert k["greenest"]["co2_per_order_kg"] < k["fastest"]["co2_per_order_kg"]
     assert k["fastest"]["lead_time_mean_h"] < k["cheapest"]["lead_time_mean_h"]
 
 

@@ -64,7 +64,7 @@ class FulfillmentModel(mesa.Model):
         self.warehouse_agents = [WarehouseAgent(self, i) for i in range(W)]
         self.fleets = [AGVFleetAgent(self, i) for i in range(W)]
         self.carrier_agents = [CarrierAgent(self, c) for c in range(len(self.net.carriers))]
-        self.weather = [WeatherAgent(self, r) for r in range(self.net.n_regions)]
+        self.weather = WeatherAgent(self)
         self.demand = DemandAgent(self)
         self.supplier = SupplierAgent(self)
         self.reallocator = ReallocationAgent(self)
@@ -80,9 +80,10 @@ class FulfillmentModel(mesa.Model):
         self.disruption = DisruptionAgent(self)  # after the engine: it notifies it at once
         self._last_busy = np.zeros(W)
         self._last_cap = np.zeros(W)
-        self._row: dict[str, float] = {}
-        reporters = {k: (lambda m, k=k: m._row[k]) for k in self._columns()}
-        self.datacollector = mesa.DataCollector(model_reporters=reporters)
+        self._wh_columns = [[f"{kind}[{name}]" for name in self.net.warehouses]
+                            for kind in ("backlog", "utilization", "servers", "stock", "busy_hours", "server_hours")]
+        # one table row per tick (Mesa's model reporters would deep-copy every value)
+        self.datacollector = mesa.DataCollector(tables={"timeseries": self._columns()})
 
     # ------------------------------------------------------------------ Mesa API
     @property
@@ -97,19 +98,31 @@ class FulfillmentModel(mesa.Model):
 
     def step(self) -> None:
         """Advance one tick of simulated time."""
-        tick = self.scenario.tick_h
+        t1 = self.begin_tick()
+        self.engine.advance(t1)
+        self.end_tick()
+
+    def begin_tick(self) -> float:
+        """The tick's coarse updates: weather and demand agents, then the tick's arrivals.
+        Returns the tick's end time (the engine then runs to it)."""
         t0 = self.env.now
-        t1 = min(t0 + tick, self.end_time)
-        for w in self.weather:
-            w.step()
+        t1 = min(t0 + self.scenario.tick_h, self.end_time)
+        self.weather.step()
         self.demand.step()
         if t0 < self.scenario.horizon_h:
             self.engine.start_arrivals(t0, min(t1, self.scenario.horizon_h))
-        self.engine.advance(t1)
-        self._snapshot()
-        self.datacollector.collect(self)
-        if t1 >= self.end_time - 1e-9:
+        return t1
+
+    def end_tick(self) -> None:
+        """After the engine reached the tick's end: one time-series row; stop at the end."""
+        self.datacollector.add_table_row("timeseries", self._snapshot())
+        if self.env.now >= self.end_time - 1e-9:
             self.running = False
+
+    @property
+    def timeseries(self):  # noqa: ANN201 - a pandas DataFrame
+        """The time series so far, one row per tick (the DataCollector's table)."""
+        return self.datacollector.get_table_dataframe("timeseries")
 
     def run(self, progress=None) -> None:  # noqa: ANN001 - a callable(done, total) or None
         """Step to the end of the run (horizon plus drain)."""
@@ -127,7 +140,7 @@ class FulfillmentModel(mesa.Model):
                      f"busy_hours[{name}]", f"server_hours[{name}]"]
         return cols
 
-    def _snapshot(self) -> None:
+    def _snapshot(self) -> dict[str, float]:
         c, st = self.engine.counters, self.state
         busy, cap = self.engine.station_areas()
         d_busy, d_cap = busy - self._last_busy, cap - self._last_cap
@@ -137,12 +150,7 @@ class FulfillmentModel(mesa.Model):
                "orders_lost": c.lost, "orders_in_flight": c.in_flight,
                "on_time_rate": c.on_time / c.delivered if c.delivered else float("nan"),
                "backlog": int(st.backlog.sum())}
-        stock = st.inventory.sum(axis=1)
-        for i, name in enumerate(self.net.warehouses):
-            row[f"backlog[{name}]"] = int(st.backlog[i])
-            row[f"utilization[{name}]"] = float(util[i])
-            row[f"servers[{name}]"] = int(st.pick_servers[i]) if st.wh_open[i] else 0
-            row[f"stock[{name}]"] = int(stock[i])
-            row[f"busy_hours[{name}]"] = float(busy[i])
-            row[f"server_hours[{name}]"] = float(cap[i])
-        self._row = row
+        values = (st.backlog, util, np.where(st.wh_open, st.pick_servers, 0), st.inventory.sum(axis=1), busy, cap)
+        for names, v in zip(self._wh_columns, values, strict=True):
+            row.update(zip(names, v.tolist(), strict=True))
+        return row

@@ -98,7 +98,7 @@ def simulate(
     else:
         model.run(progress or None)
     orders = orders_frame(model.engine.finish(model.end_time), model.net, model.end_time)  # no second reference
-    ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    ts = model.timeseries
     kpis = compute_kpis(orders, ts, model.net.warehouses, sc.horizon_h)
     kpis = {"scenario": sc.name, "seed": int(seed), "engine": engine, **kpis}
     return SimulationResult(sc, int(seed), engine, kpis, orders, ts, time.perf_counter() - t0)
