@@ -211,6 +211,9 @@ cdef class Kernel:
     cdef double arr_total, arr_end, next_arr
     # counters
     cdef public int64_t created, delivered, on_time, lost
+    cdef public double cost_total, co2_total  # of every shipment routed so far
+    # cost and CO2 per shipment: lane tables [C*W*R] and per warehouse / carrier terms
+    cdef double[::1] lane_cost, lane_co2, handling, surcharge
     # order records
     cdef Py_ssize_t cap_o
     cdef int64_t* o_first
@@ -315,6 +318,8 @@ cdef class Kernel:
             t["pack_kind"], t["pack_mean"], t["pack_sigma"], t["pack_mu"], t["pack_cap"])
         self.tr_kind, self.tr_sigma, self.tr_mu = t["tr_kind"], t["tr_sigma"], t["tr_mu"]
         self.transit_mean = t["transit_mean"]
+        self.lane_cost, self.lane_co2 = t["lane_cost"], t["lane_co2"]
+        self.handling, self.surcharge = t["handling"], t["surcharge"]
         self.car_cap, self.car_reefer, self.dep_interval = t["car_cap"], t["car_reefer"], t["dep_interval"]
         W, C = self.W, self.C
         self.p_busy = <long*>_grow(NULL, W, sizeof(long))
@@ -507,9 +512,11 @@ cdef class Kernel:
         return np.array([self.p_busy[w] for w in range(self.W)], dtype=np.int64)
 
     def counters(self) -> tuple:
-        """``(created, delivered, on_time, lost)`` orders up to now."""
+        """``(created, delivered, on_time, lost, shipments, cost, co2_kg)``: orders, then the
+        shipments routed and their cost and CO2, up to now."""
         self._flush(self.now)
-        return self.created, self.delivered, self.on_time, self.lost
+        return (self.created, self.delivered, self.on_time, self.lost, self.n_s, self.cost_total,
+                self.co2_total)
 
     # ------------------------------------------------------------------ the event loop
     cdef int _run(self, double until) except -1:
@@ -757,8 +764,17 @@ cdef class Kernel:
             self._arrive_pick(sid)
         return 0
 
+    cdef inline double _cost(self, int c, int w, int r, int64_t lines, bint cold) noexcept:
+        """Carrier price on the lane, handling per line, reefer surcharge for cold chain (CNY);
+        the same formula as ``twin.records.ShipmentTable.new_shipment``."""
+        return (self.lane_cost[(c * self.W + w) * self.R + r] + self.handling[w] * lines
+                + (self.surcharge[c] if cold else 0.0))
+
     cdef int _new_ship(self, int64_t oid, int w, int car, int64_t lines) except -1:
         cdef int64_t sid = self.n_s
+        cdef int r = self.o_region[oid]
+        self.cost_total += self._cost(car, w, r, lines, self.o_cold[oid])
+        self.co2_total += self.lane_co2[(car * self.W + w) * self.R + r]
         if sid == self.cap_s:
             self._grow_ships()
         self.n_s += 1
@@ -1112,6 +1128,7 @@ cdef class Kernel:
             "lines": np.empty(rows, np.int32), "created_at": np.empty(rows), "routed_at": np.empty(rows),
             "pick_start": np.empty(rows), "pick_end": np.empty(rows), "shipped_at": np.empty(rows),
             "delivered_at": np.empty(rows), "promised_at": np.empty(rows),
+            "cost": np.empty(rows), "co2_kg": np.empty(rows),
         }
         cdef int64_t[::1] c_oid = col["order_id"], c_sid = col["shipment_id"]
         cdef int32_t[::1] c_reg = col["region"], c_wh = col["warehouse"], c_car = col["carrier"]
@@ -1120,8 +1137,9 @@ cdef class Kernel:
         cdef uint8_t[::1] c_cold = col["cold_chain"].view(np.uint8)
         cdef double[::1] c_cr = col["created_at"], c_ro = col["routed_at"], c_ps = col["pick_start"]
         cdef double[::1] c_pe = col["pick_end"], c_sh = col["shipped_at"], c_de = col["delivered_at"]
-        cdef double[::1] c_pr = col["promised_at"]
+        cdef double[::1] c_pr = col["promised_at"], c_cost = col["cost"], c_co2 = col["co2_kg"]
         cdef double promised
+        cdef int cw, cc, cr
         for i in range(n_o):
             promised = self.o_created[i] + self.sl_promise[self.o_service[i]]
             if self.o_nship[i] == 0:
@@ -1141,6 +1159,8 @@ cdef class Kernel:
                 c_sh[row] = NAN
                 c_de[row] = NAN
                 c_pr[row] = promised
+                c_cost[row] = 0.0
+                c_co2[row] = 0.0
                 row += 1
                 continue
             f = self.o_first[i]
@@ -1161,6 +1181,9 @@ cdef class Kernel:
                 c_sh[row] = self.s_shipped[s]
                 c_de[row] = self.s_delivered[s]
                 c_pr[row] = promised
+                cw, cc, cr = self.s_wh[s], self.s_car[s], self.o_region[i]
+                c_cost[row] = self._cost(cc, cw, cr, self.s_lines[s], self.o_cold[i])
+                c_co2[row] = self.lane_co2[(cc * self.W + cw) * self.R + cr]
                 row += 1
         return col
 

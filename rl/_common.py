@@ -171,46 +171,21 @@ class Ledger:
 
     def __init__(self, model: Any) -> None:
         self.m = model
-        self._n_ship = 0
-        self._c = (0, 0, 0, 0)  # created, delivered, on_time, lost
-        self._handling = np.array([w.handling_cost_per_line for w in model.scenario.warehouses])
+        self._c = (0, 0, 0, 0, 0, 0.0, 0.0)  # the engine's Counters at the last call
         self.total = dict.fromkeys(self.KEYS, 0.0)
 
-    def _new_shipments(self) -> tuple[int, float, float]:
-        """(count, cost CNY, CO2 kg) of the shipments routed since the last call."""
-        eng = self.m.engine
-        table = getattr(eng, "table", None)
-        if table is not None:  # simpy: the records as Python objects, in routing order
-            new = table.shipments[self._n_ship:]
-            self._n_ship = len(table.shipments)
-            return len(new), float(sum(s.cost for s in new)), float(sum(s.co2_kg for s in new))
-        # kernel: the records as columns; shipment ids grow in routing order
-        col = eng.k.columns()
-        sel = col["shipment_id"] >= self._n_ship
-        n = int(sel.sum())
-        self._n_ship += n
-        if n == 0:
-            return 0, 0.0, 0.0
-        net = self.m.net
-        c, w, r = col["carrier"][sel], col["warehouse"][sel], col["region"][sel]
-        # the same formula as the engines' records (ShipmentTable.new_shipment, KernelEngine.finish);
-        # tests/test_rl_envs.py checks that the ledger's totals equal the records' on both engines
-        cost = (net.lane_cost[c, w, r] + self._handling[w] * col["lines"][sel]
-                + np.where(col["cold_chain"][sel], net.reefer_surcharge[c], 0.0))
-        return n, float(cost.sum()), float(net.lane_co2_kg[c, w, r].sum())
-
     def take(self, final: bool = False) -> dict[str, float]:
+        # the engines keep running totals (twin.records.Counters): a step reads no records
         c = self.m.engine.counters
-        n_new, cost, co2 = self._new_shipments()
         created, delivered, on_time, lost = c.created, c.delivered, c.on_time, c.lost
         p = self._c
-        self._c = (created, delivered, on_time, lost)
+        self._c = (created, delivered, on_time, lost, c.shipments, c.cost, c.co2_kg)
         d_deliv, d_on = delivered - p[1], on_time - p[2]
         out = {
             "orders": float(created - p[0]),
-            "shipments": float(n_new),
-            "cost_cny": cost,
-            "co2_kg": co2,
+            "shipments": float(c.shipments - p[4]),
+            "cost_cny": c.cost - p[5],
+            "co2_kg": c.co2_kg - p[6],
             "delivered": float(d_deliv),
             "on_time": float(d_on),
             "late": float(d_deliv - d_on + (c.in_flight if final else 0)),

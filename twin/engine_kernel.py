@@ -137,6 +137,8 @@ class KernelEngine:
             "pack_cap": i64([w.pack.stations if w.pack.time_h > 0 else 0 for w in sc.warehouses]),
             "tr_kind": i32([t[0] for t in tr]), "tr_sigma": f64([t[1] for t in tr]), "tr_mu": f64([t[2] for t in tr]),
             "transit_mean": f64(net.transit_mean_h),
+            "lane_cost": f64(net.lane_cost.ravel()), "lane_co2": f64(net.lane_co2_kg.ravel()),
+            "handling": f64([w.handling_cost_per_line for w in sc.warehouses]), "surcharge": f64(net.reefer_surcharge),
             "car_cap": i64([c.capacity for c in sc.carriers]), "car_reefer": i64([c.reefer_capacity for c in sc.carriers]),
             "dep_first": f64([c.first_departure_h for c in sc.carriers]),
             "dep_interval": f64([c.departure_interval_h for c in sc.carriers]),
@@ -172,8 +174,7 @@ class KernelEngine:
     # ------------------------------------------------------------------ measures
     @property
     def counters(self) -> Counters:
-        created, delivered, on_time, lost = self.k.counters()
-        return Counters(created=created, delivered=delivered, on_time=on_time, lost=lost)
+        return Counters(*self.k.counters())
 
     def station_areas(self) -> tuple[np.ndarray, np.ndarray]:
         """Per warehouse: (busy pick server-hours, available pick server-hours) so far."""
@@ -189,17 +190,6 @@ class KernelEngine:
         call raises RuntimeError (holding no copy keeps a 10M-order run's memory down)."""
         col = self.k.columns()
         self.k.release_records()
-        net = self.m.net
-        handling = np.array([w.handling_cost_per_line for w in net.scenario.warehouses])
-        has = col["warehouse"] >= 0
-        c, w, r = col["carrier"][has], col["warehouse"][has], col["region"][has]
-        cost = np.zeros(len(has))
-        co2 = np.zeros(len(has))
-        cost[has] = (net.lane_cost[c, w, r] + handling[w] * col["lines"][has]
-                     + np.where(col["cold_chain"][has], net.reefer_surcharge[c], 0.0))
-        co2[has] = net.lane_co2_kg[c, w, r]
-        col["cost"] = cost
-        col["co2_kg"] = co2
         return col
 
 

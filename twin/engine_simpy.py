@@ -221,7 +221,7 @@ class SimPyEngine:
             per_wh[w] = per_wh.get(w, 0) + q
         for w, lines in sorted(per_wh.items()):
             c = m.routing.carrier(w, order.region, order.cold)
-            s = self.table.new_shipment(order, w, c, lines, now, m.net)
+            s = self.table.new_shipment(order, w, c, lines, now, m.net, self.counters)
             m.state.backlog[w] += 1
             self.env.process(self._shipment(s))
         return True

@@ -31,12 +31,16 @@ NAN = float("nan")
 
 @dataclass
 class Counters:
-    """Running order counts (orders, not shipments) for the time series."""
+    """Running counts: orders (created, delivered, on time, lost), and the shipments routed
+    with their cost and CO2 (for the time series and RL rewards)."""
 
     created: int = 0
     delivered: int = 0
     on_time: int = 0
     lost: int = 0
+    shipments: int = 0  # routed so far
+    cost: float = 0.0  # CNY, of those shipments
+    co2_kg: float = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -82,12 +86,16 @@ class ShipmentTable:
         self.orders.append(o)
         return o
 
-    def new_shipment(self, order: Order, w: int, c: int, lines: int, now: float, net: Network) -> Shipment:
+    def new_shipment(self, order: Order, w: int, c: int, lines: int, now: float, net: Network,
+                     counters: Counters) -> Shipment:
         if self._handling is None:
             self._handling = np.array([x.handling_cost_per_line for x in net.scenario.warehouses])
         cost = float(net.lane_cost[c, w, order.region] + self._handling[w] * lines
                      + (net.reefer_surcharge[c] if order.cold else 0.0))
         s = Shipment(order, len(self.shipments), w, c, lines, now, cost, float(net.lane_co2_kg[c, w, order.region]))
+        counters.shipments += 1
+        counters.cost += s.cost
+        counters.co2_kg += s.co2_kg
         order.remaining += 1
         order.shipments += 1
         self.shipments.append(s)
@@ -152,26 +160,16 @@ def orders_frame(col: dict[str, np.ndarray], net: Network, end_time: float) -> p
         c = {k: v[order] for k, v in col.items()}
     del d
     sc = net.scenario
-    df = pd.DataFrame({
-        "order_id": c["order_id"],
-        "shipment_id": c["shipment_id"],
-        "region": _names(c["region"], net.regions),
-        "warehouse": _names(c["warehouse"], net.warehouses),
-        "carrier": _names(c["carrier"], net.carriers),
-        "status": _names(c["status"], STATUS_NAMES),
-        "cold_chain": c["cold_chain"],
-        "service_level": _names(c["service_level"], list(sc.demand.service_levels)),
-        "lines": c["lines"],
-    })
-    for k in ("created_at", "routed_at", "pick_start", "pick_end", "shipped_at", "delivered_at", "promised_at",
-              "cost", "co2_kg"):
-        df[k] = c[k]
-    viol = np.zeros(len(df), dtype=bool)
-    left = np.where(np.isnan(c["shipped_at"]), end_time, c["shipped_at"])
-    for d in sc.disruptions:
-        if isinstance(d, ColdChainFailure):
+    viol = np.zeros(len(c["order_id"]), dtype=bool)
+    cold_failures = [d for d in sc.disruptions if isinstance(d, ColdChainFailure)]
+    if cold_failures:
+        left = np.where(np.isnan(c["shipped_at"]), end_time, c["shipped_at"])
+        for d in cold_failures:
             w = net.warehouses.index(d.warehouse)
             viol |= (c["warehouse"] == w) & c["cold_chain"] & (c["routed_at"] < d.end_h) & (left > d.start_h)
-    df["cold_violation"] = viol
-    return df[COLUMNS]
-
+    names = {"region": net.regions, "warehouse": net.warehouses, "carrier": net.carriers, "status": STATUS_NAMES,
+             "service_level": list(sc.demand.service_levels)}
+    data = {k: (_names(c[k], names[k]) if k in names else c[k]) for k in COLUMNS[:-1]}
+    data["cold_violation"] = viol
+    # copy=False: the columns become the frame's without a second copy (10M rows: ~1 GB saved)
+    return pd.DataFrame(data, columns=COLUMNS, copy=False)

@@ -1,0 +1,71 @@
+"""KPIs from records, checked against hand computations on a small table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin.kpis import compute_kpis, order_table, summarize
+
+NAN = math.nan
+
+
+def _orders(shuffle: bool = False) -> pd.DataFrame:
+    # order 0: one shipment, delivered on time; order 1: split in two, one late -> late;
+    # order 2: lost; order 3: in flight (picking); order 4: split, both delivered on time
+    rows = [
+        # order, ship, region, warehouse, status, created, pick_s, pick_e, delivered, promised, cost, co2
+        (0, 0, "A", "w1", "delivered", 0.0, 0.5, 0.6, 10.0, 24.0, 10.0, 0.2),
+        (1, 1, "A", "w1", "delivered", 1.0, 1.5, 1.7, 20.0, 24.0, 11.0, 0.3),
+        (1, 2, "A", "w2", "delivered", 1.0, 1.2, 1.3, 30.0, 24.0, 12.0, 0.4),
+        (2, -1, "B", None, "lost", 2.0, NAN, NAN, NAN, 26.0, 0.0, 0.0),
+        (3, 3, "B", "w2", "picking", 3.0, 3.5, NAN, NAN, 27.0, 9.0, 0.1),
+        (4, 4, "B", "w1", "delivered", 4.0, 4.1, 4.2, 12.0, 28.0, 5.0, 0.1),
+        (4, 5, "B", "w2", "delivered", 4.0, 4.3, 4.4, 14.0, 28.0, 6.0, 0.2),
+    ]
+    df = pd.DataFrame(rows, columns=["order_id", "shipment_id", "region", "warehouse", "status", "created_at",
+                                     "pick_start", "pick_end", "delivered_at", "promised_at", "cost", "co2_kg"])
+    for c in ("region", "warehouse", "status"):
+        df[c] = pd.Categorical(df[c])
+    df["cold_violation"] = [False, False, False, False, False, True, False]
+    return df.sample(frac=1.0, random_state=1) if shuffle else df
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_order_table_by_hand(shuffle: bool) -> None:
+    t = order_table(_orders(shuffle))
+    assert list(t.index) == [0, 1, 2, 3, 4]
+    assert list(t["status"]) == ["delivered", "delivered", "lost", "in_flight", "delivered"]
+    assert list(t["on_time"]) == [True, False, False, False, True]
+    np.testing.assert_array_equal(t["delivered_at"].to_numpy(), [10.0, 30.0, NAN, NAN, 14.0])
+    assert list(t["shipments"]) == [1, 2, 0, 1, 2]
+    assert list(t["cost"]) == [10.0, 23.0, 0.0, 9.0, 11.0]
+    assert list(t["region"].astype(str)) == ["A", "A", "B", "B", "B"]
+
+
+def test_kpis_by_hand() -> None:
+    ts = pd.DataFrame({"time_h": [10.0, 20.0, 40.0], "backlog": [3, 1, 0],
+                       "server_hours[w1]": [5.0, 10.0, 20.0], "server_hours[w2]": [5.0, 10.0, 20.0]})
+    k = compute_kpis(_orders(), ts, ["w1", "w2"], horizon_h=20.0)
+    assert (k["orders_created"], k["orders_delivered"], k["orders_in_flight"], k["orders_lost"]) == (5, 3, 1, 1)
+    assert k["on_time_rate"] == pytest.approx(2 / 5)
+    assert k["lead_time_mean_h"] == pytest.approx((10.0 + 29.0 + 10.0) / 3)
+    assert k["cost_per_order"] == pytest.approx((10 + 23 + 9 + 11) / 4)  # served orders: not the lost one
+    assert k["co2_per_order_kg"] == pytest.approx((0.2 + 0.7 + 0.1 + 0.3) / 4)
+    assert k["split_rate"] == pytest.approx(2 / 4)
+    assert k["backlog_max"] == 3 and k["cold_chain_violations"] == 1
+    assert math.isnan(k["service_gap"])  # no region has 30 orders
+    # picks until the horizon (20 h) over server-hours at 20 h: w1 0.1+0.2+0.1, w2 0.1+(20-3.5)+0.1
+    assert k["utilization"]["w1"] == pytest.approx(0.4 / 10.0)
+    assert k["utilization"]["w2"] == pytest.approx((0.1 + 16.5 + 0.1) / 10.0)
+
+
+def test_summarize_is_mean_and_student_t() -> None:
+    s = summarize([{"seed": 0, "x": 1.0, "u": {"w": 0.5}}, {"seed": 1, "x": 3.0, "u": {"w": 0.7}}])
+    assert "seed" not in s
+    assert s["x"]["mean"] == 2.0 and s["x"]["n"] == 2
+    assert s["x"]["ci95"] == pytest.approx(12.706204736 * math.sqrt(2.0) / math.sqrt(2))
+    assert s["u[w]"]["mean"] == pytest.approx(0.6)
