@@ -232,18 +232,23 @@ AGREEMENT_SEEDS = 20
 AGREEMENT_KPIS = ["orders_created", "orders_delivered", "orders_lost", "on_time_rate", "lead_time_mean_h",
                   "lead_time_p95_h", "cost_per_order", "co2_per_order_kg", "split_rate", "backlog_max"]
 _BUILTINS = builtin_names()
+#: Every built-in, and the baseline under the policies whose scores follow the queues (the
+#: built-ins all route nearest-with-stock), so the kernel's dynamic scoring is checked too.
+_CASES = [(n, None) for n in _BUILTINS] + [("baseline", "weighted"), ("baseline", "fastest")]
 
 
-def _agreement_scenario(name: str) -> twin.Scenario:
+def _agreement_scenario(name: str, policy: str | None = None) -> twin.Scenario:
     if name == "erlang_c":  # keep the M/M/8 queue: a shorter run instead of a smaller network
         return twin.load_scenario(name, {"horizon_h": 50, "drain_h": 10})
-    return small(name, 0.0003 if name == "national_peak" else 0.02)
+    sc = small(name, 0.0003 if name == "national_peak" else 0.02)
+    return twin.load_scenario(sc, {"policy.routing.name": policy}) if policy else sc
 
 
-@pytest.mark.parametrize("name", _BUILTINS)
-def test_kernel_agrees_with_simpy_on_every_builtin(name: str) -> None:
+@pytest.mark.parametrize("name,policy", _CASES, ids=[n + (f"+{p}" if p else "") for n, p in _CASES])
+def test_kernel_agrees_with_simpy_on_every_builtin(name: str, policy: str | None) -> None:
     """The kernel and simpy engines' KPI means over 20 seeds agree within their confidence
-    intervals, on every built-in (scaled down so the suite stays fast).
+    intervals, on every built-in (scaled down so the suite stays fast), and on the baseline
+    under the queue-aware policies.
 
     The tolerance is derived from the replications, not picked: for each KPI,
     ``|mean_kernel - mean_simpy| <= q * sqrt(se_kernel^2 + se_simpy^2)`` (a two-sample t test),
@@ -252,9 +257,9 @@ def test_kernel_agrees_with_simpy_on_every_builtin(name: str) -> None:
     than once in a hundred runs (seeds are fixed, so it is deterministic anyway). A KPI that does
     not vary on either engine (e.g. split_rate 0) must be equal.
     """
-    sc = _agreement_scenario(name)
+    sc = _agreement_scenario(name, policy)
     seeds = range(AGREEMENT_SEEDS)
-    n_tests = len(_BUILTINS) * len(AGREEMENT_KPIS)
+    n_tests = len(_CASES) * len(AGREEMENT_KPIS)
     q = float(stats.t.ppf(1 - 0.01 / n_tests / 2, 2 * AGREEMENT_SEEDS - 2))
     vals = {e: {k: [] for k in AGREEMENT_KPIS} for e in ("kernel", "simpy")}
     for e in vals:
