@@ -388,7 +388,7 @@ def _region_section(rg: pd.DataFrame) -> str:
         return f"<p>{_NA}: no regions known.</p>"
     rows = [[_e(r), _fmt(x["orders"], "count"), _fmt(x["delivered"], "count"), _fmt(x["on_time_rate"], "rate"),
              _fmt(x["lost"], "count"), _fmt(x["lead_time_mean_h"], "number", 1)] for r, x in rg.iterrows()]
-    head = ["Region", "Orders", "Delivered orders", "On-time (% of delivered)", "Lost orders", "Mean lead time (h)"]
+    head = ["Region", "Orders", "Delivered orders", "On-time (% of orders)", "Lost orders", "Mean lead time (h)"]
     return _table(head, rows, num_cols=set(range(1, len(head))))
 
 
