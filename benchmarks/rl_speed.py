@@ -1,36 +1,70 @@
-"""RL throughput: env steps/s and simulated orders/s of each env, and SB3 PPO training steps/s
-with the share of PPO's wall time spent inside ``env.step`` (issue 4).
+"""RL throughput (issue 4): env steps/s and simulated orders/s inside the steps of each env, the
+model's own speed on the same scenario for reference, and SB3 PPO training steps/s with the
+share of PPO's wall time spent inside the env.
 
-    python benchmarks/rl_speed.py [--timesteps 4096] [--engine kernel]
+    python benchmarks/rl_speed.py                  # every row (a few minutes)
+    python benchmarks/rl_speed.py --quick          # tiny budgets, to check that it runs
 
-One process, ``torch.set_num_threads(1)``; prints a markdown table.
+Definitions (one process, ``torch.set_num_threads(1)``, fixed zero actions or random masked
+actions for the env rows):
+
+- ``orders/step``: orders created per env step (the drain of the last step creates none).
+- ``env steps/s``: steps / wall seconds inside ``env.step`` (resets excluded; ``reset ms`` is
+  their mean cost).
+- ``orders/s in steps``: per episode, orders created / wall seconds inside its ``env.step``
+  calls; the median over the episodes (min and max beside it).
+- ``model orders/s``: the twin alone on the same scenario and scale, the ``cheapest`` policy
+  routed natively by the engine: orders created / wall seconds of ``FulfillmentModel(...)`` and
+  ``run()`` (the kernel benchmark's definition without ``finish()``); median over as many seeds.
+  It is what "the kernel's speed" means on this scenario, measured in the same process, so the
+  ratio of the two columns does not depend on how loaded the machine is.
+- ``PPO steps/s``: ``model.learn`` steps / its wall seconds; ``env share``: wall seconds inside
+  ``env.step`` and ``env.reset`` (the ``Timed`` wrapper) over ``learn``'s wall seconds. The PPO
+  configuration is the one of the RESULTS.md run (``RESULT_PPO``); for the result row the
+  median of ``--ppo-repeats`` runs of ``--ppo-rollouts`` rollouts (other rows: one short run).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import rl  # noqa: F401 - registers the envs
-from rl._common import default_engine
+from rl._common import base_scenario, default_engine
+
+#: The env arguments of the RESULTS.md run (``twin train ... --scale 0.1 --randomize
+#: --env-arg temperature=0.005``).
+RESULT_ENV = {"scenario": "singles_day", "scale": 0.1, "epoch_h": 1.0, "temperature": 0.005, "randomize": True}
+#: The PPO configuration of the RESULTS.md run (SB3's default n_steps/batch/epochs, MLP 256x256).
+RESULT_PPO = {"n_steps": 2048, "batch_size": 64, "n_epochs": 10, "learning_rate": 3e-4,
+              "policy_kwargs": {"net_arch": [256, 256], "log_std_init": -1.0}}
 
 
 class Timed(gym.Wrapper):
-    """Adds up the wall time spent in ``step`` and ``reset`` of the wrapped env."""
+    """Adds up the wall time spent in ``step`` and ``reset`` of the wrapped env, and the orders
+    its steps report."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self.env_s = 0.0
+        self.step_s = 0.0
+        self.reset_s = 0.0
         self.steps = 0
+        self.resets = 0
         self.orders = 0.0
+
+    @property
+    def env_s(self) -> float:
+        return self.step_s + self.reset_s
 
     def step(self, action):  # noqa: ANN001, ANN201
         t = time.perf_counter()
         out = self.env.step(action)
-        self.env_s += time.perf_counter() - t
+        self.step_s += time.perf_counter() - t
         self.steps += 1
         self.orders += out[4].get("orders", 0.0)
         return out
@@ -38,32 +72,57 @@ class Timed(gym.Wrapper):
     def reset(self, **kw):  # noqa: ANN003, ANN201
         t = time.perf_counter()
         out = self.env.reset(**kw)
-        self.env_s += time.perf_counter() - t
+        self.reset_s += time.perf_counter() - t
+        self.resets += 1
         return out
 
 
-def env_speed(env_id: str, kwargs: dict, seconds: float) -> dict:
-    env = gym.make(env_id, **kwargs)
-    rng = np.random.default_rng(0)
+def env_speed(env_id: str, kwargs: dict[str, Any], episodes: int, max_steps: int | None = None) -> dict[str, float]:
+    """Step ``episodes`` episodes (at most ``max_steps`` steps each) with zero (or random masked)
+    actions; time inside ``step`` and ``reset``."""
+    env = Timed(gym.make(env_id, **kwargs))
     u = env.unwrapped
-    t0 = time.perf_counter()
-    env.reset(seed=0)
-    steps, orders = 0, 0.0
-    while time.perf_counter() - t0 < seconds:
-        if hasattr(u, "action_masks"):
-            a = int(rng.choice(np.flatnonzero(u.action_masks())))
-        else:
-            a = np.zeros(env.action_space.shape, np.float32)
-        _, _, term, trunc, info = env.step(a)
-        steps += 1
-        orders += info["orders"]
-        if term or trunc:
-            env.reset()
-    wall = time.perf_counter() - t0
-    return {"steps_s": steps / wall, "orders_s": orders / wall, "orders_step": orders / max(steps, 1)}
+    rng = np.random.default_rng(0)
+    env.reset(seed=10_000)  # warm up (first-call costs), untimed
+    for _ in range(3):
+        env.step(env.action_space.sample() if not hasattr(u, "action_masks")
+                 else int(np.flatnonzero(u.action_masks())[0]))
+    env.step_s = env.reset_s = env.orders = 0.0
+    env.steps = env.resets = 0
+    rates = []
+    for ep in range(episodes):
+        env.reset(seed=ep)
+        s0, o0, n0 = env.step_s, env.orders, env.steps
+        done = False
+        while not done and (max_steps is None or env.steps - n0 < max_steps):
+            if hasattr(u, "action_masks"):
+                a: Any = int(rng.choice(np.flatnonzero(u.action_masks())))
+            else:
+                a = np.zeros(env.action_space.shape, np.float32)
+            _, _, term, trunc, _ = env.step(a)
+            done = term or trunc
+        rates.append((env.orders - o0) / max(env.step_s - s0, 1e-12))
+    steps, orders, step_s = env.steps, env.orders, env.step_s
+    return {"orders_step": orders / max(steps, 1), "steps_s": steps / step_s, "orders_s": statistics.median(rates),
+            "orders_s_min": min(rates), "orders_s_max": max(rates), "reset_ms": 1e3 * env.reset_s / env.resets}
 
 
-def ppo_speed(env_id: str, kwargs: dict, timesteps: int, n_steps: int) -> dict:
+def model_speed(kwargs: dict[str, Any], seeds: int, engine: str) -> float:
+    """The twin alone on the env's scenario and scale (cheapest routing): median orders/s."""
+    from twin.model import FulfillmentModel
+    from twin.policies import Cheapest
+
+    sc = base_scenario(kwargs.get("scenario", "singles_day"), kwargs.get("scale", 0.1), kwargs.get("horizon_h"))
+    rates = []
+    for seed in range(seeds):
+        t = time.perf_counter()
+        m = FulfillmentModel(sc, seed=seed, engine=engine, routing=Cheapest())
+        m.run()
+        rates.append(m.engine.counters.created / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def ppo_speed(env_id: str, kwargs: dict[str, Any], timesteps: int, ppo: dict[str, Any]) -> dict[str, float]:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.monitor import Monitor
@@ -72,42 +131,69 @@ def ppo_speed(env_id: str, kwargs: dict, timesteps: int, n_steps: int) -> dict:
     torch.set_num_threads(1)
     timed = Timed(gym.make(env_id, **kwargs))
     venv = DummyVecEnv([lambda: Monitor(timed)])
-    algo = PPO
-    if "OrderRouting" in env_id:
+    algo: Any = PPO
+    ppo = {**ppo, "policy_kwargs": dict(ppo["policy_kwargs"])}
+    if "OrderRouting" in env_id:  # discrete actions: no Gaussian std
+        ppo["policy_kwargs"].pop("log_std_init", None)
         from sb3_contrib import MaskablePPO as algo  # noqa: N813
-    model = algo("MlpPolicy", venv, n_steps=n_steps, batch_size=min(128, n_steps), n_epochs=10, seed=0,
-                 device="cpu", verbose=0)
+    model = algo("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **ppo)
     t0 = time.perf_counter()
     model.learn(total_timesteps=timesteps)
     wall = time.perf_counter() - t0
-    return {"ppo_steps_s": model.num_timesteps / wall, "env_share": timed.env_s / wall}
+    return {"ppo_steps_s": model.num_timesteps / wall, "env_share": timed.env_s / wall,
+            "env_ms": 1e3 * timed.env_s / max(timed.steps, 1), "learner_ms": 1e3 * (wall - timed.env_s) /
+            max(model.num_timesteps, 1)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--timesteps", type=int, default=4096, help="PPO steps per env")
-    p.add_argument("--seconds", type=float, default=5.0, help="seconds of random stepping per env")
+    p.add_argument("--episodes", type=int, default=8, help="episodes per env row")
+    p.add_argument("--ppo-rollouts", type=int, default=8, help="PPO rollouts of n_steps for the result row")
+    p.add_argument("--ppo-repeats", type=int, default=3, help="PPO measurements of the result row (median shown)")
     p.add_argument("--engine", default=None, help="engine of Routing-v0 and Reallocation-v0 (default: kernel if built)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets (checks that the script runs)")
     a = p.parse_args()
     engine = a.engine or default_engine()
-    cases = [
-        ("twin/Routing-v0", {"engine": engine}, 480),
-        ("twin/Routing-v0", {"engine": "simpy"}, 480) if engine != "simpy" else None,
-        ("twin/OrderRouting-v0", {}, 512),
-        ("twin/Reallocation-v0", {"engine": engine}, 70),
+    eps = 1 if a.quick else a.episodes
+    rollouts = 1 if a.quick else a.ppo_rollouts
+    small_ppo = {**RESULT_PPO, "n_steps": 64, "batch_size": 64}
+    # (label, env id, env kwargs, episodes, max steps per episode, model reference?, PPO (config, timesteps) or None)
+    result_ppo = (RESULT_PPO if not a.quick else small_ppo)
+    cases: list[tuple[str, str, dict[str, Any], int, int | None, bool, tuple[dict[str, Any], int] | None]] = [
+        ("result config", "twin/Routing-v0", {**RESULT_ENV, "engine": engine}, eps, None, True,
+         (result_ppo, rollouts * result_ppo["n_steps"])),
+        ("full size, 1 h epochs", "twin/Routing-v0",
+         {**RESULT_ENV, "scale": 1.0, "randomize": False, "engine": engine}, eps, None, True, None),
+        ("full size, 4 h epochs", "twin/Routing-v0",
+         {**RESULT_ENV, "scale": 1.0, "epoch_h": 4.0, "randomize": False, "engine": engine}, eps, None, True, None),
+        ("result config, simpy", "twin/Routing-v0", {**RESULT_ENV, "engine": "simpy"}, 1, None if not a.quick else 4,
+         False, None) if engine != "simpy" else None,
+        ("default", "twin/OrderRouting-v0", {}, 1 if a.quick else 2, 200 if a.quick else None, False,
+         ({**RESULT_PPO, "n_steps": 512 if not a.quick else 64}, 2048 if not a.quick else 64)),
+        ("default", "twin/Reallocation-v0", {"engine": engine}, eps, None, False,
+         ({**RESULT_PPO, "n_steps": 64, "batch_size": 64}, 64 * (2 if not a.quick else 1))),
     ]
-    print(f"| env | engine | orders/step | env steps/s | orders/s (in env.step) | PPO steps/s | env share of PPO wall |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| env | configuration | engine | orders/step | env steps/s | reset ms | orders/s in steps, median "
+          "(min–max) | model orders/s | PPO steps/s | env share of PPO wall (env / learner ms per step) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for case in cases:
         if case is None:
             continue
-        env_id, kw, n_steps = case
-        e = env_speed(env_id, kw, a.seconds)
-        steps = a.timesteps if kw.get("engine") != "simpy" or "OrderRouting" in env_id else max(a.timesteps // 8, 480)
-        t = ppo_speed(env_id, kw, steps, n_steps)
+        label, env_id, kw, n_ep, max_steps, ref, ppo = case
+        e = env_speed(env_id, kw, n_ep, max_steps)
         eng = kw.get("engine", "simpy")
-        print(f"| {env_id} | {eng} | {e['orders_step']:,.0f} | {e['steps_s']:,.0f} | {e['orders_s']:,.0f} | "
-              f"{t['ppo_steps_s']:,.0f} | {t['env_share']:.0%} |", flush=True)
+        ref_s = f"{model_speed(kw, n_ep, eng):,.0f}" if ref else "—"
+        ppo_s, share_s = "—", "—"
+        if ppo is not None:
+            reps = [ppo_speed(env_id, kw, ppo[1], ppo[0]) for _ in range(a.ppo_repeats if label == "result config"
+                                                                         and not a.quick else 1)]
+            t = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+            ppo_s = f"{t['ppo_steps_s']:,.0f}"
+            share_s = f"{t['env_share']:.0%} ({t['env_ms']:.2f} / {t['learner_ms']:.2f})"
+        conf = ", ".join(f"{k}={v}" for k, v in kw.items() if k != "engine")
+        print(f"| {env_id} | {label}: {conf or 'defaults'} | {eng} | {e['orders_step']:,.0f} | {e['steps_s']:,.0f} | "
+              f"{e['reset_ms']:.1f} | {e['orders_s']:,.0f} ({e['orders_s_min']:,.0f}–{e['orders_s_max']:,.0f}) | "
+              f"{ref_s} | {ppo_s} | {share_s} |", flush=True)
 
 
 if __name__ == "__main__":

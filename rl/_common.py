@@ -250,45 +250,61 @@ def network_features(model: Any, epoch_h: float, rate_ref: float) -> np.ndarray:
     - per region ``transit_delay``: (weather transit multiplier - 1) / 3, clipped;
       ``lanes_open`` (0/1); ``demand_mult``: weather x surge demand multiplier / 3, clipped.
     """
-    st, net, sc = model.state, model.net, model.scenario
-    t = float(model.env.now)
-    day = 2 * math.pi * (t % 24.0) / 24.0
-    weights = net.region_weight
-    dmult = float(np.dot(weights, st.region_demand_mult * st.surge_mult))
-    f_next = model.demand.total_rate(t + epoch_h / 2) * dmult / rate_ref / 4.0
-    f_6h = model.demand.total_rate(t + 6.0) * dmult / rate_ref / 4.0
-    head = [math.sin(day), math.cos(day), min(t / sc.horizon_h, 1.0), f_next, f_6h]
     c = _constants(model)
-    servers = st.pick_servers.astype(float)
-    up = np.where(st.wh_open, servers, 0.0)
-    rate = up * c["shipments_per_server_h"]
-    backlog_h = np.where(rate > 0, st.backlog / np.maximum(rate, 1e-9), np.where(st.backlog > 0, 24.0, 0.0))
-    cover = (st.inventory * c["sku_w"]).sum(axis=1) / c["init_w"]
-    parts = [
-        np.asarray(head, dtype=float),
-        st.wh_open.astype(float), st.cold_ok.astype(float),
-        np.where(c["agvs"] > 0, servers / np.maximum(c["agvs"], 1), 0.0),
-        backlog_h / 24.0, cover / 2.0,
-        (st.region_transit_mult - 1.0) / 3.0, st.region_open.astype(float),
-        st.region_demand_mult * st.surge_mult / 3.0,
-    ]
-    x = np.concatenate(parts)
-    low, high = network_bounds(net.n_warehouses, net.n_regions)
-    return np.clip(x, low, high).astype(np.float32)
+    st = model.state
+    t = float(model.env.now)
+    W, R = c["W"], c["R"]
+    x = np.empty(c["n"])
+    day = 2 * math.pi * (t % 24.0) / 24.0
+    rd = st.region_demand_mult * st.surge_mult
+    dmult = float(c["region_weight"] @ rd) / rate_ref / 4.0
+    x[0] = math.sin(day)
+    x[1] = math.cos(day)
+    x[2] = t / c["horizon_h"]
+    x[3] = model.demand.total_rate(t + epoch_h / 2) * dmult
+    x[4] = model.demand.total_rate(t + 6.0) * dmult
+    o = 5
+    x[o:o + W] = st.wh_open
+    x[o + W:o + 2 * W] = st.cold_ok
+    servers = st.pick_servers
+    np.multiply(servers, c["inv_agvs"], out=x[o + 2 * W:o + 3 * W])
+    # backlog in hours of pick capacity / 24 h (24 h when nothing can pick a waiting backlog)
+    rate = np.where(st.wh_open, servers, 0) * c["shipments_per_server_h"]
+    backlog = st.backlog
+    x[o + 3 * W:o + 4 * W] = np.where(rate > 0, backlog / np.maximum(rate, 1e-9) / 24.0,
+                                      np.where(backlog > 0, 1.0, 0.0))
+    x[o + 4 * W:o + 5 * W] = np.einsum("ws,ws->w", st.inventory, c["sku_w"]) * c["inv_init_w_2"]
+    o += 5 * W
+    x[o:o + R] = st.region_transit_mult
+    x[o:o + R] -= 1.0
+    x[o:o + R] /= 3.0
+    x[o + R:o + 2 * R] = st.region_open
+    np.divide(rd, 3.0, out=x[o + 2 * R:o + 3 * R])
+    np.clip(x, c["low"], c["high"], out=x)
+    return x.astype(np.float32)
 
 
-def _constants(model: Any) -> dict[str, np.ndarray]:
+def _constants(model: Any) -> dict[str, Any]:
+    """What the features need that does not change during a run, computed once per model."""
     c = getattr(model, "_rl_constants", None)
     if c is None:
         net, sc = model.net, model.scenario
         lines = sc.demand.lines_per_order
         init = net.initial_stock.astype(float)
         sku_w = np.where(init > 0, net.sku_p[None, :], 0.0)
+        agvs = np.array([w.pick.agvs for w in sc.warehouses], dtype=float)
+        W, R = net.n_warehouses, net.n_regions
+        low, high = network_bounds(W, R)
         c = {
-            "agvs": np.array([w.pick.agvs for w in sc.warehouses], dtype=float),
+            "W": W, "R": R, "n": len(low), "horizon_h": float(sc.horizon_h),
+            "low": low.astype(float), "high": high.astype(float),
+            "region_weight": np.asarray(net.region_weight, dtype=float),
+            "agvs": agvs,
+            "inv_agvs": np.where(agvs > 0, 1.0 / np.maximum(agvs, 1.0), 0.0),
             "shipments_per_server_h": np.array([w.pick.lines_per_agv_h / lines for w in sc.warehouses]),
             "sku_w": sku_w,
             "init_w": np.maximum((init * sku_w).sum(axis=1), 1e-9),
         }
+        c["inv_init_w_2"] = 0.5 / c["init_w"]
         model._rl_constants = c
     return c

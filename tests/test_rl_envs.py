@@ -235,3 +235,20 @@ def test_feature_names_match_the_observation() -> None:
     for env_id in rl.ENV_IDS:
         env = _make(env_id).unwrapped
         assert len(env.feature_names) == env.observation_space.shape[0] == len(set(env.feature_names))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_env_ticks_are_the_model_s_ticks(engine: str) -> None:
+    """The envs tick the model without its DataCollector row (``_TwinEnv._tick``): a heuristic
+    episode in Routing-v0 ends with the same counters as ``FulfillmentModel.run()`` on the same
+    scenario, seed and policy."""
+    env = gym.make("twin/Routing-v0", scale=0.1, horizon_h=12.0, engine=engine, randomize=True).unwrapped
+    env.reset(seed=7, options={"heuristic": "cheapest", "outage": (env.net.warehouses[0], 2.0, 8.0)})
+    done = False
+    while not done:
+        _, _, done, _, _ = env.step(np.zeros(env.action_space.shape, np.float32))
+    ref = FulfillmentModel(env._episode["scenario"], seed=env._episode["seed"], engine=engine, routing=Cheapest())
+    ref.run()
+    assert env.model.engine.counters == ref.engine.counters
+    assert env.model.env.now == ref.env.now and not env.model.running
+    assert env.model.steps == ref.steps
