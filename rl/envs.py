@@ -132,16 +132,9 @@ class _TwinEnv(gym.Env):
         return episode_scenario(self.scenario, draw["demand_scale"], draw["weather_severity"], draw["outage"])
 
     def _tick(self) -> None:
-        """One model tick, as ``FulfillmentModel.step()`` but without the DataCollector's
-        time-series row (a dict of ~55 values per tick that no env reads: the ledger reads the
-        engine's running counters). The simulation is the same event for event: ``begin_tick``
-        (weather, demand, the tick's arrivals), the engine to the tick's end, then the end test of
-        ``end_tick``. ``model.timeseries`` stays empty in an env's model."""
-        m = self.model
-        m.steps += 1
-        m.engine.advance(m.begin_tick())
-        if m.env.now >= m.end_time - 1e-9:
-            m.running = False
+        """One model tick. The env's models record no time-series rows (``timeseries=False``:
+        the ledger reads the engine's running counters), so ``model.timeseries`` stays empty."""
+        self.model.step()
 
     def _drain(self) -> None:
         """Run the model to its end (horizon plus drain: no new orders, parcels delivered)."""
@@ -319,7 +312,8 @@ class RoutingEnv(_TwinEnv):
             self._policy = self._heuristic_policy(ep["heuristic"])
         else:
             self._policy = AllocationShares()
-        self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine, routing=self._policy)
+        self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine, routing=self._policy,
+                                      timeseries=False)
         self._ledger = Ledger(self.model)
 
     def _advance(self, action: Any) -> tuple[dict[str, float], bool, dict[str, Any]]:
@@ -449,7 +443,8 @@ class OrderRoutingEnv(_TwinEnv):
     def _start(self) -> None:
         ep = self._episode
         self._policy = self._heuristic_policy(ep["heuristic"] or self.base)
-        self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine="simpy", routing=self._policy)
+        self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine="simpy", routing=self._policy,
+                                      timeseries=False)
         self.model.engine.asking = True
         self._ledger = Ledger(self.model)
         self._finished = False
@@ -714,7 +709,8 @@ class ReallocationEnv(_TwinEnv):
                         else TargetCover(self.top_skus))
         self._metered = _Metered(self._policy)
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine,
-                                      routing=ROUTING_POLICIES[self.routing](), reallocation=self._metered)
+                                      routing=ROUTING_POLICIES[self.routing](), reallocation=self._metered,
+                                      timeseries=False)
         self._ledger = Ledger(self.model)
         self._moved, self._unit_km = 0, 0.0
         while self.model.env.now < self.interval_h - _EPS:

@@ -38,11 +38,13 @@ class FulfillmentModel(mesa.Model):
         routing_interval_h: kernel engine only: Python routing policies (other than the
             built-in score and share policies) route the orders of each interval of this
             length in one batch.
+        timeseries: record one time-series row per tick (the DataCollector). RL envs turn it
+            off: they read the engine's running counters, and the row is most of a tick's Python.
     """
 
     def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "kernel",
                  routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None,
-                 routing_interval_h: float = 0.25) -> None:
+                 routing_interval_h: float = 0.25, timeseries: bool = True) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -58,6 +60,7 @@ class FulfillmentModel(mesa.Model):
                         else make_routing_policy(scenario.policy.routing, self.net, self.rng))
         self.reallocation = reallocation or make_reallocation_policy(scenario.policy.reallocation)
         self.end_time = scenario.horizon_h + scenario.drain_h
+        self.record_timeseries = timeseries
         self.n_ticks = math.ceil(self.end_time / scenario.tick_h - 1e-9)
 
         W = self.net.n_warehouses
@@ -115,7 +118,8 @@ class FulfillmentModel(mesa.Model):
 
     def end_tick(self) -> None:
         """After the engine reached the tick's end: one time-series row; stop at the end."""
-        self.datacollector.add_table_row("timeseries", self._snapshot())
+        if self.record_timeseries:
+            self.datacollector.add_table_row("timeseries", self._snapshot())
         if self.env.now >= self.end_time - 1e-9:
             self.running = False
 
