@@ -58,3 +58,17 @@ def test_readme_scenario_example_is_valid_and_runs(tmp_path: Path) -> None:
     r = twin.simulate(twin.loader.scale_scenario(sc, 0.02), seed=0)
     k = r.kpis
     assert k["orders_created"] == k["orders_delivered"] + k["orders_in_flight"] + k["orders_lost"] > 0
+
+
+def test_network_graph_has_every_lane() -> None:
+    from twin.network import build_network
+
+    net = build_network(twin.load_scenario("baseline"))
+    g = net.graph
+    kinds = [d["kind"] for _, d in g.nodes(data=True)]
+    assert kinds.count("warehouse") == 8 and kinds.count("region") == 31
+    # SF and ZTO serve every lane; JD Cold only from the four cold-storage sites
+    assert g.number_of_edges() == 8 * 31
+    assert g.edges["shanghai", "Shanghai"]["carriers"] == ["sf_express", "zto", "jd_cold"]
+    assert g.edges["hangzhou", "Shanghai"]["carriers"] == ["sf_express", "zto"]
+    assert g.edges["langfang", "Beijing"]["distance_km"] < g.edges["langfang", "Guangdong"]["distance_km"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 import numpy as np
@@ -50,7 +51,23 @@ class Network:
     sku_p: np.ndarray  # [S] popularity (sums to 1)
     initial_stock: np.ndarray  # [W, S] int64
     cold_capable: np.ndarray  # [W] bool
-    graph: nx.DiGraph = field(repr=False)
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The network as a directed graph: warehouse and region nodes (with coordinates),
+        one edge per lane with its carriers and road distance. Built on first use (resets of
+        RL environments build many networks and never ask for it)."""
+        g = nx.DiGraph()
+        for i, w in enumerate(self.scenario.warehouses):
+            g.add_node(w.name, kind="warehouse", lat=w.lat, lon=w.lon, cold_storage=w.cold_storage)
+        for j, r in enumerate(self.regions):
+            g.add_node(r, kind="region", lat=float(self.rg_latlon[j, 0]), lon=float(self.rg_latlon[j, 1]),
+                       weight=float(self.region_weight[j]))
+        for i, j in zip(*np.nonzero(self.serves.any(axis=0))):
+            carriers = [self.carriers[c] for c in np.flatnonzero(self.serves[:, i, j])]
+            g.add_edge(self.warehouses[i], self.regions[j], carriers=carriers,
+                       distance_km=float(self.distance_km[i, j]))
+        return g
 
     @property
     def n_warehouses(self) -> int:
@@ -115,18 +132,10 @@ def build_network(sc: Scenario) -> Network:
         if not w.cold_storage:
             stock[i, sku_cold] = 0
 
-    g = nx.DiGraph()
-    for i, w in enumerate(sc.warehouses):
-        g.add_node(w.name, kind="warehouse", lat=w.lat, lon=w.lon, cold_storage=w.cold_storage)
-    for j, r in enumerate(regions):
-        g.add_node(r.name, kind="region", lat=r.lat, lon=r.lon, weight=float(weight[j]))
-    for c, car in enumerate(sc.carriers):
-        for i, j in zip(*np.nonzero(serves[c])):
-            g.add_edge(wnames[i], rnames[j], key=car.name, distance_km=float(dist[i, j]))
     return Network(
         scenario=sc, warehouses=wnames, regions=rnames, carriers=[c.name for c in sc.carriers],
         wh_latlon=wh, rg_latlon=rg, region_weight=weight, distance_km=dist,
         wh_distance_km=ROAD_FACTOR * haversine_km(wh[:, None, 0], wh[:, None, 1], wh[None, :, 0], wh[None, :, 1]), serves=serves,
         transit_mean_h=transit, lane_cost=cost, lane_co2_kg=co2, reefer_surcharge=surcharge,
-        sku_cold=sku_cold, sku_p=sku_p, initial_stock=stock, cold_capable=cold_capable, graph=g,
+        sku_cold=sku_cold, sku_p=sku_p, initial_stock=stock, cold_capable=cold_capable,
     )
