@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import twin
@@ -72,3 +73,17 @@ def test_network_graph_has_every_lane() -> None:
     assert g.edges["shanghai", "Shanghai"]["carriers"] == ["sf_express", "zto", "jd_cold"]
     assert g.edges["hangzhou", "Shanghai"]["carriers"] == ["sf_express", "zto"]
     assert g.edges["langfang", "Beijing"]["distance_km"] < g.edges["langfang", "Guangdong"]["distance_km"]
+
+
+@pytest.mark.parametrize("name", ["nearest_with_stock", "cheapest", "greenest", "fastest", "weighted"])
+def test_policy_preference_order_is_the_score_order(name: str) -> None:
+    from twin.network import build_network
+    from twin.policies import make_routing_policy
+
+    sc = twin.load_scenario("cold_chain_failure")  # JD Cold serves 4 sites: some lanes have no reefer
+    p = make_routing_policy(name, build_network(sc))
+    for c in (0, 1):
+        for r in range(p.static_score.shape[1]):
+            row = p.static_score[c, r]
+            want = [w for w in sorted(range(len(row)), key=lambda w: (row[w], w)) if np.isfinite(row[w])]
+            assert p._pref[c][r] == want

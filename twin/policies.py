@@ -76,8 +76,9 @@ class RoutingPolicy(ABC):
             self.lane_score[cold] = val
         self.static_score = self.warehouse_score(net)  # [2, R, W]
         # warehouses with a lane, best static score first (ties: lower index), per (cold, region)
-        self._pref = [[[int(w) for w in np.argsort(row, kind="stable") if np.isfinite(row[w])] for row in sc]
-                      for sc in self.static_score]
+        order = np.argsort(self.static_score, axis=2, kind="stable")
+        finite = np.isfinite(np.take_along_axis(self.static_score, order, axis=2))
+        self._pref = [[order[c, r][finite[c, r]].tolist() for r in range(net.n_regions)] for c in (0, 1)]
         return self
 
     @abstractmethod
