@@ -15,12 +15,30 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rl._common import (Ledger, Randomization, RewardWeights, base_scenario, default_engine, episode_scenario,
-                        mean_rate_per_h, network_bounds, network_feature_names, network_features, objective)
+from rl._common import (
+    Ledger,
+    Randomization,
+    RewardWeights,
+    base_scenario,
+    default_engine,
+    episode_scenario,
+    mean_rate_per_h,
+    network_bounds,
+    network_feature_names,
+    network_features,
+    objective,
+)
 from twin.model import ENGINES, FulfillmentModel
 from twin.network import Network, build_network
-from twin.policies import (ROUTING_POLICIES, AllocationShares, Fastest, NoReallocation, Rebalance,
-                           ReallocationPolicy, RoutingPolicy)
+from twin.policies import (
+    ROUTING_POLICIES,
+    AllocationShares,
+    Fastest,
+    NoReallocation,
+    ReallocationPolicy,
+    Rebalance,
+    RoutingPolicy,
+)
 from twin.schema import Scenario
 from twin.state import State
 

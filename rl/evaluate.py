@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rl.baselines import EPISODE_METRICS, Heuristic, Learned, baseline_names, run_episode
+from twin.run import jsonable
 
 __all__ = ["paired_ci", "evaluate", "format_table", "load_run_args", "HELD_OUT_SEED"]
 
@@ -109,23 +110,13 @@ def evaluate(policy: str, scenario: str | None = None, replications: int = 10, e
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "eval.json").write_text(json.dumps(_finite(result), indent=2) + "\n")
+        (out / "eval.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
         plot(result, out / "eval.png")
     return result
 
 
 def _plain(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool, type(None), list, dict))
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def format_table(result: Mapping[str, Any]) -> str:

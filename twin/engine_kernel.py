@@ -13,8 +13,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from twin.policies import (AllocationShares, Cheapest, Fastest, Greenest, NearestWithStock, OrderBatch, RoutingPolicy,
-                           WeightedScore)
+from twin.policies import (
+    AllocationShares,
+    Cheapest,
+    Fastest,
+    Greenest,
+    NearestWithStock,
+    OrderBatch,
+    RoutingPolicy,
+    WeightedScore,
+)
 from twin.records import Counters
 
 if TYPE_CHECKING:

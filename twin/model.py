@@ -8,8 +8,16 @@ import mesa
 import numpy as np
 import simpy
 
-from agents import (AGVFleetAgent, CarrierAgent, DemandAgent, DisruptionAgent, ReallocationAgent, SupplierAgent,
-                    WarehouseAgent, WeatherAgent)
+from agents import (
+    AGVFleetAgent,
+    CarrierAgent,
+    DemandAgent,
+    DisruptionAgent,
+    ReallocationAgent,
+    SupplierAgent,
+    WarehouseAgent,
+    WeatherAgent,
+)
 from twin.network import build_network
 from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_policy, make_routing_policy
 from twin.rng import Draws

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from twin import plots
-from twin.kpis import KPI_DOC, order_table
 from twin.compare import NON_KPI_KEYS, load_kpis
+from twin.kpis import KPI_DOC, order_table
 
 __all__ = [
     "KPI_INFO",

@@ -46,16 +46,17 @@ class SimulationResult:
         kpis = dict(self.kpis)
         if extra_kpis:
             kpis.update(extra_kpis)
-        (out / "kpis.json").write_text(json.dumps(_jsonable(kpis), indent=2, allow_nan=False) + "\n")
+        (out / "kpis.json").write_text(json.dumps(jsonable(kpis), indent=2, allow_nan=False) + "\n")
         (out / "scenario.json").write_text(self.scenario.model_dump_json(indent=2) + "\n")
         return out
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` with every non-finite float made None, so it is strict JSON."""
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
+        return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
