@@ -38,6 +38,7 @@ from twin.policies import (
     ReallocationPolicy,
     Rebalance,
     RoutingPolicy,
+    transfers_from_nearest,
 )
 from twin.schema import Scenario
 from twin.state import State
@@ -599,17 +600,7 @@ class TargetCover(ReallocationPolicy):
         spare = np.maximum(inv - goal, 0)
         need[~state.wh_open] = 0
         spare[~state.wh_open] = 0
-        for to in np.argsort(-need.sum(axis=1), kind="stable"):
-            if not need[to].any():
-                continue
-            for frm in np.argsort(net.wh_distance_km[to], kind="stable"):
-                if frm == to:
-                    continue
-                q = np.minimum(need[to], spare[frm])
-                if q.any():
-                    moves[frm, to, top] = q
-                    need[to] -= q
-                    spare[frm] -= q
+        moves[:, :, top] = transfers_from_nearest(need, spare, net, np.argsort(-need.sum(axis=1), kind="stable"))
         return moves
 
 

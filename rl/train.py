@@ -22,6 +22,7 @@ import numpy as np
 
 import rl  # noqa: F401 - registers the envs
 from rl.baselines import Heuristic, baseline_names, run_episode
+from twin.loader import parse_overrides
 
 __all__ = ["Args", "train", "make_env", "add_arguments", "args_from_namespace"]
 
@@ -246,15 +247,7 @@ def add_arguments(p: Any) -> None:
 def args_from_namespace(a: Any) -> Args:
     kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(Args) if hasattr(a, f.name)}
     kw["net_arch"] = tuple(kw.get("net_arch", (64, 64)))
-    env_kwargs = {}
-    for item in kw.pop("env_kwargs", []) or []:
-        if "=" not in item:
-            raise ValueError(f"--env-arg must be KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            env_kwargs[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            env_kwargs[k.strip()] = v
+    env_kwargs = parse_overrides(kw.pop("env_kwargs", []) or [], flag="--env-arg")
     return Args(**kw, env_kwargs=env_kwargs)
 
 

@@ -87,3 +87,24 @@ def test_policy_preference_order_is_the_score_order(name: str) -> None:
             row = p.static_score[c, r]
             want = [w for w in sorted(range(len(row)), key=lambda w: (row[w], w)) if np.isfinite(row[w])]
             assert p._pref[c][r] == want
+
+
+def test_transfers_come_from_the_nearest_spare_stock() -> None:
+    from twin.network import build_network
+    from twin.policies import transfers_from_nearest
+
+    net = build_network(twin.load_scenario("baseline"))
+    W = net.n_warehouses
+    i = {n: k for k, n in enumerate(net.warehouses)}
+    need = np.zeros((W, 2), dtype=np.int64)
+    spare = np.zeros((W, 2), dtype=np.int64)
+    need[i["hangzhou"]] = [10, 0]
+    spare[i["shanghai"]] = [4, 9]  # ~170 km from Hangzhou
+    spare[i["chengdu"]] = [50, 0]  # far away
+    spare[i["nanjing"]] = [3, 0]  # ~270 km
+    m = transfers_from_nearest(need, spare, net)
+    assert m[i["shanghai"], i["hangzhou"]].tolist() == [4, 0]
+    assert m[i["nanjing"], i["hangzhou"]].tolist() == [3, 0]
+    assert m[:, i["hangzhou"], 0].sum() == 10 and m.sum() == 10  # the rest from the next nearest
+    assert m[i["chengdu"], i["hangzhou"], 0] <= 3
+    assert need.sum() == 0 and spare[i["shanghai"]].tolist() == [0, 9]

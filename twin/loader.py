@@ -200,8 +200,9 @@ def validate_scenario(doc: Any, source: str | None = None) -> Scenario:
         raise ScenarioError(list(dict.fromkeys(problems)), source) from None
 
 
-def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` strings (values as YAML scalars) into a mapping."""
+def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None, flag: str = "--set") -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` strings (values as YAML, so JSON too) into a mapping; ``flag`` names
+    the option in the error message."""
     if items is None:
         return {}
     if isinstance(items, Mapping):
@@ -209,7 +210,9 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ScenarioError(f"--set {item!r}: expected KEY=VALUE, e.g. warehouses.shanghai.pick.agvs=150")
+            if flag == "--set":  # a scenario override: a scenario error
+                raise ScenarioError(f"--set {item!r}: expected KEY=VALUE, e.g. warehouses.shanghai.pick.agvs=150")
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
         try:
             out[key.strip()] = yaml.safe_load(value)

@@ -19,7 +19,7 @@ from twin.state import State
 __all__ = [
     "AllocationShares", "OrderBatch", "RoutingPolicy", "NearestWithStock", "Cheapest", "Fastest", "Greenest", "WeightedScore",
     "ReallocationPolicy", "NoReallocation", "Rebalance", "make_routing_policy", "make_reallocation_policy",
-    "assign_lines", "assign_order", "ROUTING_POLICIES",
+    "assign_lines", "assign_order", "transfers_from_nearest", "ROUTING_POLICIES",
 ]
 
 INF = np.inf
@@ -370,24 +370,34 @@ class Rebalance(ReallocationPolicy):
 
     def decide(self, state: State, net: Network, t: float) -> np.ndarray:
         init = net.initial_stock
-        W = net.n_warehouses
-        moves = np.zeros((W, W, net.n_skus), dtype=np.int64)
         spare = np.maximum(state.inventory - np.ceil(self.high * init).astype(np.int64), 0)
         spare[~state.wh_open] = 0
         target = np.ceil((self.low + self.high) / 2 * init).astype(np.int64)
         need = np.where(state.inventory < self.low * init, target - state.inventory - state.on_order, 0)
-        need = np.maximum(need, 0)
-        for to in range(W):
-            if not need[to].any():
+        return transfers_from_nearest(np.maximum(need, 0), spare, net)
+
+
+def transfers_from_nearest(need: np.ndarray, spare: np.ndarray, net: Network,
+                           order: np.ndarray | None = None) -> np.ndarray:
+    """``[W_from, W_to, S]`` transfers that cover each warehouse's ``need[w, s]`` from the spare
+    units ``spare[w, s]`` of the nearest warehouses first (road distance).
+
+    Receivers are served in ``order`` (default: by index); ``need`` and ``spare`` are consumed.
+    Shared by the reallocation policies (the rule-based one and RL's target-cover action).
+    """
+    W = need.shape[0]
+    moves = np.zeros((W, W, need.shape[1]), dtype=np.int64)
+    for to in (range(W) if order is None else order):
+        if not need[to].any():
+            continue
+        for frm in np.argsort(net.wh_distance_km[to], kind="stable"):
+            if frm == to:
                 continue
-            for frm in np.argsort(net.wh_distance_km[to], kind="stable"):
-                if frm == to:
-                    continue
-                q = np.minimum(need[to], spare[frm])
-                moves[frm, to] = q
-                need[to] -= q
-                spare[frm] -= q
-        return moves
+            q = np.minimum(need[to], spare[frm])
+            moves[frm, to] = q
+            need[to] -= q
+            spare[frm] -= q
+    return moves
 
 
 def make_reallocation_policy(cfg: ReallocationConfig) -> ReallocationPolicy:
