@@ -15,10 +15,6 @@ class WarehouseAgent(mesa.Agent):
         self.config = model.scenario.warehouses[index]
         self.name = self.config.name
 
-    @property
-    def stock_units(self) -> int:
-        return int(self.model.state.inventory[self.index].sum())
-
 
 class AGVFleetAgent(mesa.Agent):
     """An AGV fleet: ``agvs`` robots, each one pick server while it is up and not charging.

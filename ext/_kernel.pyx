@@ -508,9 +508,6 @@ cdef class Kernel:
             cap[w] = self.p_cap_area[w]
         return busy, cap
 
-    def busy_now(self):
-        return np.array([self.p_busy[w] for w in range(self.W)], dtype=np.int64)
-
     def counters(self) -> tuple:
         """``(created, delivered, on_time, lost, shipments, cost, co2_kg)``: orders, then the
         shipments routed and their cost and CO2, up to now."""

@@ -188,9 +188,6 @@ class KernelEngine:
         """Per warehouse: (busy pick server-hours, available pick server-hours) so far."""
         return self.k.station_areas()
 
-    def busy_now(self) -> np.ndarray:
-        return self.k.busy_now()
-
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
         """The records as columns (see :mod:`twin.records`), sorted by order then shipment.
 

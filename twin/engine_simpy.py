@@ -311,9 +311,6 @@ class SimPyEngine:
         a = np.array([s.areas() for s in self.pick], dtype=float)
         return a[:, 0], a[:, 1]
 
-    def busy_now(self) -> np.ndarray:
-        return np.array([s.busy for s in self.pick], dtype=np.int64)
-
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
         """The shipment records as columns (see :mod:`twin.records`)."""
         return self.table.columns()
