@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 import mesa
+import numpy as np
 
 
 class WarehouseAgent(mesa.Agent):
@@ -20,9 +21,16 @@ class AGVFleetAgent(mesa.Agent):
     """An AGV fleet: ``agvs`` robots, each one pick server while it is up and not charging.
 
     Servers available = round((up - disabled) * duty), where ``duty = battery_h /
-    (battery_h + charge_h)`` (charging is staggered across the fleet), ``up`` falls at each
-    breakdown (each up robot fails at rate 1/mtbf_h) and rises after an exponential repair
-    (mean mttr_h), and ``disabled`` is the share an ``agv_breakdown`` disruption takes out.
+    (battery_h + charge_h)`` (charging is staggered across the fleet), ``up`` (``State.agv_up``)
+    falls at each breakdown (each up robot fails at rate 1/mtbf_h) and rises after an
+    exponential repair (mean mttr_h), and ``disabled`` is the share an ``agv_breakdown``
+    disruption takes out.
+
+    Breakdowns and repairs depend on nothing else in the world, so the fleet draws every
+    robot's up and down times for the whole run when it is built (:attr:`schedule`). The
+    engine plays the schedule: the ``simpy`` engine with one process per fleet
+    (:meth:`play`), the kernel inside its event loop (no Python call per breakdown), both
+    with :meth:`servers`' formula.
     """
 
     def __init__(self, model: mesa.Model, index: int) -> None:
@@ -31,16 +39,43 @@ class AGVFleetAgent(mesa.Agent):
         cfg = model.scenario.warehouses[index].pick
         self.cfg = cfg
         self.agvs = cfg.agvs
-        self.up = cfg.agvs
         self.duty = 1.0 if cfg.battery_h is None else cfg.battery_h / (cfg.battery_h + cfg.charge_h)
+        #: ``(times, deltas)``: when a robot breaks down (-1) or is repaired (+1), in time order
+        self.schedule = self.draw_schedule(model.rng, model.end_time)
         self.update()
-        if cfg.mtbf_h is not None:
-            for _ in range(cfg.agvs):
-                model.env.process(self._robot())
+
+    @property
+    def up(self) -> int:
+        """Robots not broken down now."""
+        return int(self.model.state.agv_up[self.index])
+
+    def draw_schedule(self, rng: np.random.Generator, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every robot alternates an exponential time up (mean mtbf_h) and an exponential repair
+        (mean mttr_h) from time 0; the breakdowns (-1) and repairs (+1) before ``end``."""
+        cfg = self.cfg
+        if cfg.mtbf_h is None or self.agvs == 0:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        cycle = cfg.mtbf_h + cfg.mttr_h
+        k = int(np.ceil(end / cycle)) + 2
+        clock = np.zeros((self.agvs, 0))
+        while clock.shape[1] == 0 or clock[:, -1].min() < end:  # until every robot passed the end
+            d = np.empty((self.agvs, 2 * k))
+            d[:, 0::2] = rng.exponential(cfg.mtbf_h, (self.agvs, k))
+            d[:, 1::2] = rng.exponential(cfg.mttr_h, (self.agvs, k))
+            start = clock[:, -1:] if clock.shape[1] else 0.0
+            clock = np.concatenate([clock, start + np.cumsum(d, axis=1)], axis=1)
+        delta = np.empty(clock.shape, dtype=np.int64)
+        delta[:, 0::2] = -1
+        delta[:, 1::2] = 1
+        keep = clock < end
+        t, dl = clock[keep], delta[keep]
+        order = np.argsort(t, kind="stable")
+        return t[order], dl[order]
 
     def servers(self) -> int:
-        disabled = round(float(self.model.state.agv_disabled_frac[self.index]) * self.agvs)
-        return max(0, round((self.up - disabled) * self.duty))
+        st = self.model.state
+        disabled = round(float(st.agv_disabled_frac[self.index]) * self.agvs)
+        return max(0, round((int(st.agv_up[self.index]) - disabled) * self.duty))
 
     def update(self) -> bool:
         """Write the pick servers available now into the State; True if the number changed."""
@@ -50,17 +85,11 @@ class AGVFleetAgent(mesa.Agent):
         servers[self.index] = n
         return bool(changed)
 
-    def _robot(self):  # noqa: ANN202 - a SimPy process
-        """One robot: up for an exponential time (mean mtbf_h), then down for an exponential
-        repair (mean mttr_h), again and again."""
-        env, rng, cfg = self.model.env, self.model.rng, self.cfg
-        while True:
-            yield env.timeout(rng.exponential(cfg.mtbf_h))
-            self._change(-1)
-            yield env.timeout(rng.exponential(cfg.mttr_h))
-            self._change(+1)
-
-    def _change(self, delta: int) -> None:
-        self.up += delta
-        if self.update():
-            self.model.state_changed()
+    def play(self):  # noqa: ANN201 - a SimPy process
+        """Apply the schedule on the model's SimPy environment (the ``simpy`` engine)."""
+        env, st = self.model.env, self.model.state
+        for t, delta in zip(self.schedule[0].tolist(), self.schedule[1].tolist(), strict=True):
+            yield env.timeout(t - env.now)
+            st.agv_up[self.index] += delta
+            if self.update():
+                self.model.state_changed()

@@ -16,7 +16,7 @@ policy is called once per routing interval on a batch of orders (``policy.route`
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memmove
-from libc.math cimport INFINITY, NAN, floor, log1p, sqrt
+from libc.math cimport INFINITY, NAN, floor, log1p, nearbyint, sqrt
 
 from ext._core cimport (Ev, Heap, Rng, alias_draw, heap_pop, heap_push, rng_exponential, rng_next, rng_normal,
                         rng_poisson, rng_scaled, rng_seed, rng_uniform)
@@ -33,6 +33,7 @@ cdef enum:
     EV_RETRY = 3
     EV_GIVEUP = 4
     EV_BATCH = 5
+    EV_AGV = 6
 
 # route modes
 cdef enum:
@@ -164,7 +165,11 @@ cdef class Kernel:
     # State (views on the model's arrays)
     cdef int64_t[:, ::1] inv
     cdef uint8_t[::1] wh_open, cold_ok, region_open
-    cdef int64_t[::1] pick_servers, backlog
+    cdef int64_t[::1] pick_servers, backlog, agv_up, agvs
+    cdef double[::1] agv_disabled, duty
+    cdef double[::1] ag_t
+    cdef int32_t[::1] ag_w
+    cdef int64_t[::1] ag_d
     cdef double[::1] transit_mult, cap_mult
     # routing
     cdef int mode
@@ -282,6 +287,10 @@ cdef class Kernel:
         self.cold_ok = state.cold_ok.view(np.uint8)
         self.region_open = state.region_open.view(np.uint8)
         self.pick_servers = state.pick_servers
+        self.agv_up = state.agv_up
+        self.agv_disabled = state.agv_disabled_frac
+        self.agvs = t["agvs"]
+        self.duty = t["duty"]
         self.backlog = state.backlog
         self.transit_mult = state.region_transit_mult
         self.cap_mult = state.carrier_capacity_mult
@@ -481,6 +490,23 @@ cdef class Kernel:
         if self.next_arr >= t1:
             self.next_arr = INFINITY
 
+    def set_agv_schedule(self, times, warehouses, deltas) -> None:
+        """Play the AGV fleets' breakdowns (-1) and repairs (+1), ``times`` ascending, inside
+        the event loop: ``State.agv_up`` changes and the pick servers are recomputed with
+        ``agents.warehouse.AGVFleetAgent.servers``' formula."""
+        t = np.ascontiguousarray(times, dtype=np.float64)
+        w = np.ascontiguousarray(warehouses, dtype=np.int32)
+        d = np.ascontiguousarray(deltas, dtype=np.int64)
+        if not t.shape == w.shape == d.shape or t.ndim != 1:
+            raise ValueError("kernel: the AGV schedule's times, warehouses and deltas must be 1-d and of one length")
+        if len(t) and (np.any(np.diff(t) < 0) or t[0] < self.now):
+            raise ValueError("kernel: the AGV schedule's times must be ascending and not in the past")
+        if len(t) and np.any((w < 0) | (w >= self.W)):
+            raise ValueError(f"kernel: the AGV schedule names a warehouse outside 0..{self.W - 1}")
+        self.ag_t, self.ag_w, self.ag_d = t, w, d
+        if len(t):
+            heap_push(&self.heap, self.ag_t[0], EV_AGV)
+
     def set_shares(self, shares) -> None:
         """Point the allocation-share routing at ``shares`` (``[R, W]``, rows summing to 1)."""
         self.shares = shares
@@ -546,6 +572,8 @@ cdef class Kernel:
                     self._lose(self.bo_order[p])
                 elif code == EV_BATCH:
                     self._route_batch()
+                elif code == EV_AGV:
+                    self._agv(p)
         if until > self.now:
             self.now = until
         return 0
@@ -954,6 +982,26 @@ cdef class Kernel:
         return [self.wh_names[w] for w in range(self.W) if self.wh_open[w] and self.cold_ok[w]]
 
     # ------------------------------------------------------------------ stations
+    cdef int _agv(self, int64_t i) except -1:
+        """Schedule entry ``i``: a robot breaks down or comes back; the servers follow
+        ``round((up - round(disabled_frac * agvs)) * duty)`` (round half to even, as Python)."""
+        cdef int w = self.ag_w[i]
+        cdef double disabled
+        cdef long n
+        self.agv_up[w] += self.ag_d[i]
+        disabled = nearbyint(self.agv_disabled[w] * self.agvs[w])
+        n = <long>nearbyint((self.agv_up[w] - disabled) * self.duty[w])
+        if n < 0:
+            n = 0
+        if self.pick_servers[w] != n:
+            self.pick_servers[w] = n
+            self._account(w)
+            self.p_cap[w] = n if self.wh_open[w] else 0
+            self._fill_pick(w)
+        if i + 1 < self.ag_t.shape[0]:
+            heap_push(&self.heap, self.ag_t[i + 1], (i + 1) * 8 + EV_AGV)
+        return 0
+
     cdef inline void _account(self, int w) noexcept:
         cdef double dt = self.now - self.p_last[w]
         if dt > 0:

@@ -13,7 +13,7 @@ from scipy import stats
 import twin
 from scenarios import builtin_names
 from twin.kpis import order_table
-from twin.loader import scale_scenario
+from twin.loader import scale_scenario, validate_scenario
 from twin.theory import mmc_mean_wait
 
 ENGINES = ["simpy", "kernel"]
@@ -278,3 +278,64 @@ def test_kernel_agrees_with_simpy_on_every_builtin(name: str, policy: str | None
             bad.append(f"{k}: kernel {a.mean():.4g} vs simpy {b.mean():.4g} (|diff| {diff:.3g} > {q:.2f} x se {se:.3g})")
     assert not bad, f"{name}: " + "; ".join(bad)
 
+
+
+# --------------------------------------------------------------------------- AGV fleets
+def _fragile_fleets() -> twin.Scenario:
+    """baseline, small, with robots that break down every 8 h on average (4 h repairs) and a
+    30% AGV breakdown at the first warehouse from 10 h to 30 h."""
+    doc = small("baseline").model_dump(mode="json")
+    for w in doc["warehouses"]:
+        w["pick"].update(mtbf_h=8.0, mttr_h=4.0)
+    first = doc["warehouses"][0]["name"]
+    doc["disruptions"] = [{"type": "agv_breakdown", "warehouse": first, "start_h": 10, "end_h": 30, "fraction": 0.3}]
+    return validate_scenario(doc, "fragile fleets")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pick_servers_follow_the_fleets_breakdown_schedule(engine: str) -> None:
+    """The server-hours each engine made available equal the integral, computed here from the
+    fleets' drawn schedules, of round((up - round(0.3 * agvs while disrupted)) * duty)."""
+    from twin.model import FulfillmentModel
+
+    sc = _fragile_fleets()
+    m = FulfillmentModel(sc, seed=5, engine=engine)
+    m.run()
+    _, cap = m.engine.station_areas()
+    end = m.end_time
+    for f in m.fleets:
+        t, d = f.schedule
+        assert len(t) > 20 and np.all(np.diff(t) >= 0) and t[-1] < end
+        knots = np.concatenate([[0.0], t, [10.0, 30.0] if f.index == 0 else [], [end]])
+        knots = np.unique(knots)
+        expected = 0.0
+        for a, b in zip(knots[:-1], knots[1:], strict=True):
+            up = f.agvs + d[t <= a].sum()
+            disabled = round(0.3 * f.agvs) if f.index == 0 and 10 <= a < 30 else 0
+            expected += max(0, round((up - disabled) * f.duty)) * (b - a)
+        assert cap[f.index] == pytest.approx(expected, rel=1e-9)
+        assert m.state.agv_up[f.index] == f.agvs + d.sum()  # every entry was played
+
+
+def test_fleet_schedule_alternates_and_matches_the_renewal_law() -> None:
+    """Each robot alternates Exp(mtbf) up and Exp(mttr) down, so in the long run a share
+    mttr / (mtbf + mttr) of the fleet is down; the up count never leaves [0, agvs]."""
+    from agents.warehouse import AGVFleetAgent
+
+    class _Fleet(AGVFleetAgent):
+        def __init__(self, agvs: int, mtbf: float, mttr: float) -> None:  # no model needed
+            self.agvs = agvs
+            self.cfg = type("Pick", (), {"mtbf_h": mtbf, "mttr_h": mttr})()
+
+    f = _Fleet(4000, 6.0, 2.0)
+    t, d = f.draw_schedule(np.random.default_rng(1), 100.0)
+    up = f.agvs + np.cumsum(d)
+    assert up.min() >= 0 and up.max() <= f.agvs and set(np.unique(d)) == {-1, 1}
+    late = t > 40  # past the transient: expect 4000 * 6 / 8 = 3000 up
+    dt = np.diff(np.append(t[late], 100.0))
+    mean_up = np.sum(up[late] * dt) / dt.sum()
+    assert mean_up == pytest.approx(3000, rel=0.01)
+    # the transient from all-up: P(up at t) = pi + (1 - pi) exp(-(1/mtbf + 1/mttr) t), pi = 3/4
+    up_at = f.agvs + d[t <= 1.5].sum()
+    assert up_at == pytest.approx(4000 * (0.75 + 0.25 * math.exp(-(1 / 6 + 1 / 2) * 1.5)), abs=3 * 23)
+    assert f.draw_schedule(np.random.default_rng(1), 100.0)[0].tolist() == t.tolist()  # seeded

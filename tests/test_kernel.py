@@ -295,3 +295,14 @@ def test_policy_answering_minus_one_loses_the_orders() -> None:
     r = twin.simulate(_small(factor=0.02, horizon_h=2, drain_h=1), seed=0, engine="kernel",
                       routing=Bad(lambda b: np.full(len(b.sku), -1)))
     assert r.kpis["orders_lost"] == r.kpis["orders_created"] > 0
+
+
+def test_bad_agv_schedules_are_refused() -> None:
+    m = FulfillmentModel(scale_scenario(twin.load_scenario("baseline"), 0.05), seed=0, engine="kernel")
+    k = m.engine.k
+    with pytest.raises(ValueError, match="ascending"):
+        k.set_agv_schedule([2.0, 1.0], [0, 0], [-1, 1])
+    with pytest.raises(ValueError, match=r"warehouse outside 0\.\.\d+"):
+        k.set_agv_schedule([1.0], [99], [-1])
+    with pytest.raises(ValueError, match="one length"):
+        k.set_agv_schedule([1.0, 2.0], [0], [-1, 1])

@@ -85,6 +85,13 @@ class KernelEngine:
         seed = int(model.rng.integers(0, 2**63 - 1))
         self.k = Kernel(seed=seed, state=model.state, tables=self._tables)
         self._shares_obj = self._tables["shares"] if self._tables["mode"] == 2 else None
+        # the fleets' breakdowns and repairs, merged in time order, run inside the kernel
+        fleets = model.fleets
+        times = np.concatenate([f.schedule[0] for f in fleets]) if fleets else np.empty(0)
+        order = np.argsort(times, kind="stable")
+        where = np.concatenate([np.full(len(f.schedule[0]), f.index) for f in fleets]) if fleets else np.empty(0)
+        deltas = np.concatenate([f.schedule[1] for f in fleets]) if fleets else np.empty(0)
+        self.k.set_agv_schedule(times[order], where[order], deltas[order])
 
     # ------------------------------------------------------------------ tables
     def _build_tables(self) -> dict:
@@ -151,6 +158,7 @@ class KernelEngine:
             "dep_first": f64([c.first_departure_h for c in sc.carriers]),
             "dep_interval": f64([c.departure_interval_h for c in sc.carriers]),
             "dock_active": net.serves.any(axis=2),
+            "agvs": i64([f.agvs for f in m.fleets]), "duty": f64([f.duty for f in m.fleets]),
         }
 
     # ------------------------------------------------------------------ coarse hooks
@@ -202,7 +210,7 @@ def _check_state(st) -> None:  # noqa: ANN001
     """The kernel shares the State's arrays: each must have the dtype and layout it reads."""
     want = {"inventory": np.int64, "wh_open": np.bool_, "cold_ok": np.bool_, "region_open": np.bool_,
             "pick_servers": np.int64, "backlog": np.int64, "region_transit_mult": np.float64,
-            "carrier_capacity_mult": np.float64}
+            "carrier_capacity_mult": np.float64, "agv_up": np.int64, "agv_disabled_frac": np.float64}
     for name, dt in want.items():
         a = getattr(st, name)
         if not isinstance(a, np.ndarray) or a.dtype != dt or not a.flags.c_contiguous or not a.flags.writeable:

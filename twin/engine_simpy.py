@@ -123,6 +123,9 @@ class SimPyEngine:
                            for wh in sc.warehouses]
         self._pack_time = [draws.sampler(wh.pack.distribution, wh.pack.time_h, 1.0) for wh in sc.warehouses]
         self._transit = [draws.sampler(c.transit.distribution, 1.0, c.transit.cv) for c in sc.carriers]
+        for fleet in model.fleets:  # AGV breakdowns and repairs
+            if len(fleet.schedule[0]):
+                env.process(fleet.play())
         # carrier docks: one FIFO per (carrier, warehouse) with linehaul departures
         self.docks: dict[tuple[int, int], list] = {}
         for c in range(len(net.carriers)):

@@ -32,6 +32,7 @@ class State:
     surge_mult: np.ndarray  # [R] demand multiplier (demand-surge disruptions)
     carrier_capacity_mult: np.ndarray  # [C] share of departure capacity left (disruptions)
     agv_disabled_frac: np.ndarray  # [W] share of the AGV fleet disabled (disruptions)
+    agv_up: np.ndarray  # [W] int: robots not broken down (AGV fleets' schedules)
 
     @classmethod
     def initial(cls, net: Network) -> State:
@@ -50,4 +51,5 @@ class State:
             surge_mult=np.ones(R),
             carrier_capacity_mult=np.ones(C),
             agv_disabled_frac=np.zeros(W),
+            agv_up=np.array([w.pick.agvs for w in net.scenario.warehouses], dtype=np.int64),
         )
