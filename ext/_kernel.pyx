@@ -13,8 +13,9 @@ optional queue term of ``Fastest``/``WeightedScore``, allocation shares); any ot
 policy is called once per routing interval on a batch of orders (``policy.route``).
 """
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
+from cython.view cimport array as cyarray
 from libc.string cimport memmove
 from libc.math cimport INFINITY, NAN, floor, log1p, nearbyint, sqrt
 
@@ -24,6 +25,10 @@ from ext._core cimport (Ev, Heap, Rng, alias_draw, heap_pop, heap_push, rng_expo
 import numpy as np
 
 __all__ = ["Kernel", "build_alias", "heap_trace", "sample", "raw_u64"]
+
+_COLUMN_ORDER = ("order_id", "shipment_id", "region", "warehouse", "carrier", "status", "cold_chain", "service_level",
+                 "lines", "created_at", "routed_at", "pick_start", "pick_end", "shipped_at", "delivered_at",
+                 "promised_at", "cost", "co2_kg")
 
 # event codes (the low 3 bits of an event's data; the payload is above them)
 cdef enum:
@@ -72,6 +77,23 @@ cdef void* _grow(void* p, Py_ssize_t n, size_t size) except NULL:
     if q == NULL:
         raise MemoryError(f"kernel: out of memory growing an array to {n} items")
     return q
+
+
+cdef object _adopt(void* p, Py_ssize_t n, Py_ssize_t itemsize, str fmt):
+    """A numpy array of the first ``n`` items of the malloc'd block ``p``, without a copy; the
+    array owns the block (shrunk to ``n`` items) and frees it when it is released."""
+    cdef cyarray a
+    cdef void* q
+    if n == 0:
+        free(p)
+        return np.empty(0, dtype=fmt)
+    q = realloc(p, n * itemsize)
+    if q != NULL:
+        p = q
+    a = cyarray(shape=(n,), itemsize=itemsize, format=fmt, mode="c", allocate_buffer=False)
+    a.data = <char*>p
+    a.callback_free_data = free
+    return np.asarray(a)
 
 
 cdef int fifo_push(Fifo* q, int64_t x) except -1:
@@ -207,10 +229,9 @@ cdef class Kernel:
     cdef Fifo* pick_q
     cdef Fifo* pack_q
     cdef Vec* docks
-    # parcels in transit: (delivery time, shipment), unordered; see _flush
-    cdef Py_ssize_t n_d, cap_d
-    cdef double* d_t
-    cdef int64_t* d_sid
+    # parcels in transit, by the hour of their delivery (bucket b holds [b, b + 1)); see _flush
+    cdef Vec* dbk
+    cdef Py_ssize_t n_dbk, dbk_lo
     # arrivals of the current window
     cdef double* arr_cum
     cdef double arr_total, arr_end, next_arr
@@ -222,7 +243,7 @@ cdef class Kernel:
     # order records
     cdef Py_ssize_t cap_o
     cdef int64_t* o_first
-    cdef int16_t* o_region
+    cdef int32_t* o_region
     cdef uint8_t* o_cold
     cdef uint8_t* o_service
     cdef int8_t* o_status
@@ -233,8 +254,8 @@ cdef class Kernel:
     # shipment records
     cdef Py_ssize_t n_s, cap_s
     cdef int64_t* s_order
-    cdef int16_t* s_wh
-    cdef int16_t* s_car
+    cdef int32_t* s_wh
+    cdef int32_t* s_car
     cdef int8_t* s_status
     cdef int32_t* s_lines
     cdef double* s_routed
@@ -318,6 +339,8 @@ cdef class Kernel:
         self.n_amb, self.n_cold = self.amb_sku.shape[0], self.cold_sku.shape[0]
         self.sl_cum, self.sl_promise = t["sl_cum"], t["sl_promise"]
         self.K = self.sl_cum.shape[0]
+        if self.K > 127:
+            raise ValueError(f"kernel: at most 127 service levels, got {self.K}")
         self.backorder = t["backorder"]
         self.retry_h, self.max_h = t["retry_h"], t["max_h"]
         # stations and lanes
@@ -389,8 +412,10 @@ cdef class Kernel:
         free(self.p_cap_area)
         free(self.p_last)
         free(self.arr_cum)
-        free(self.d_t)
-        free(self.d_sid)
+        if self.dbk != NULL:
+            for i in range(self.dbk_lo, self.n_dbk):
+                free(self.dbk[i].buf)
+        free(self.dbk)
         free(self.score)
         free(self.share_tmp)
         free(self.bo_order)
@@ -435,10 +460,12 @@ cdef class Kernel:
         self.cap_l = n
         return 0
 
-    cdef int _grow_orders(self) except -1:
+    cdef int _grow_orders(self, Py_ssize_t want=0) except -1:
         cdef Py_ssize_t n = 4096 if self.cap_o < 4096 else 2 * self.cap_o
+        if want > n:
+            n = want
         self.o_first = <int64_t*>_grow(self.o_first, n, sizeof(int64_t))
-        self.o_region = <int16_t*>_grow(self.o_region, n, sizeof(int16_t))
+        self.o_region = <int32_t*>_grow(self.o_region, n, sizeof(int32_t))
         self.o_cold = <uint8_t*>_grow(self.o_cold, n, sizeof(uint8_t))
         self.o_service = <uint8_t*>_grow(self.o_service, n, sizeof(uint8_t))
         self.o_status = <int8_t*>_grow(self.o_status, n, sizeof(int8_t))
@@ -449,11 +476,13 @@ cdef class Kernel:
         self.cap_o = n
         return 0
 
-    cdef int _grow_ships(self) except -1:
+    cdef int _grow_ships(self, Py_ssize_t want=0) except -1:
         cdef Py_ssize_t n = 4096 if self.cap_s < 4096 else 2 * self.cap_s
+        if want > n:
+            n = want
         self.s_order = <int64_t*>_grow(self.s_order, n, sizeof(int64_t))
-        self.s_wh = <int16_t*>_grow(self.s_wh, n, sizeof(int16_t))
-        self.s_car = <int16_t*>_grow(self.s_car, n, sizeof(int16_t))
+        self.s_wh = <int32_t*>_grow(self.s_wh, n, sizeof(int32_t))
+        self.s_car = <int32_t*>_grow(self.s_car, n, sizeof(int32_t))
         self.s_status = <int8_t*>_grow(self.s_status, n, sizeof(int8_t))
         self.s_lines = <int32_t*>_grow(self.s_lines, n, sizeof(int32_t))
         self.s_routed = <double*>_grow(self.s_routed, n, sizeof(double))
@@ -466,8 +495,8 @@ cdef class Kernel:
 
     def storage_bytes(self) -> tuple:
         """``(bytes allocated for order and shipment records, shipment records, orders)``."""
-        per_order = 8 + 2 + 1 + 1 + 1 + 4 + 4 + 4 + 8
-        per_ship = 8 + 2 + 2 + 1 + 4 + 5 * 8
+        per_order = 8 + 4 + 1 + 1 + 1 + 4 + 4 + 4 + 8
+        per_ship = 8 + 4 + 4 + 1 + 4 + 5 * 8
         return self.cap_o * per_order + self.cap_s * per_ship, self.n_s, self.created
 
     # ------------------------------------------------------------------ driving
@@ -486,6 +515,15 @@ cdef class Kernel:
             self.arr_cum[i] = acc / total
         self.arr_total = total
         self.arr_end = t1
+        # room for the orders expected (mean + 5 sd + 1%) at once: one move of the records
+        # instead of many doublings
+        expect = total * (t1 - t0)
+        want = self.created + <Py_ssize_t>(1.01 * expect + 5.0 * sqrt(expect) + 64)
+        if want > self.cap_o:
+            self._grow_orders(want)
+        want = self.n_s + <Py_ssize_t>((1.01 * expect + 5.0 * sqrt(expect) + 64) * 1.05)
+        if want > self.cap_s:
+            self._grow_ships(want)
         self.next_arr = t0 + rng_exponential(&self.rng) / total
         if self.next_arr >= t1:
             self.next_arr = INFINITY
@@ -547,6 +585,8 @@ cdef class Kernel:
         cdef double th
         cdef int64_t code, p
         while True:
+            if self.now >= self.dbk_lo + 1:
+                self._flush(self.now)
             th = self.heap.a[0].t if self.heap.n > 0 else INFINITY
             if self.next_arr <= th:
                 if self.next_arr >= until:
@@ -580,9 +620,11 @@ cdef class Kernel:
 
     # ------------------------------------------------------------------ orders
     cdef int _arrival(self) except -1:
-        cdef Py_ssize_t region = _bisect_right(self.arr_cum, self.R, rng_uniform(&self.rng))
-        if region >= self.R:
-            region = self.R - 1
+        cdef Py_ssize_t region = 0
+        if self.R > 1:
+            region = _bisect_right(self.arr_cum, self.R, rng_uniform(&self.rng))
+            if region >= self.R:
+                region = self.R - 1
         self.next_arr = self.now + rng_exponential(&self.rng) / self.arr_total
         if self.next_arr >= self.arr_end:
             self.next_arr = INFINITY
@@ -620,7 +662,7 @@ cdef class Kernel:
             if k >= self.K:
                 k = self.K - 1
         self.o_first[oid] = -1
-        self.o_region[oid] = <int16_t>region
+        self.o_region[oid] = <int32_t>region
         self.o_cold[oid] = cold
         self.o_service[oid] = <uint8_t>k
         self.o_status[oid] = ST_QUEUED
@@ -804,8 +846,8 @@ cdef class Kernel:
             self._grow_ships()
         self.n_s += 1
         self.s_order[sid] = oid
-        self.s_wh[sid] = <int16_t>w
-        self.s_car[sid] = <int16_t>car
+        self.s_wh[sid] = <int32_t>w
+        self.s_car[sid] = <int32_t>car
         self.s_status[sid] = ST_QUEUED
         self.s_lines[sid] = <int32_t>lines
         self.s_routed[sid] = self.now
@@ -1109,37 +1151,59 @@ cdef class Kernel:
         self.backlog[w] -= 1
         cdef double mean = self.transit_mean[c, w, r] * self.transit_mult[r]
         cdef double dt = rng_scaled(&self.rng, self.tr_kind[c], mean, self.tr_sigma[c], self.tr_mu[c])
-        if self.n_d == self.cap_d:
-            self.cap_d = 1024 if self.cap_d < 1024 else 2 * self.cap_d
-            self.d_t = <double*>_grow(self.d_t, self.cap_d, sizeof(double))
-            self.d_sid = <int64_t*>_grow(self.d_sid, self.cap_d, sizeof(int64_t))
-        self.d_t[self.n_d] = self.now + dt
-        self.d_sid[self.n_d] = sid
-        self.n_d += 1
+        return self._in_transit(sid, self.now + dt)
+
+    cdef int _in_transit(self, int64_t sid, double t) except -1:
+        """The parcel is delivered at ``t``: written now, counted when its hour is flushed."""
+        cdef Py_ssize_t b, i, n
+        if not t < 1e9:
+            raise ValueError(f"kernel: delivery time {t} h of shipment {sid} is not finite or beyond 1e9 h")
+        self.s_delivered[sid] = t
+        b = <Py_ssize_t>t
+        if b >= self.n_dbk:
+            n = b + 64 if b + 64 > 2 * self.n_dbk else 2 * self.n_dbk
+            self.dbk = <Vec*>_grow(self.dbk, n, sizeof(Vec))
+            for i in range(self.n_dbk, n):
+                self.dbk[i].buf = NULL
+                self.dbk[i].n = self.dbk[i].cap = 0
+            self.n_dbk = n
+        return vec_push(&self.dbk[b], sid)
         return 0
 
     cdef void _flush(self, double t) noexcept:
         """Deliver the parcels that arrive before ``t``.
 
-        A delivery changes nothing the flow depends on (only records and counters), so
-        parcels in transit wait in an unordered list instead of the event calendar, and are
-        delivered whenever someone reads the counters or the records (each model tick)."""
-        cdef Py_ssize_t i, keep = 0, n = self.n_d
-        cdef double* dt = self.d_t
-        cdef int64_t* ds = self.d_sid
-        for i in range(n):
-            if dt[i] < t:
-                self._deliver(ds[i], dt[i])
-            else:
-                dt[keep] = dt[i]
-                ds[keep] = ds[i]
-                keep += 1
-        self.n_d = keep
+        A delivery changes nothing the flow depends on (only records and counters), so parcels
+        in transit wait in hourly buckets instead of the event calendar, and each hour is
+        delivered at once when the clock has passed it (and when counters or records are
+        read): every parcel is touched once, in about the order it arrives."""
+        cdef Py_ssize_t i, keep, n
+        cdef Vec* v
+        cdef int64_t sid
+        while self.dbk_lo + 1 <= t:  # the whole hour is before t
+            if self.dbk_lo < self.n_dbk:
+                v = &self.dbk[self.dbk_lo]
+                for i in range(v.n):
+                    self._deliver(v.buf[i])
+                free(v.buf)
+                v.buf = NULL
+                v.n = v.cap = 0
+            self.dbk_lo += 1
+        if self.dbk_lo < self.n_dbk and self.dbk_lo < t:  # part of the hour
+            v = &self.dbk[self.dbk_lo]
+            keep = 0
+            for i in range(v.n):
+                sid = v.buf[i]
+                if self.s_delivered[sid] < t:
+                    self._deliver(sid)
+                else:
+                    v.buf[keep] = sid
+                    keep += 1
+            v.n = keep
 
-    cdef void _deliver(self, int64_t sid, double t) noexcept:
+    cdef void _deliver(self, int64_t sid) noexcept:
         cdef int64_t oid = self.s_order[sid], s, f
-        cdef double last = t
-        self.s_delivered[sid] = t
+        cdef double last = self.s_delivered[sid]
         self.s_status[sid] = ST_DELIVERED
         self.o_remaining[oid] -= 1
         if self.o_remaining[oid] == 0:
@@ -1153,10 +1217,13 @@ cdef class Kernel:
                 self.on_time += 1
 
     # ------------------------------------------------------------------ records
-    def columns(self) -> dict:
-        """The records as ``twin.records.ShipmentTable.columns()`` gives them (without cost and
-        CO2, which the wrapper adds), one row per shipment and one per order without any, sorted
-        by order then shipment."""
+    def columns(self, bint adopt=True) -> dict:
+        """The records as ``twin.records.ShipmentTable.columns()`` gives them, one row per
+        shipment and one per order without any, sorted by order then shipment.
+
+        When every order has exactly one shipment (the common case) and ``adopt`` is true, the
+        kernel's record arrays become the columns without a copy and the records are released
+        (a second call raises); otherwise the columns are new arrays."""
         cdef Py_ssize_t n_o = self.created, no_ship = 0, rows, i, row = 0, s, f
         if self.created > 0 and self.o_first == NULL:
             raise RuntimeError("kernel: the records were already released")
@@ -1164,6 +1231,12 @@ cdef class Kernel:
         for i in range(n_o):
             if self.o_nship[i] == 0:
                 no_ship += 1
+        if adopt and no_ship == 0 and self.n_s == n_o:
+            for i in range(n_o):
+                if self.o_first[i] != i:
+                    break
+            else:
+                return self._adopt_columns()
         rows = self.n_s + no_ship
         col = {
             "order_id": np.empty(rows, np.int64), "shipment_id": np.empty(rows, np.int64),
@@ -1224,13 +1297,47 @@ cdef class Kernel:
                 c_ps[row] = self.s_pstart[s]
                 c_pe[row] = self.s_pend[s]
                 c_sh[row] = self.s_shipped[s]
-                c_de[row] = self.s_delivered[s]
+                c_de[row] = self.s_delivered[s] if self.s_status[s] == ST_DELIVERED else NAN
                 c_pr[row] = promised
                 cw, cc, cr = self.s_wh[s], self.s_car[s], self.o_region[i]
                 c_cost[row] = self._cost(cc, cw, cr, self.s_lines[s], self.o_cold[i])
                 c_co2[row] = self.lane_co2[(cc * self.W + cw) * self.R + cr]
                 row += 1
         return col
+
+    cdef dict _adopt_columns(self):
+        """``columns()`` when every order has exactly one shipment, with the same id: the record
+        arrays become the columns without a copy (the records are released)."""
+        cdef Py_ssize_t n = self.n_s, i
+        col = {"order_id": np.arange(n, dtype=np.int64), "shipment_id": np.arange(n, dtype=np.int64),
+               "promised_at": np.empty(n), "cost": np.empty(n), "co2_kg": np.empty(n)}
+        cdef double[::1] c_pr = col["promised_at"], c_cost = col["cost"], c_co2 = col["co2_kg"]
+        cdef int cw, cc, cr
+        for i in range(n):
+            c_pr[i] = self.o_created[i] + self.sl_promise[self.o_service[i]]
+            cw, cc, cr = self.s_wh[i], self.s_car[i], self.o_region[i]
+            c_cost[i] = self._cost(cc, cw, cr, self.s_lines[i], self.o_cold[i])
+            c_co2[i] = self.lane_co2[(cc * self.W + cw) * self.R + cr]
+            if self.s_status[i] != ST_DELIVERED:
+                self.s_delivered[i] = NAN
+        col["region"] = _adopt(self.o_region, n, 4, "i")
+        col["warehouse"] = _adopt(self.s_wh, n, 4, "i")
+        col["carrier"] = _adopt(self.s_car, n, 4, "i")
+        col["status"] = _adopt(self.s_status, n, 1, "b")
+        col["cold_chain"] = _adopt(self.o_cold, n, 1, "?")
+        col["service_level"] = _adopt(self.o_service, n, 1, "b")
+        col["lines"] = _adopt(self.s_lines, n, 4, "i")
+        col["created_at"] = _adopt(self.o_created, n, 8, "d")
+        col["routed_at"] = _adopt(self.s_routed, n, 8, "d")
+        col["pick_start"] = _adopt(self.s_pstart, n, 8, "d")
+        col["pick_end"] = _adopt(self.s_pend, n, 8, "d")
+        col["shipped_at"] = _adopt(self.s_shipped, n, 8, "d")
+        col["delivered_at"] = _adopt(self.s_delivered, n, 8, "d")
+        self.o_region = NULL; self.s_wh = NULL; self.s_car = NULL; self.s_status = NULL; self.o_cold = NULL
+        self.o_service = NULL; self.s_lines = NULL; self.o_created = NULL; self.s_routed = NULL
+        self.s_pstart = NULL; self.s_pend = NULL; self.s_shipped = NULL; self.s_delivered = NULL
+        self._free_records()
+        return {k: col[k] for k in _COLUMN_ORDER}
 
     def release_records(self) -> None:
         """Free the record storage (after :meth:`columns`); counters and stations stay."""

@@ -306,3 +306,24 @@ def test_bad_agv_schedules_are_refused() -> None:
         k.set_agv_schedule([1.0], [99], [-1])
     with pytest.raises(ValueError, match="one length"):
         k.set_agv_schedule([1.0, 2.0], [0], [-1, 1])
+
+
+def test_adopted_record_columns_equal_the_copied_ones() -> None:
+    """When every order has one shipment the kernel hands its record arrays over without a
+    copy; the columns are exactly those the general (copying) path builds for the same run,
+    including NaN delivery times for parcels still in transit at the end."""
+    sc = scale_scenario(twin.load_scenario("singles_day", {"drain_h": 2}), 0.05)
+
+    def run(adopt: bool) -> dict:
+        m = FulfillmentModel(sc, seed=3, engine="kernel")
+        m.run()
+        return m.engine.k.columns(adopt=adopt)
+
+    adopted, copied = run(True), run(False)
+    assert list(adopted) == list(copied)
+    assert not adopted["delivered_at"].flags.owndata and copied["delivered_at"].flags.owndata
+    in_transit = copied["status"] == 4
+    assert in_transit.sum() > 0 and np.isnan(copied["delivered_at"][in_transit]).all()
+    for k in copied:
+        assert adopted[k].dtype == copied[k].dtype, k
+        np.testing.assert_array_equal(adopted[k], copied[k], err_msg=k)
