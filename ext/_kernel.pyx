@@ -13,6 +13,7 @@ optional queue term of ``Fastest``/``WeightedScore``, allocation shares); any ot
 policy is called once per routing interval on a batch of orders (``policy.route``).
 """
 
+cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from cython.view cimport array as cyarray
@@ -72,10 +73,32 @@ cdef struct Vec:
     Py_ssize_t cap
 
 
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    #include <stdint.h>
+    /* Ask for transparent huge pages on a large block (as numpy does for its arrays): the
+       record arrays are written once, front to back, and first touches of 4 KiB pages would
+       cost more than the writes. */
+    static void twin_hugepage(void* p, size_t n) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        if (n >= ((size_t)4 << 20)) {
+            uintptr_t a = ((uintptr_t)p) & ~(uintptr_t)4095;
+            madvise((void*)a, n + ((uintptr_t)p - a), MADV_HUGEPAGE);
+        }
+    #endif
+    }
+    """
+    void twin_hugepage(void* p, size_t n) noexcept nogil
+
+
 cdef void* _grow(void* p, Py_ssize_t n, size_t size) except NULL:
     cdef void* q = realloc(p, (n if n > 0 else 1) * size)
     if q == NULL:
         raise MemoryError(f"kernel: out of memory growing an array to {n} items")
+    twin_hugepage(q, n * size)
     return q
 
 
@@ -176,6 +199,7 @@ def build_alias(p):
     return prob_a, alias_a
 
 
+@cython.final  # direct (inlinable) calls between the event methods, not through a vtable
 cdef class Kernel:
     """The order flow of one run. Built by :class:`twin.engine_kernel.KernelEngine`."""
 
