@@ -30,27 +30,35 @@ class WeatherAgent(mesa.Agent):
         self._closes = np.array([s.closes_lanes for s in cfg.states])
         regions = model.net.regions
         self.events = [(e, np.isin(regions, e.regions)) for e in cfg.events]
+        self._active: list[int] | None = None  # the scripted events in force at the last write
 
     def weather(self, region: int) -> str:
         """The Markov state of ``region`` now (scripted events aside)."""
         return self.names[self.state_index[region]]
 
     def step(self) -> None:
-        """Advance every region's chain to the model's time and write the State."""
+        """Advance every region's chain to the model's time and write the State (only when a
+        chain moved or a scripted event started or ended: nobody else writes these arrays)."""
         now = self.model.env.now
+        moved = self._active is None
         if len(self.names) > 1:
             rng = self.model.rng
             while self._next_update <= now + 1e-9:
                 u = rng.random(len(self.state_index))
                 self.state_index = (u[:, None] >= self._cum[self.state_index]).sum(axis=1)
                 self._next_update += self.cfg.update_interval_h
+                moved = True
+        active = [i for i, (e, _) in enumerate(self.events) if e.start_h <= now < e.end_h]
+        if not moved and active == self._active:
+            return
+        self._active = active
         st, s = self.model.state, self.state_index
         st.region_transit_mult[:] = self._transit[s]
         st.region_demand_mult[:] = self._demand[s]
         closed = self._closes[s]
-        for e, mask in self.events:
-            if e.start_h <= now < e.end_h:
-                st.region_transit_mult[mask] = e.transit_multiplier
-                st.region_demand_mult[mask] = e.demand_multiplier
-                closed = np.where(mask, e.closes_lanes, closed)
+        for i in active:
+            e, mask = self.events[i]
+            st.region_transit_mult[mask] = e.transit_multiplier
+            st.region_demand_mult[mask] = e.demand_multiplier
+            closed = np.where(mask, e.closes_lanes, closed)
         st.region_open[:] = ~closed

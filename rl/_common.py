@@ -254,7 +254,7 @@ def network_features(model: Any, epoch_h: float, rate_ref: float) -> np.ndarray:
     st = model.state
     t = float(model.env.now)
     W, R = c["W"], c["R"]
-    x = np.empty(c["n"])
+    x = c["buf"]  # every entry is written below
     day = 2 * math.pi * (t % 24.0) / 24.0
     rd = st.region_demand_mult * st.surge_mult
     dmult = float(c["region_weight"] @ rd) / rate_ref / 4.0
@@ -268,15 +268,14 @@ def network_features(model: Any, epoch_h: float, rate_ref: float) -> np.ndarray:
     x[o + W:o + 2 * W] = st.cold_ok
     servers = st.pick_servers
     np.multiply(servers, c["inv_agvs"], out=x[o + 2 * W:o + 3 * W])
-    # backlog in hours of pick capacity / 24 h (24 h when nothing can pick a waiting backlog)
-    rate = np.where(st.wh_open, servers, 0) * c["shipments_per_server_h"]
-    backlog = st.backlog
-    x[o + 3 * W:o + 4 * W] = np.where(rate > 0, backlog / np.maximum(rate, 1e-9) / 24.0,
-                                      np.where(backlog > 0, 1.0, 0.0))
-    x[o + 4 * W:o + 5 * W] = np.einsum("ws,ws->w", st.inventory, c["sku_w"]) * c["inv_init_w_2"]
+    # backlog in hours of pick capacity / 24 h (clipped to 1; 1 when nothing can pick a waiting
+    # backlog: backlog / tiny, 0 when there is none)
+    rate24 = servers * st.wh_open * c["shipments_per_server_24h"]
+    np.divide(st.backlog, np.maximum(rate24, 1e-12, out=rate24), out=x[o + 3 * W:o + 4 * W])
+    np.einsum("ws,ws->w", st.inventory, c["sku_w"], out=x[o + 4 * W:o + 5 * W])
+    x[o + 4 * W:o + 5 * W] *= c["inv_init_w_2"]
     o += 5 * W
-    x[o:o + R] = st.region_transit_mult
-    x[o:o + R] -= 1.0
+    np.subtract(st.region_transit_mult, 1.0, out=x[o:o + R])
     x[o:o + R] /= 3.0
     x[o + R:o + 2 * R] = st.region_open
     np.divide(rd, 3.0, out=x[o + 2 * R:o + 3 * R])
@@ -301,7 +300,8 @@ def _constants(model: Any) -> dict[str, Any]:
             "region_weight": np.asarray(net.region_weight, dtype=float),
             "agvs": agvs,
             "inv_agvs": np.where(agvs > 0, 1.0 / np.maximum(agvs, 1.0), 0.0),
-            "shipments_per_server_h": np.array([w.pick.lines_per_agv_h / lines for w in sc.warehouses]),
+            "shipments_per_server_24h": np.array([24.0 * w.pick.lines_per_agv_h / lines for w in sc.warehouses]),
+            "buf": np.empty(len(low)),
             "sku_w": sku_w,
             "init_w": np.maximum((init * sku_w).sum(axis=1), 1e-9),
         }

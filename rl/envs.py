@@ -203,19 +203,20 @@ class EpochShares:
         self.prior = np.where(finite, -rel / temperature, -np.inf)
         # regions without any finite score get uniform shares (set_shares' rule for a zero row)
         self._live = np.isfinite(self.prior).any(axis=1, keepdims=True)
+        # softmax_w(prior + s * tilt) = exp(prior) * exp(s * tilt), normalised per region (each
+        # region's best prior is 0, so exp(prior) is in [0, 1]; exp(-inf) = 0 for infeasible ones)
+        self._exp_prior = np.where(self._live, np.exp(self.prior), 1.0)
         self.tilt_scale = float(tilt_scale)
-        self._fast: np.ndarray | None = None  # the carrier switch last written (skip equal rewrites)
+        self._fast: bytes | None = None  # the carrier switch last written (skip equal rewrites)
         self._lane: np.ndarray | None = None  # ... into this policy's lane table
 
     def apply(self, policy: AllocationShares, tilt: np.ndarray, fast: np.ndarray) -> None:
-        logits = self.prior + self.tilt_scale * np.asarray(tilt, dtype=float)
-        top = logits.max(axis=1, keepdims=True)
-        np.subtract(logits, np.where(self._live, top, 0.0), out=logits)
-        policy.set_shares(np.exp(logits, out=logits))  # exp(-inf) = 0: infeasible warehouses get no share
+        policy.set_shares(self._exp_prior * np.exp(self.tilt_scale * np.asarray(tilt, dtype=float)))
         use_fast = np.asarray(fast) > 0.5
-        if self._fast is None or policy.lane_carrier is not self._lane or not np.array_equal(use_fast, self._fast):
+        key = use_fast.tobytes()
+        if key != self._fast or policy.lane_carrier is not self._lane:
             policy.lane_carrier[...] = np.where(use_fast[None, None, :], self.fast_carrier, self.cheap_carrier)
-            self._fast, self._lane = use_fast, policy.lane_carrier
+            self._fast, self._lane = key, policy.lane_carrier
 
 
 class RoutingEnv(_TwinEnv):

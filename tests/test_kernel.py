@@ -327,3 +327,21 @@ def test_adopted_record_columns_equal_the_copied_ones() -> None:
     for k in copied:
         assert adopted[k].dtype == copied[k].dtype, k
         np.testing.assert_array_equal(adopted[k], copied[k], err_msg=k)
+
+
+def test_allocation_shares_are_normalised_and_checked() -> None:
+    net = FulfillmentModel(_small(factor=0.05, horizon_h=4, drain_h=4), seed=0, engine="kernel").net
+    W, R = net.n_warehouses, net.n_regions
+    pol = AllocationShares().bind(net, None)
+    a = np.zeros((R, W))
+    a[0, :2] = [1.0, 3.0]  # region 0: 1/4, 3/4; every other region all zeros: uniform
+    pol.set_shares(a)
+    assert pol.shares[0, :3].tolist() == [0.25, 0.75, 0.0]
+    np.testing.assert_array_equal(pol.shares[1:], np.full((R - 1, W), 1.0 / W))
+    for bad in (np.nan, np.inf, -0.5):
+        b = np.ones((R, W))
+        b[2, 1] = bad
+        with pytest.raises(ValueError, match="shares must be finite and >= 0"):
+            pol.set_shares(b)
+    with pytest.raises(ValueError, match=rf"shape \(regions, warehouses\) = \({R}, {W}\), got \(2, 2\)"):
+        pol.set_shares(np.ones((2, 2)))

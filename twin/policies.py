@@ -301,10 +301,13 @@ class AllocationShares(RoutingPolicy):
         if a.shape != (net.n_regions, net.n_warehouses):
             raise ValueError(f"shares must have shape (regions, warehouses) = ({net.n_regions}, {net.n_warehouses}), "
                              f"got {a.shape}")
-        if not np.isfinite(a).all() or (a < 0).any():
+        tot = a.sum(axis=1, keepdims=True)
+        if not (a.min() >= 0 and np.isfinite(tot).all()):  # (a NaN fails the first test)
             raise ValueError("shares must be finite and >= 0")
-        a = np.where(a.sum(axis=1, keepdims=True) > 0, a, 1.0)
-        self.shares = a / a.sum(axis=1, keepdims=True)
+        if not (tot > 0).all():  # a region with all zeros: uniform shares
+            a = np.where(tot > 0, a, 1.0)
+            tot = a.sum(axis=1, keepdims=True)
+        self.shares = a / tot
 
     def scores(self, batch: OrderBatch, state: State) -> np.ndarray:
         if self.rng is None:
