@@ -10,7 +10,7 @@ import numpy as np
 
 class DemandAgent(mesa.Agent):
     """Sets ``State.region_rate`` each tick: base rate x peak profile x diurnal cycle x
-    region weight x weather demand multiplier x surge multiplier.
+    region weight x weather demand multiplier x surge multiplier (0 after the horizon).
 
     The profile is piecewise linear between its ``[time_h, multiplier]`` points and holds its
     end values outside them; it is evaluated at the middle of the tick.
@@ -32,6 +32,10 @@ class DemandAgent(mesa.Agent):
 
     def step(self) -> None:
         m = self.model
-        t_mid = m.env.now + m.scenario.tick_h / 2
         st = m.state
+        if m.env.now >= m.scenario.horizon_h:  # the drain: no more orders arrive
+            if st.region_rate.any():
+                st.region_rate[:] = 0.0
+            return
+        t_mid = m.env.now + m.scenario.tick_h / 2
         st.region_rate[:] = self.total_rate(t_mid) * m.net.region_weight * st.region_demand_mult * st.surge_mult

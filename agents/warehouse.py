@@ -55,22 +55,16 @@ class AGVFleetAgent(mesa.Agent):
         cfg = self.cfg
         if cfg.mtbf_h is None or self.agvs == 0:
             return np.empty(0), np.empty(0, dtype=np.int64)
-        cycle = cfg.mtbf_h + cfg.mttr_h
-        k = int(np.ceil(end / cycle)) + 2
-        clock = np.zeros((self.agvs, 0))
-        while clock.shape[1] == 0 or clock[:, -1].min() < end:  # until every robot passed the end
-            d = np.empty((self.agvs, 2 * k))
-            d[:, 0::2] = rng.exponential(cfg.mtbf_h, (self.agvs, k))
-            d[:, 1::2] = rng.exponential(cfg.mttr_h, (self.agvs, k))
-            start = clock[:, -1:] if clock.shape[1] else 0.0
-            clock = np.concatenate([clock, start + np.cumsum(d, axis=1)], axis=1)
-        delta = np.empty(clock.shape, dtype=np.int64)
-        delta[:, 0::2] = -1
-        delta[:, 1::2] = 1
-        keep = clock < end
-        t, dl = clock[keep], delta[keep]
+        k = 2 * (int(np.ceil(end / (cfg.mtbf_h + cfg.mttr_h))) + 2)  # even: up, down, up, down, ...
+        means = np.tile([cfg.mtbf_h, cfg.mttr_h], k // 2)
+        clock = np.cumsum(rng.exponential(means, (self.agvs, k)), axis=1)
+        while clock[:, -1].min() < end:  # (rare) until every robot has passed the end
+            more = clock[:, -1:] + np.cumsum(rng.exponential(means, (self.agvs, k)), axis=1)
+            clock = np.concatenate([clock, more], axis=1)
+        flat = np.flatnonzero(clock < end)  # row-major; rows have even length, so the column's
+        t = clock.ravel()[flat]  # parity is the index's: even = a breakdown, odd = a repair
         order = np.argsort(t, kind="stable")
-        return t[order], dl[order]
+        return t[order], (flat[order] % 2) * 2 - 1
 
     def servers(self) -> int:
         st = self.model.state

@@ -333,7 +333,7 @@ class RoutingEnv(_TwinEnv):
         else:
             self._policy = AllocationShares()
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine, routing=self._policy,
-                                      timeseries=False)
+                                      timeseries=False, network=self.net)
         self._ledger = Ledger(self.model)
 
     def _advance(self, action: Any) -> tuple[dict[str, float], bool, dict[str, Any]]:
@@ -464,7 +464,7 @@ class OrderRoutingEnv(_TwinEnv):
         ep = self._episode
         self._policy = self._heuristic_policy(ep["heuristic"] or self.base)
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine="simpy", routing=self._policy,
-                                      timeseries=False)
+                                      timeseries=False, network=self.net)
         self.model.engine.asking = True
         self._ledger = Ledger(self.model)
         self._finished = False
@@ -720,7 +720,7 @@ class ReallocationEnv(_TwinEnv):
         self._metered = _Metered(self._policy)
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine,
                                       routing=ROUTING_POLICIES[self.routing](), reallocation=self._metered,
-                                      timeseries=False)
+                                      timeseries=False, network=self.net)
         self._ledger = Ledger(self.model)
         self._moved, self._unit_km = 0, 0.0
         while self.model.env.now < self.interval_h - _EPS:

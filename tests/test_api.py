@@ -108,3 +108,31 @@ def test_transfers_come_from_the_nearest_spare_stock() -> None:
     assert m[:, i["hangzhou"], 0].sum() == 10 and m.sum() == 10  # the rest from the next nearest
     assert m[i["chengdu"], i["hangzhou"], 0] <= 3
     assert need.sum() == 0 and spare[i["shanghai"]].tolist() == [0, 9]
+
+
+def test_a_model_reuses_a_matching_network_and_rebuilds_otherwise() -> None:
+    """``FulfillmentModel(network=...)`` takes a network built from a scenario that differs only
+    in demand, weather or disruptions (an RL env's randomised episodes): the same arrays, the
+    model's own scenario, and records identical to a model that built its own network."""
+    from twin.loader import scale_scenario, validate_scenario
+    from twin.model import FulfillmentModel
+    from twin.network import build_network
+
+    base = scale_scenario(twin.load_scenario("typhoon"), 0.05)
+    doc = base.model_dump(mode="json")
+    doc["demand"]["base_rate_per_h"] *= 1.3
+    doc["disruptions"] = []
+    episode = validate_scenario(doc)
+    net = build_network(base)
+    reused = FulfillmentModel(episode, seed=2, network=net)
+    assert reused.net.scenario is episode and reused.net.distance_km is net.distance_km
+    own = FulfillmentModel(episode, seed=2)
+    for m in (reused, own):
+        m.run()
+    a, b = reused.engine.finish(reused.end_time), own.engine.finish(own.end_time)
+    for k in b:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    doc["warehouses"][0]["stock"]["units_per_sku"] += 1  # another network: built, not reused
+    other = FulfillmentModel(validate_scenario(doc), seed=2, network=net)
+    assert other.net.initial_stock is not net.initial_stock
+    assert other.net.initial_stock[0, 0] == net.initial_stock[0, 0] + 1

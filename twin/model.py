@@ -18,7 +18,7 @@ from agents import (
     WarehouseAgent,
     WeatherAgent,
 )
-from twin.network import build_network
+from twin.network import Network, network_for
 from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_policy, make_routing_policy
 from twin.rng import Draws
 from twin.schema import Scenario
@@ -48,11 +48,14 @@ class FulfillmentModel(mesa.Model):
             length in one batch.
         timeseries: record one time-series row per tick (the DataCollector). RL envs turn it
             off: they read the engine's running counters, and the row is most of a tick's Python.
+        network: a network built from a scenario with the same warehouses, regions, carriers and
+            SKUs (:func:`twin.network.same_network`), whose arrays this model reuses instead of
+            building them again (RL envs, once per episode); otherwise it is built.
     """
 
     def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "kernel",
                  routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None,
-                 routing_interval_h: float = 0.25, timeseries: bool = True) -> None:
+                 routing_interval_h: float = 0.25, timeseries: bool = True, network: Network | None = None) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -60,7 +63,7 @@ class FulfillmentModel(mesa.Model):
         super().__init__(rng=np.random.default_rng(int(seed)))
         self.scenario = scenario
         self.seed = int(seed)
-        self.net = build_network(scenario)
+        self.net = network_for(scenario, network)
         self.state = State.initial(self.net)
         self.env = simpy.Environment()
         self.draws = Draws(self.rng)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -95,6 +96,22 @@ def _sku_tables(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     if sc.demand.cold_chain_share > 0 and not cold.any():
         cold[0] = True
     return cold, p
+
+
+def same_network(a: Scenario, b: Scenario) -> bool:
+    """Whether two scenarios build the same :class:`Network`: the same warehouses, regions,
+    carriers and SKUs (demand rates, weather and disruptions may differ)."""
+    return (a.warehouses == b.warehouses and a.regions == b.regions and a.carriers == b.carriers
+            and a.demand.skus == b.demand.skus and a.demand.cold_chain_share == b.demand.cold_chain_share)
+
+
+def network_for(sc: Scenario, reuse: Network | None = None) -> Network:
+    """``build_network(sc)``, or ``reuse``'s arrays under ``sc`` when ``same_network`` says they
+    are the same (an RL env builds its network once and reuses it for every episode's
+    randomised scenario; the arrays are shared, never written)."""
+    if reuse is not None and (reuse.scenario is sc or same_network(reuse.scenario, sc)):
+        return dataclasses.replace(reuse, scenario=sc)
+    return build_network(sc)
 
 
 def build_network(sc: Scenario) -> Network:
