@@ -730,6 +730,24 @@ cdef class Kernel:
                     best = w
                     best_s = s
         else:  # allocation shares: a draw among the warehouses that can serve it whole
+            # First a draw over all of the region's shares, kept if that warehouse can serve the
+            # order (most orders: one stock check instead of W); otherwise a draw among the
+            # feasible ones. Either way warehouse w is chosen with probability share_w / (the
+            # feasible shares' sum): s_w + (1 - S_F) * s_w / S_F = s_w / S_F.
+            for w in range(self.W):
+                tot += self.shares[r, w]
+            u = rng_uniform(&self.rng) * tot
+            for w in range(self.W):
+                sh = self.shares[r, w]
+                if sh > 0:
+                    best = w
+                    if u < sh:
+                        break
+                    u -= sh
+            if best >= 0 and not (self.static_score[c, r, best] < INFINITY and self._whole_ok(best, c, nl)):
+                best = -1
+        if self.mode == MODE_SHARES and best < 0:
+            tot = 0.0
             for w in range(self.W):
                 sh = self.shares[r, w]
                 if sh > 0 and self.static_score[c, r, w] < INFINITY and self._whole_ok(w, c, nl):

@@ -10,7 +10,7 @@ import pytest
 
 import twin
 from ext import _kernel
-from twin.loader import scale_scenario
+from twin.loader import scale_scenario, validate_scenario
 from twin.model import FulfillmentModel
 from twin.policies import AllocationShares, NearestWithStock, OrderBatch
 from twin.state import State
@@ -345,3 +345,26 @@ def test_allocation_shares_are_normalised_and_checked() -> None:
             pol.set_shares(b)
     with pytest.raises(ValueError, match=rf"shape \(regions, warehouses\) = \({R}, {W}\), got \(2, 2\)"):
         pol.set_shares(np.ones((2, 2)))
+
+
+def test_allocation_shares_draw_among_the_feasible_warehouses_in_proportion() -> None:
+    """Shares 0.5 / 0.3 / 0.2 over shanghai (closed all run) / nanjing / wuhan: every order goes
+    to nanjing with probability 0.3 / 0.5 = 0.6 and to wuhan with 0.4 (a binomial 4-sigma band)."""
+    doc = _small(factor=0.1, horizon_h=48, drain_h=24).model_dump(mode="json")
+    doc["demand"]["cold_chain_share"] = 0.0
+    doc["disruptions"] = [{"type": "warehouse_outage", "warehouse": "shanghai", "start_h": 0, "end_h": 72}]
+    for w in doc["warehouses"]:
+        w["stock"]["units_per_sku"] = 10**6  # stock never decides
+        w["stock"]["sku_fraction"] = 1.0
+    sc = validate_scenario(doc, "three shares")
+    m0 = FulfillmentModel(sc, seed=0, engine="kernel")
+    names = m0.net.warehouses
+    shares = np.zeros((m0.net.n_regions, m0.net.n_warehouses))
+    for name, s in (("shanghai", 0.5), ("nanjing", 0.3), ("wuhan", 0.2)):
+        shares[:, names.index(name)] = s
+    r = twin.simulate(sc, seed=1, engine="kernel", routing=AllocationShares(shares))
+    wh = r.orders["warehouse"].dropna()
+    n = len(wh)
+    assert n > 6000 and set(wh.unique()) == {"nanjing", "wuhan"}
+    p = (wh == "nanjing").mean()
+    assert abs(p - 0.6) < 4 * math.sqrt(0.24 / n)
