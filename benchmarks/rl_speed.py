@@ -27,6 +27,7 @@ actions for the env rows):
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 from typing import Any
@@ -137,9 +138,11 @@ def ppo_speed(env_id: str, kwargs: dict[str, Any], timesteps: int, ppo: dict[str
         ppo["policy_kwargs"].pop("log_std_init", None)
         from sb3_contrib import MaskablePPO as algo  # noqa: N813
     model = algo("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **ppo)
+    gc.freeze()  # as twin train does before learn (rl/train.py)
     t0 = time.perf_counter()
     model.learn(total_timesteps=timesteps)
     wall = time.perf_counter() - t0
+    gc.unfreeze()
     return {"ppo_steps_s": model.num_timesteps / wall, "env_share": timed.env_s / wall,
             "env_ms": 1e3 * timed.env_s / max(timed.steps, 1), "learner_ms": 1e3 * (wall - timed.env_s) /
             max(model.num_timesteps, 1)}

@@ -11,6 +11,7 @@ writes goes to its run directory: ``args.json``, ``model.zip``, ``best_model.zip
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import time
 from dataclasses import dataclass, field
@@ -206,9 +207,15 @@ def train(args: Args) -> Path:
         callbacks.append(CheckpointCallback(max(args.checkpoint_freq // args.n_envs, 1), str(run_dir / "checkpoints"),
                                             name_prefix="model"))
 
-    # 5. train, evaluate once more at the end, save
+    # 5. train, evaluate once more at the end, save. gc.freeze(): the objects alive now (torch,
+    # SB3, the envs: ~300k) leave the cyclic GC's generations, so its full collections during
+    # training skip them (measured: 0.3 s less GC per 8k steps of the RESULTS.md configuration)
+    gc.freeze()
     t0 = time.perf_counter()
-    model.learn(total_timesteps=args.total_timesteps, callback=CallbackList(callbacks), progress_bar=False)
+    try:
+        model.learn(total_timesteps=args.total_timesteps, callback=CallbackList(callbacks), progress_bar=False)
+    finally:
+        gc.unfreeze()  # back to the collector's oldest generation: nothing stays uncollectable
     wall = time.perf_counter() - t0
     if eval_cb is not None:
         eval_cb.evaluate_now()
