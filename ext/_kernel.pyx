@@ -552,6 +552,14 @@ cdef class Kernel:
         if self.next_arr >= t1:
             self.next_arr = INFINITY
 
+    def reserve(self, Py_ssize_t orders, Py_ssize_t shipments) -> None:
+        """Room for this many order and shipment records at once (it is only address space
+        until written; the records grow past it as needed)."""
+        if orders > self.cap_o:
+            self._grow_orders(orders)
+        if shipments > self.cap_s:
+            self._grow_ships(shipments)
+
     def set_agv_schedule(self, times, warehouses, deltas) -> None:
         """Play the AGV fleets' breakdowns (-1) and repairs (+1), ``times`` ascending, inside
         the event loop: ``State.agv_up`` changes and the pick servers are recomputed with

@@ -92,6 +92,12 @@ class KernelEngine:
         where = np.concatenate([np.full(len(f.schedule[0]), f.index) for f in fleets]) if fleets else np.empty(0)
         deltas = np.concatenate([f.schedule[1] for f in fleets]) if fleets else np.empty(0)
         self.k.set_agv_schedule(times[order], where[order], deltas[order])
+        # the run's records in one allocation: the mean demand over the horizon, +25% for
+        # weather and surges (address space only until written; more grows as needed)
+        sc, tick = model.scenario, model.scenario.tick_h
+        mids = np.arange(tick / 2, sc.horizon_h, tick)
+        expected = sum(model.demand.total_rate(float(t)) for t in mids) * tick
+        self.k.reserve(int(1.25 * expected) + 1024, int(1.25 * 1.1 * expected) + 1024)
 
     # ------------------------------------------------------------------ tables
     def _build_tables(self) -> dict:

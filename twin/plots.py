@@ -256,6 +256,53 @@ def plot_kpis_over_time(ts: pd.DataFrame, path: str | Path, title: str = "") -> 
     return _save(fig, path)
 
 
+def _warehouse_panels(ts: pd.DataFrame, path: str | Path, top: str, top_label: str, top_title: str, bottom: str,
+                      bottom_label: str, bottom_title: str, loc: str, series: Any = None, total: str | None = None,
+                      ylim: tuple[float, float] | None = None, steps: bool = False) -> Path:
+    """One line per warehouse of the ``top`` time-series kind (through ``series`` if given, with
+    the ``total`` column dashed), and below it, when the table has them, the ``bottom`` kind."""
+    ts = ts if ts is not None else pd.DataFrame()
+    below = per_warehouse_columns(ts, bottom)
+    nrows = 2 if below else 1
+    fig, axes = plt.subplots(nrows, 1, figsize=(10, 3.8 * nrows + 0.5), sharex=True, squeeze=False)
+    ax = axes[0][0]
+    t = _time(ts)
+    drawn = False
+    for wh, col in per_warehouse_columns(ts, top).items():
+        if _has_data(ts[col]):
+            y = pd.to_numeric(ts[col], errors="coerce")
+            ax.plot(t, series(y) if series is not None else y, label=wh)
+            drawn = True
+    if total is not None and total in ts.columns and _has_data(ts[total]):
+        ax.plot(t, pd.to_numeric(ts[total], errors="coerce"), "k--", lw=1.2, label="total")
+        drawn = True
+    if drawn:
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.legend(loc=loc, fontsize="small", ncol=2)
+    else:
+        _no_data(ax)
+    ax.set_ylabel(top_label)
+    ax.set_title(top_title)
+    ax.grid(alpha=0.3)
+    if below:
+        ax_s = axes[1][0]
+        for wh, col in below.items():
+            y = pd.to_numeric(ts[col], errors="coerce")
+            if steps:
+                ax_s.step(t, y, where="post", label=wh)
+            else:
+                ax_s.plot(t, y, label=wh)
+        if steps:
+            ax_s.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_s.set_ylabel(bottom_label)
+        ax_s.set_title(bottom_title)
+        ax_s.legend(loc=loc, fontsize="small", ncol=2)
+        ax_s.grid(alpha=0.3)
+    axes[-1][0].set_xlabel("time since scenario start (h)")
+    return _save(fig, path)
+
+
 def plot_backlog(ts: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Backlog (shipments routed but not shipped) per warehouse, and stock on hand when known.
 
@@ -267,37 +314,9 @@ def plot_backlog(ts: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     Returns:
         The PNG path.
     """
-    ts = ts if ts is not None else pd.DataFrame()
-    stock = per_warehouse_columns(ts, "stock")
-    nrows = 2 if stock else 1
-    fig, axes = plt.subplots(nrows, 1, figsize=(10, 3.8 * nrows + 0.5), sharex=True, squeeze=False)
-    ax = axes[0][0]
-    t = _time(ts)
-    drawn = False
-    for wh, col in per_warehouse_columns(ts, "backlog").items():
-        if _has_data(ts[col]):
-            ax.plot(t, pd.to_numeric(ts[col], errors="coerce"), label=wh)
-            drawn = True
-    if "backlog" in ts.columns and _has_data(ts["backlog"]):
-        ax.plot(t, pd.to_numeric(ts["backlog"], errors="coerce"), "k--", lw=1.2, label="total")
-        drawn = True
-    if drawn:
-        ax.legend(loc="upper left", fontsize="small", ncol=2)
-    else:
-        _no_data(ax)
-    ax.set_ylabel("backlog (shipments)")
-    ax.set_title(f"{title + ': ' if title else ''}warehouse backlog (routed, not yet shipped)")
-    ax.grid(alpha=0.3)
-    if stock:
-        ax_s = axes[1][0]
-        for wh, col in stock.items():
-            ax_s.plot(t, pd.to_numeric(ts[col], errors="coerce"), label=wh)
-        ax_s.set_ylabel("stock on hand (units)")
-        ax_s.set_title("stock on hand")
-        ax_s.legend(loc="upper left", fontsize="small", ncol=2)
-        ax_s.grid(alpha=0.3)
-    axes[-1][0].set_xlabel("time since scenario start (h)")
-    return _save(fig, path)
+    return _warehouse_panels(ts, path, "backlog", "backlog (shipments)",
+                             f"{title + ': ' if title else ''}warehouse backlog (routed, not yet shipped)",
+                             "stock", "stock on hand (units)", "stock on hand", "upper left", total="backlog")
 
 
 def plot_utilization(ts: pd.DataFrame, path: str | Path, title: str = "") -> Path:
@@ -313,41 +332,17 @@ def plot_utilization(ts: pd.DataFrame, path: str | Path, title: str = "") -> Pat
     Returns:
         The PNG path.
     """
-    ts = ts if ts is not None else pd.DataFrame()
-    servers = per_warehouse_columns(ts, "servers")
-    nrows = 2 if servers else 1
-    fig, axes = plt.subplots(nrows, 1, figsize=(10, 3.8 * nrows + 0.5), sharex=True, squeeze=False)
-    ax = axes[0][0]
-    t = _time(ts)
-    win = _smooth_window(ts)
-    drawn = False
-    for wh, col in per_warehouse_columns(ts, "utilization").items():
-        if _has_data(ts[col]):
-            u = 100.0 * pd.to_numeric(ts[col], errors="coerce")
-            if win > 1:
-                u = u.rolling(win, min_periods=1).mean()
-            ax.plot(t, u, label=wh)
-            drawn = True
-    if drawn:
-        ax.set_ylim(0, 105)
-        ax.legend(loc="lower left", fontsize="small", ncol=2)
-    else:
-        _no_data(ax)
+    win = _smooth_window(ts if ts is not None else pd.DataFrame())
     smooth = f" ({win}-tick rolling mean)" if win > 1 else ""
-    ax.set_ylabel("utilisation (%)")
-    ax.set_title(f"{title + ': ' if title else ''}pick-server utilisation{smooth}")
-    ax.grid(alpha=0.3)
-    if servers:
-        ax_s = axes[1][0]
-        for wh, col in servers.items():
-            ax_s.step(t, pd.to_numeric(ts[col], errors="coerce"), where="post", label=wh)
-        ax_s.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax_s.set_ylabel("pick servers available")
-        ax_s.set_title("pick servers (AGVs) available")
-        ax_s.legend(loc="lower left", fontsize="small", ncol=2)
-        ax_s.grid(alpha=0.3)
-    axes[-1][0].set_xlabel("time since scenario start (h)")
-    return _save(fig, path)
+
+    def pct(u: pd.Series) -> pd.Series:
+        u = 100.0 * u
+        return u.rolling(win, min_periods=1).mean() if win > 1 else u
+
+    return _warehouse_panels(ts, path, "utilization", "utilisation (%)",
+                             f"{title + ': ' if title else ''}pick-server utilisation{smooth}", "servers",
+                             "pick servers available", "pick servers (AGVs) available", "lower left", series=pct,
+                             ylim=(0, 105), steps=True)
 
 
 # --------------------------------------------------------------------------- orders plots
