@@ -4,6 +4,7 @@ share of PPO's wall time spent inside the env.
 
     python benchmarks/rl_speed.py                  # every row (a few minutes)
     python benchmarks/rl_speed.py --quick          # tiny budgets, to check that it runs
+    python benchmarks/rl_speed.py --spread 14      # full-size Routing-v0 vs the model, 14 short repeats
 
 Definitions (one process, ``torch.set_num_threads(1)``, fixed zero actions or random masked
 actions for the env rows):
@@ -148,6 +149,23 @@ def ppo_speed(env_id: str, kwargs: dict[str, Any], timesteps: int, ppo: dict[str
             max(model.num_timesteps, 1)}
 
 
+def spread(n: int, engine: str) -> None:
+    """Orders/s inside full-size Routing-v0 steps (1 h and 4 h epochs) and of the model alone,
+    ``n`` short repeats in turn, then the medians and ranges over the repeats."""
+    kw1 = {**RESULT_ENV, "scale": 1.0, "randomize": False, "engine": engine}
+    kw4 = {**kw1, "epoch_h": 4.0}
+    rows = []
+    for _ in range(n):
+        rows.append((env_speed("twin/Routing-v0", kw1, 4)["orders_s"], env_speed("twin/Routing-v0", kw4, 4)["orders_s"],
+                     model_speed(kw1, 4, engine)))
+        print(f"{time.strftime('%H:%M:%S')}  1 h epochs {rows[-1][0]:>12,.0f}  4 h epochs {rows[-1][1]:>12,.0f}  "
+              f"model {rows[-1][2]:>12,.0f}", flush=True)
+    for i, name in enumerate(("1 h epochs", "4 h epochs", "model")):
+        v = [r[i] for r in rows]
+        print(f"{name}: median {statistics.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f}); "
+              f">= 1M in {sum(x >= 1e6 for x in v)} of {n}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=8, help="episodes per env row")
@@ -155,7 +173,13 @@ def main() -> None:
     p.add_argument("--ppo-repeats", type=int, default=3, help="PPO measurements of the result row (median shown)")
     p.add_argument("--engine", default=None, help="engine of Routing-v0 and Reallocation-v0 (default: kernel if built)")
     p.add_argument("--quick", action="store_true", help="tiny budgets (checks that the script runs)")
+    p.add_argument("--spread", type=int, default=0, metavar="N",
+                   help="instead of the table: N short repeats of the full-size Routing-v0 rows (1 h and 4 h "
+                        "epochs, 4 episodes each) beside the model (4 runs), to see how the rates move together")
     a = p.parse_args()
+    if a.spread:
+        spread(a.spread, a.engine or default_engine())
+        return
     engine = a.engine or default_engine()
     eps = 1 if a.quick else a.episodes
     rollouts = 1 if a.quick else a.ppo_rollouts
