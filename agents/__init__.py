@@ -2,7 +2,8 @@
 
 They are the slow, few-event part of the world. Each writes the shared
 :class:`twin.state.State` at coarse events (SimPy processes on the model's environment,
-or Mesa ``step`` calls once per tick) and never touches individual orders.
+Mesa ``step`` calls once per tick, or, for AGV breakdowns, a schedule drawn up front that the
+engine plays) and never touches individual orders.
 """
 
 from __future__ import annotations

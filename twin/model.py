@@ -34,8 +34,9 @@ class FulfillmentModel(mesa.Model):
 
     Each tick: the weather agents and the demand agent step (Mesa-style), the engine
     generates the tick's arrivals at the State's rates and moves orders until the tick ends,
-    while the continuous agents (AGV breakdowns, disruptions, suppliers, reallocation) run as
-    SimPy processes on the same environment; then the DataCollector records one row.
+    while the continuous agents (disruptions, suppliers, reallocation) run as SimPy processes on
+    the same environment, and the AGV fleets' breakdown schedules (drawn when the fleets are
+    built) are played by the engine; then the DataCollector records one row.
 
     Args:
         scenario: a validated scenario.
