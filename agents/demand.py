@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import mesa
 import numpy as np
 
@@ -23,12 +21,21 @@ class DemandAgent(mesa.Agent):
         self._pt = np.array([p[0] for p in d.profile], dtype=float)
         self._pm = np.array([p[1] for p in d.profile], dtype=float)
 
-    def total_rate(self, t: float) -> float:
-        """Orders per hour over the whole network at time ``t`` before weather and surges."""
+    def total_rate(self, t):  # noqa: ANN001, ANN201 - a float, or an array of times
+        """Orders per hour over the whole network at time ``t`` (or each of an array of times)
+        before weather and surges."""
         d = self.cfg
-        prof = float(np.interp(t, self._pt, self._pm))
-        diurnal = 1.0 + d.diurnal_amplitude * math.sin(2 * math.pi * (t - 6.0) / 24.0)
-        return d.base_rate_per_h * prof * diurnal
+        prof = np.interp(t, self._pt, self._pm)
+        diurnal = 1.0 + d.diurnal_amplitude * np.sin(2 * np.pi * (np.asarray(t) - 6.0) / 24.0)
+        rate = d.base_rate_per_h * prof * diurnal
+        return float(rate) if np.ndim(rate) == 0 else rate
+
+    def expected_orders(self) -> float:
+        """The orders the horizon's ticks expect before weather and surges (the rate at each
+        tick's middle times the tick)."""
+        sc = self.model.scenario
+        mids = np.arange(sc.tick_h / 2, sc.horizon_h, sc.tick_h)
+        return float(np.sum(self.total_rate(mids)) * sc.tick_h)
 
     def step(self) -> None:
         m = self.model

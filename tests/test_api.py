@@ -136,3 +136,17 @@ def test_a_model_reuses_a_matching_network_and_rebuilds_otherwise() -> None:
     other = FulfillmentModel(validate_scenario(doc), seed=2, network=net)
     assert other.net.initial_stock is not net.initial_stock
     assert other.net.initial_stock[0, 0] == net.initial_stock[0, 0] + 1
+
+
+def test_expected_orders_integrate_the_demand_profile() -> None:
+    """erlang_c: a flat 68 orders/h for 2,000 h; singles_day's diurnal cycle over whole days
+    integrates to zero, so only the peak profile's shape counts (checked against a fine sum)."""
+    from twin.model import FulfillmentModel
+
+    m = FulfillmentModel(twin.load_scenario("erlang_c"), seed=0, engine="simpy")
+    assert m.demand.expected_orders() == pytest.approx(68 * 2000, rel=1e-12)
+    sd = FulfillmentModel(twin.load_scenario("singles_day"), seed=0, engine="simpy")
+    t = np.linspace(0, sd.scenario.horizon_h, 200_001)
+    fine = np.trapezoid(sd.demand.total_rate(t), t)
+    assert sd.demand.expected_orders() == pytest.approx(fine, rel=5e-3)
+    assert isinstance(sd.demand.total_rate(3.0), float)

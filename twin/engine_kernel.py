@@ -94,9 +94,7 @@ class KernelEngine:
         self.k.set_agv_schedule(times[order], where[order], deltas[order])
         # the run's records in one allocation: the mean demand over the horizon, +25% for
         # weather and surges (address space only until written; more grows as needed)
-        sc, tick = model.scenario, model.scenario.tick_h
-        mids = np.arange(tick / 2, sc.horizon_h, tick)
-        expected = sum(model.demand.total_rate(float(t)) for t in mids) * tick
+        expected = model.demand.expected_orders()
         self.k.reserve(int(1.25 * expected) + 1024, int(1.25 * 1.1 * expected) + 1024)
 
     # ------------------------------------------------------------------ tables
