@@ -44,11 +44,6 @@ class AGVFleetAgent(mesa.Agent):
         self.schedule = self.draw_schedule(model.rng, model.end_time)
         self.update()
 
-    @property
-    def up(self) -> int:
-        """Robots not broken down now."""
-        return int(self.model.state.agv_up[self.index])
-
     def draw_schedule(self, rng: np.random.Generator, end: float) -> tuple[np.ndarray, np.ndarray]:
         """Every robot alternates an exponential time up (mean mtbf_h) and an exponential repair
         (mean mttr_h) from time 0; the breakdowns (-1) and repairs (+1) before ``end``."""

@@ -322,8 +322,6 @@ cdef class Kernel:
         cdef int w, c
         t = tables
         self.W, self.R, self.C = t["W"], t["R"], t["C"]
-        if self.W > 32000 or self.C > 32000:
-            raise ValueError(f"kernel: at most 32000 warehouses and carriers, got {self.W} and {self.C}")
         rng_seed(&self.rng, seed)
         self.now = 0.0
         self.state_obj = state
@@ -539,15 +537,6 @@ cdef class Kernel:
             self.arr_cum[i] = acc / total
         self.arr_total = total
         self.arr_end = t1
-        # room for the orders expected (mean + 5 sd + 1%) at once: one move of the records
-        # instead of many doublings
-        expect = total * (t1 - t0)
-        want = self.created + <Py_ssize_t>(1.01 * expect + 5.0 * sqrt(expect) + 64)
-        if want > self.cap_o:
-            self._grow_orders(want)
-        want = self.n_s + <Py_ssize_t>((1.01 * expect + 5.0 * sqrt(expect) + 64) * 1.05)
-        if want > self.cap_s:
-            self._grow_ships(want)
         self.next_arr = t0 + rng_exponential(&self.rng) / total
         if self.next_arr >= t1:
             self.next_arr = INFINITY

@@ -200,12 +200,11 @@ class EpochShares:
         finite = np.isfinite(s)
         best = np.where(finite, s, np.inf).min(axis=1, keepdims=True)
         rel = np.where(finite, s - best, 0.0) / max(float(np.abs(s[finite]).mean()), _EPS)
-        self.prior = np.where(finite, -rel / temperature, -np.inf)
-        # regions without any finite score get uniform shares (set_shares' rule for a zero row)
-        self._live = np.isfinite(self.prior).any(axis=1, keepdims=True)
+        prior = np.where(finite, -rel / temperature, -np.inf)
         # softmax_w(prior + s * tilt) = exp(prior) * exp(s * tilt), normalised per region (each
-        # region's best prior is 0, so exp(prior) is in [0, 1]; exp(-inf) = 0 for infeasible ones)
-        self._exp_prior = np.where(self._live, np.exp(self.prior), 1.0)
+        # region's best prior is 0, so exp(prior) is in [0, 1]; exp(-inf) = 0 for infeasible
+        # ones); regions without any finite score get uniform shares
+        self._exp_prior = np.where(finite.any(axis=1, keepdims=True), np.exp(prior), 1.0)
         self.tilt_scale = float(tilt_scale)
         self._fast: bytes | None = None  # the carrier switch last written (skip equal rewrites)
         self._lane: np.ndarray | None = None  # ... into this policy's lane table
