@@ -1,7 +1,7 @@
 """Mesa agents of the twin's world: warehouses, AGV fleets, carriers, weather, demand, supply, disruptions.
 
 They are the slow, few-event part of the world. Each writes the shared
-:class:`twin.state.State` at coarse events (SimPy processes on the model's environment,
+:class:`twin.world.state.State` at coarse events (SimPy processes on the model's environment,
 Mesa ``step`` calls once per tick, or, for AGV breakdowns, a schedule drawn up front that the
 engine plays) and never touches individual orders.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mesa
 
-from twin.schema import AGVBreakdown, CarrierCapacityLoss, ColdChainFailure, DemandSurge, WarehouseOutage
+from twin.scenario.schema import AGVBreakdown, CarrierCapacityLoss, ColdChainFailure, DemandSurge, WarehouseOutage
 
 
 class DisruptionAgent(mesa.Agent):

@@ -23,7 +23,7 @@ class _Inbound:
 
 
 class SupplierAgent(_Inbound, mesa.Agent):
-    """Periodic-review replenishment from suppliers (see :class:`twin.schema.Replenishment`)."""
+    """Periodic-review replenishment from suppliers (see :class:`twin.scenario.schema.Replenishment`)."""
 
     def __init__(self, model: mesa.Model) -> None:
         super().__init__(model)

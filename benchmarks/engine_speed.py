@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mmc_simpy import run_plain_mmc  # noqa: E402
 
 import twin  # noqa: E402
-from twin.loader import scale_scenario  # noqa: E402
-from twin.model import ENGINES, FulfillmentModel  # noqa: E402
+from twin.scenario.loader import scale_scenario  # noqa: E402
+from twin.sim.model import ENGINES, FulfillmentModel  # noqa: E402
 
 MMC_SERVERS, MMC_RHO = 8, 0.85
 

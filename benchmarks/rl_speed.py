@@ -111,8 +111,8 @@ def env_speed(env_id: str, kwargs: dict[str, Any], episodes: int, max_steps: int
 
 def model_speed(kwargs: dict[str, Any], seeds: int, engine: str) -> float:
     """The twin alone on the env's scenario and scale (cheapest routing): median orders/s."""
-    from twin.model import FulfillmentModel
     from twin.policies import Cheapest
+    from twin.sim.model import FulfillmentModel
 
     sc = base_scenario(kwargs.get("scenario", "singles_day"), kwargs.get("scale", 0.1), kwargs.get("horizon_h"))
     rates = []

@@ -4,7 +4,7 @@
 Arrival -> routing (stock reserved at once) -> pick queue (c(t) servers, FIFO) -> pack queue ->
 carrier departure with capacity (reefer for cold chain; lanes into closed regions wait) ->
 transit (x weather) -> delivery, on one event calendar. The semantics are those of
-``twin/engine_simpy.py`` (the reference); :class:`twin.engine_kernel.KernelEngine` is the Python
+``twin/engine_simpy.py`` (the reference); :class:`twin.sim.kernel.KernelEngine` is the Python
 wrapper that builds the tables, validates them and drives this kernel between agent events.
 
 The kernel reads and writes the State arrays through typed memoryviews on the same numpy
@@ -48,7 +48,7 @@ cdef enum:
     MODE_SHARES = 2
     MODE_BATCH = 3
 
-# statuses (twin.records.STATUS_NAMES)
+# statuses (twin.sim.records.STATUS_NAMES)
 cdef enum:
     ST_QUEUED = 0
     ST_PICKING = 1
@@ -201,7 +201,7 @@ def build_alias(p):
 
 @cython.final  # direct (inlinable) calls between the event methods, not through a vtable
 cdef class Kernel:
-    """The order flow of one run. Built by :class:`twin.engine_kernel.KernelEngine`."""
+    """The order flow of one run. Built by :class:`twin.sim.kernel.KernelEngine`."""
 
     # sizes and clock
     cdef int W, R, C, K
@@ -317,7 +317,7 @@ cdef class Kernel:
         self.heap.seq = 0
 
     def __init__(self, *, uint64_t seed, state, tables: dict):
-        """``state``: the model's :class:`twin.state.State`; ``tables``: the prepared scenario
+        """``state``: the model's :class:`twin.world.state.State`; ``tables``: the prepared scenario
         tables (see ``KernelEngine._tables``)."""
         cdef int w, c
         t = tables
@@ -872,7 +872,7 @@ cdef class Kernel:
 
     cdef inline double _cost(self, int c, int w, int r, int64_t lines, bint cold) noexcept:
         """Carrier price on the lane, handling per line, reefer surcharge for cold chain (CNY);
-        the same formula as ``twin.records.ShipmentTable.new_shipment``."""
+        the same formula as ``twin.sim.records.ShipmentTable.new_shipment``."""
         return (self.lane_cost[(c * self.W + w) * self.R + r] + self.handling[w] * lines
                 + (self.surcharge[c] if cold else 0.0))
 
@@ -1257,7 +1257,7 @@ cdef class Kernel:
 
     # ------------------------------------------------------------------ records
     def columns(self, bint adopt=True) -> dict:
-        """The records as ``twin.records.ShipmentTable.columns()`` gives them, one row per
+        """The records as ``twin.sim.records.ShipmentTable.columns()`` gives them, one row per
         shipment and one per order without any, sorted by order then shipment.
 
         When every order has exactly one shipment (the common case) and ``adopt`` is true, the

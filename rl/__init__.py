@@ -14,6 +14,7 @@ __all__ = ["ENV_IDS"]
 #: The registered environment ids.
 ENV_IDS = ("twin/Routing-v0", "twin/OrderRouting-v0", "twin/Reallocation-v0")
 
-for _id, _cls in zip(ENV_IDS, ("RoutingEnv", "OrderRoutingEnv", "ReallocationEnv")):
+for _id, _mod, _cls in zip(ENV_IDS, ("routing", "order_routing", "reallocation"),
+                           ("RoutingEnv", "OrderRoutingEnv", "ReallocationEnv")):
     if _id not in gymnasium.registry:
-        gymnasium.register(id=_id, entry_point=f"rl.envs:{_cls}", disable_env_checker=False)
+        gymnasium.register(id=_id, entry_point=f"rl.envs.{_mod}:{_cls}", disable_env_checker=False)

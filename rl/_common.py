@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from twin.loader import load_scenario, scale_scenario, validate_scenario
-from twin.schema import Scenario
+from twin.scenario.loader import load_scenario, scale_scenario, validate_scenario
+from twin.scenario.schema import Scenario
 
 __all__ = ["RewardWeights", "Randomization", "Ledger", "base_scenario", "episode_scenario", "default_engine",
            "network_features", "network_feature_names", "mean_rate_per_h", "RANDOMIZE_KEYS"]
@@ -22,7 +22,7 @@ __all__ = ["RewardWeights", "Randomization", "Ledger", "base_scenario", "episode
 
 def default_engine() -> str:
     """``"kernel"`` when the Cython kernel is built and registered, else ``"simpy"``."""
-    from twin.model import ENGINES
+    from twin.sim.model import ENGINES
 
     return "kernel" if "kernel" in ENGINES else "simpy"
 
@@ -96,7 +96,7 @@ class Randomization:
 
 def base_scenario(scenario: str | Scenario, scale: float, horizon_h: float | None) -> Scenario:
     """The env's scenario: a built-in name, a YAML path or a Scenario, scaled by ``scale``
-    (demand and every capacity; see :func:`twin.loader.scale_scenario`), the horizon optionally
+    (demand and every capacity; see :func:`twin.scenario.loader.scale_scenario`), the horizon optionally
     shortened."""
     sc = load_scenario(scenario) if not isinstance(scenario, Scenario) else scenario
     if not (isinstance(scale, (int, float)) and scale > 0):
@@ -175,7 +175,7 @@ class Ledger:
         self.total = dict.fromkeys(self.KEYS, 0.0)
 
     def take(self, final: bool = False) -> dict[str, float]:
-        # the engines keep running totals (twin.records.Counters): a step reads no records
+        # the engines keep running totals (twin.sim.records.Counters): a step reads no records
         c = self.m.engine.counters
         created, delivered, on_time, lost = c.created, c.delivered, c.on_time, c.lost
         p = self._c

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rl.baselines import EPISODE_METRICS, Heuristic, Learned, baseline_names, run_episode
-from twin.run import jsonable
+from twin.results.runs import jsonable
 
 __all__ = ["paired_ci", "evaluate", "format_table", "load_run_args", "HELD_OUT_SEED"]
 

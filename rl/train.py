@@ -23,7 +23,7 @@ import numpy as np
 
 import rl  # noqa: F401 - registers the envs
 from rl.baselines import Heuristic, baseline_names, run_episode
-from twin.loader import parse_overrides
+from twin.scenario.loader import parse_overrides
 
 __all__ = ["Args", "train", "make_env", "add_arguments", "args_from_namespace"]
 
@@ -37,7 +37,7 @@ class Args:
     scenario: str = "singles_day"
     """scenario name or YAML path"""
     scale: float = 0.1
-    """demand and capacities x this (see twin.loader.scale_scenario)"""
+    """demand and capacities x this (see twin.scenario.loader.scale_scenario)"""
     horizon_h: float | None = None
     """shorten the horizon (None: the env's default)"""
     engine: str | None = None

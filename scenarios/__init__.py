@@ -50,7 +50,7 @@ def china_provinces() -> tuple[tuple[str, float, float, float], ...]:
 
 def expand_regions(regions):  # noqa: ANN001 - schema types imported lazily to avoid a cycle
     """Turn a ``RegionPreset`` into its list of ``Region``; a list passes through."""
-    from twin.schema import Region, RegionPreset
+    from twin.scenario.schema import Region, RegionPreset
 
     if not isinstance(regions, RegionPreset):
         return list(regions)

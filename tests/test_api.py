@@ -35,7 +35,7 @@ def test_simulate_argument_errors_name_the_argument() -> None:
     with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
         twin.simulate(sc, seed=-1)
     with pytest.raises(ValueError, match="factor must be > 0, got 0"):
-        twin.loader.scale_scenario(sc, 0)
+        twin.scenario.loader.scale_scenario(sc, 0)
 
 
 def test_result_has_kpis_orders_timeseries() -> None:
@@ -56,13 +56,13 @@ def test_readme_scenario_example_is_valid_and_runs(tmp_path: Path) -> None:
     # the README's what-if syntax: list elements by name and by index
     sc2 = twin.load_scenario(f, ["warehouses.shanghai.pick.agvs=150", "disruptions.0.end_h=20"])
     assert sc2.warehouses[0].pick.agvs == 150 and sc2.disruptions[0].end_h == 20
-    r = twin.simulate(twin.loader.scale_scenario(sc, 0.02), seed=0)
+    r = twin.simulate(twin.scenario.loader.scale_scenario(sc, 0.02), seed=0)
     k = r.kpis
     assert k["orders_created"] == k["orders_delivered"] + k["orders_in_flight"] + k["orders_lost"] > 0
 
 
 def test_network_graph_has_every_lane() -> None:
-    from twin.network import build_network
+    from twin.world.network import build_network
 
     net = build_network(twin.load_scenario("baseline"))
     g = net.graph
@@ -77,8 +77,8 @@ def test_network_graph_has_every_lane() -> None:
 
 @pytest.mark.parametrize("name", ["nearest_with_stock", "cheapest", "greenest", "fastest", "weighted"])
 def test_policy_preference_order_is_the_score_order(name: str) -> None:
-    from twin.network import build_network
     from twin.policies import make_routing_policy
+    from twin.world.network import build_network
 
     sc = twin.load_scenario("cold_chain_failure")  # JD Cold serves 4 sites: some lanes have no reefer
     p = make_routing_policy(name, build_network(sc))
@@ -90,8 +90,8 @@ def test_policy_preference_order_is_the_score_order(name: str) -> None:
 
 
 def test_transfers_come_from_the_nearest_spare_stock() -> None:
-    from twin.network import build_network
     from twin.policies import transfers_from_nearest
+    from twin.world.network import build_network
 
     net = build_network(twin.load_scenario("baseline"))
     W = net.n_warehouses
@@ -114,9 +114,9 @@ def test_a_model_reuses_a_matching_network_and_rebuilds_otherwise() -> None:
     """``FulfillmentModel(network=...)`` takes a network built from a scenario that differs only
     in demand, weather or disruptions (an RL env's randomised episodes): the same arrays, the
     model's own scenario, and records identical to a model that built its own network."""
-    from twin.loader import scale_scenario, validate_scenario
-    from twin.model import FulfillmentModel
-    from twin.network import build_network
+    from twin.scenario.loader import scale_scenario, validate_scenario
+    from twin.sim.model import FulfillmentModel
+    from twin.world.network import build_network
 
     base = scale_scenario(twin.load_scenario("typhoon"), 0.05)
     doc = base.model_dump(mode="json")
@@ -141,7 +141,7 @@ def test_a_model_reuses_a_matching_network_and_rebuilds_otherwise() -> None:
 def test_expected_orders_integrate_the_demand_profile() -> None:
     """erlang_c: a flat 68 orders/h for 2,000 h; singles_day's diurnal cycle over whole days
     integrates to zero, so only the peak profile's shape counts (checked against a fine sum)."""
-    from twin.model import FulfillmentModel
+    from twin.sim.model import FulfillmentModel
 
     m = FulfillmentModel(twin.load_scenario("erlang_c"), seed=0, engine="simpy")
     assert m.demand.expected_orders() == pytest.approx(68 * 2000, rel=1e-12)

@@ -17,7 +17,7 @@ from scipy import stats
 
 from tests.test_scenarios import MALFORMED, _baseline_doc, _set
 from twin.cli import main
-from twin.records import COLUMNS
+from twin.sim.records import COLUMNS
 
 SMALL = ["--scale", "0.02", "--set", "drain_h=24", "-q"]
 
@@ -66,7 +66,7 @@ def test_replications_summary_is_mean_and_t_interval(tmp_path: Path) -> None:
         assert k[name] == pytest.approx(x.mean(), rel=1e-12)
     # a replication run in a worker process equals the same seed run alone
     import twin
-    from twin.loader import scale_scenario
+    from twin.scenario.loader import scale_scenario
 
     sc = scale_scenario(twin.load_scenario("baseline", {"drain_h": 24}), 0.02)
     alone = twin.simulate(sc, seed=1).kpis

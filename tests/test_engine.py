@@ -12,9 +12,9 @@ from scipy import stats
 
 import twin
 from scenarios import builtin_names
-from twin.kpis import order_table
-from twin.loader import scale_scenario, validate_scenario
-from twin.theory import mmc_mean_wait
+from twin.results.kpis import order_table
+from twin.results.theory import mmc_mean_wait
+from twin.scenario.loader import scale_scenario, validate_scenario
 
 ENGINES = ["simpy", "kernel"]
 
@@ -197,7 +197,7 @@ def test_backorders_wait_for_stock_instead_of_being_lost() -> None:
     doc = lost.model_dump(mode="json")
     for w in doc["warehouses"]:
         w["stock"]["units_per_sku"] = 3
-    lost = twin.loader.validate_scenario(doc)
+    lost = twin.scenario.loader.validate_scenario(doc)
     back = twin.load_scenario(lost, {"demand.unfulfillable": "backorder", "demand.backorder_max_h": 12})
     rl, rb = twin.simulate(lost, seed=1), twin.simulate(back, seed=1)
     assert rl.kpis["orders_lost"] > 0
@@ -296,7 +296,7 @@ def _fragile_fleets() -> twin.Scenario:
 def test_pick_servers_follow_the_fleets_breakdown_schedule(engine: str) -> None:
     """The server-hours each engine made available equal the integral, computed here from the
     fleets' drawn schedules, of round((up - round(0.3 * agvs while disrupted)) * duty)."""
-    from twin.model import FulfillmentModel
+    from twin.sim.model import FulfillmentModel
 
     sc = _fragile_fleets()
     m = FulfillmentModel(sc, seed=5, engine=engine)

@@ -10,10 +10,10 @@ import pytest
 
 import twin
 from ext import _kernel
-from twin.loader import scale_scenario, validate_scenario
-from twin.model import FulfillmentModel
 from twin.policies import AllocationShares, NearestWithStock, OrderBatch
-from twin.state import State
+from twin.scenario.loader import scale_scenario, validate_scenario
+from twin.sim.model import FulfillmentModel
+from twin.world.state import State
 
 N = 200_000
 
@@ -169,7 +169,7 @@ def test_state_arrays_of_the_wrong_dtype_are_refused() -> None:
     sc = _small()
     m = FulfillmentModel(sc, seed=0, engine="simpy")
     m.state.backlog = m.state.backlog.astype(np.int32)
-    from twin.engine_kernel import KernelEngine
+    from twin.sim.kernel import KernelEngine
 
     with pytest.raises(TypeError, match="State.backlog must be .*int64"):
         KernelEngine(m)
@@ -262,7 +262,7 @@ def test_policy_naming_a_closed_warehouse_gets_a_clear_error() -> None:
     doc = _small("warehouse_outage", 0.02, horizon_h=3, drain_h=1).model_dump(mode="json")
     doc["disruptions"][0]["start_h"] = 1.0  # the outage starts after an hour of orders
     doc["demand"]["cold_chain_share"] = 0.0  # (ambient orders only: the site has no cold storage)
-    sc = twin.loader.validate_scenario(doc)
+    sc = twin.scenario.loader.validate_scenario(doc)
     (d,) = sc.disruptions
     w = [x.name for x in sc.warehouses].index(d.warehouse)
     with pytest.raises(ValueError, match=rf"routing policy 'always' \(Always\).*warehouse {w} \({d.warehouse}\), "

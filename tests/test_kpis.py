@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin.kpis import compute_kpis, order_table, summarize
+from twin.results.kpis import compute_kpis, order_table, summarize
 
 NAN = math.nan
 

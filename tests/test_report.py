@@ -1,4 +1,4 @@
-"""Tests of twin.report, twin.plots and twin.compare on a small hand-made run directory."""
+"""Tests of twin.report.html, twin.report.plots and twin.results.compare on a small hand-made run directory."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin import plots
-from twin.compare import compare_runs, format_table
-from twin.report import KPI_INFO, PLOT_FILES, region_summary, warehouse_summary, write_report
+from twin.report import plots, write_compare
+from twin.report.html import KPI_INFO, PLOT_FILES, region_summary, warehouse_summary, write_report
+from twin.results.compare import compare_runs, format_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = float("nan")
@@ -225,7 +225,8 @@ def test_compare_runs_differences(tmp_path: Path) -> None:
         orders_lost=5, on_time_rate=0.75, cost_per_order=15.0, lead_time_mean_h=None,
         utilization={"WH_North": 0.9, "WH_East": 0.2}, extra_metric=3.5))
     out = tmp_path / "cmp"
-    df = compare_runs([a, b], out=out)
+    df = compare_runs([a, b])
+    write_compare(df, out)
     assert list(df.columns) == ["base", "typhoon", "Δ typhoon vs base"]
     d = df["Δ typhoon vs base"]
     assert d["orders_lost"] == 4.0

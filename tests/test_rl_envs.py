@@ -16,8 +16,8 @@ pytest.importorskip("stable_baselines3")
 
 import rl  # noqa: E402
 from rl._common import objective  # noqa: E402
-from twin.model import ENGINES, FulfillmentModel  # noqa: E402
 from twin.policies import Cheapest  # noqa: E402
+from twin.sim.model import ENGINES, FulfillmentModel  # noqa: E402
 
 # Small and quick versions of each env for the tests (the defaults are bigger).
 SMALL = {

@@ -10,8 +10,8 @@ import yaml
 
 import scenarios
 from twin.errors import ScenarioError
-from twin.loader import load_scenario
-from twin.schema import Scenario
+from twin.scenario.loader import load_scenario
+from twin.scenario.schema import Scenario
 
 BUILTINS = scenarios.builtin_names()
 WAREHOUSES = ["shanghai", "hangzhou", "nanjing", "guangzhou", "wuhan", "chengdu", "langfang", "zhengzhou"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from twin.theory import erlang_b, erlang_c, mmc_mean_queue_length, mmc_mean_wait, mmc_utilization
+from twin.results.theory import erlang_b, erlang_c, mmc_mean_queue_length, mmc_mean_wait, mmc_utilization
 
 
 def _erlang_c_direct(c: int, a: float) -> float:

@@ -12,55 +12,34 @@ from twin.errors import TwinError
 
 __all__ = ["main", "build_parser", "format_kpis"]
 
-_SCALARS = [
-    ("orders_created", "{:,.0f}"), ("orders_delivered", "{:,.0f}"), ("orders_in_flight", "{:,.0f}"),
-    ("orders_lost", "{:,.0f}"), ("on_time_rate", "{:.1%}"), ("lead_time_mean_h", "{:.2f} h"),
-    ("lead_time_p95_h", "{:.2f} h"), ("cost_per_order", "{:.2f} CNY"), ("co2_per_order_kg", "{:.3f} kg"),
-    ("split_rate", "{:.1%}"), ("backlog_max", "{:,.0f}"), ("cold_chain_violations", "{:,.0f}"),
-    ("service_gap", "{:.1%}"),
-]
-
-
 class _UserError(Exception):
     """A mistake in the command line: printed without a traceback."""
 
 
-def _fmt(fmt: str, v: float | None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    return fmt.format(v)
-
-
-def _ci_fmt(fmt: str, ci: float) -> str:
-    # the half-width in the KPI's own unit, without thousands rounding surprises
-    unit = fmt.split("}")[-1]
-    if "%" in fmt:
-        return f"{ci * 100:.1f} pp"
-    spec = fmt[fmt.index(":") + 1: fmt.index("}")]
-    if spec.endswith("f") and spec.startswith(",.0"):
-        return f"{ci:,.1f}"
-    return f"{ci:{spec}}{unit}"
-
-
 def format_kpis(kpis: dict) -> str:
-    """A terminal table of the KPIs; with replications, mean ± 95% CI half-width."""
-    summary = kpis.get("summary")
+    """A terminal table of the KPIs (:data:`twin.results.kpis.KPIS`); with replications,
+    mean ± 95% CI half-width."""
+    from twin.results.kpis import KPIS, format_ci, format_value
+
+    summary = kpis.get("summary") or {}
     rows = []
-    for name, fmt in _SCALARS:
-        if summary and name in summary:
-            s = summary[name]
-            val = _fmt(fmt, s["mean"])
-            if s.get("ci95") is not None and not math.isnan(s["ci95"]):
-                val += " ± " + _ci_fmt(fmt, s["ci95"])
+
+    def cell(kpi, key: str, v: float | None) -> str:  # noqa: ANN001
+        s = summary.get(key)
+        if s is None:
+            return format_value(kpi, v)
+        out = format_value(kpi, s["mean"])
+        if s.get("ci95") is not None and not math.isnan(s["ci95"]):
+            out += " ± " + format_ci(kpi, s["ci95"])
+        return out
+
+    for kpi in KPIS.values():
+        if kpi.per_warehouse:
+            for w, u in (kpis.get(kpi.name) or {}).items():
+                key = f"{kpi.name}[{w}]"
+                rows.append((key, cell(kpi, key, u)))
         else:
-            val = _fmt(fmt, kpis.get(name))
-        rows.append((name, val))
-    for w, u in (kpis.get("utilization") or {}).items():
-        key = f"utilization[{w}]"
-        if summary and key in summary and not math.isnan(summary[key]["ci95"]):
-            rows.append((key, f"{summary[key]['mean']:.1%} ± {summary[key]['ci95'] * 100:.1f} pp"))
-        else:
-            rows.append((key, _fmt("{:.1%}", u)))
+            rows.append((kpi.name, cell(kpi, kpi.name, kpis.get(kpi.name))))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
@@ -121,8 +100,8 @@ def _rl_arguments(tr: argparse.ArgumentParser, ev: argparse.ArgumentParser) -> N
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
-    from twin.loader import load_scenario
-    from twin.run import replicate, simulate
+    from twin.results.runs import replicate, simulate
+    from twin.scenario.loader import load_scenario
 
     if a.replications < 1:
         raise _UserError(f"--replications must be >= 1, got {a.replications}")
@@ -134,7 +113,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.scale is not None:
         if not a.scale > 0:
             raise _UserError(f"--scale must be > 0, got {a.scale}")
-        from twin.loader import scale_scenario
+        from twin.scenario.loader import scale_scenario
 
         sc = scale_scenario(sc, a.scale)
     seed = sc.seed if a.seed is None else a.seed
@@ -153,7 +132,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         kpis = rep.kpis
         took = f"{a.replications} replications"
     if not a.no_report:
-        from twin.report import write_report
+        from twin.report.html import write_report
 
         write_report(out)
     print(f"\n{sc.name} (seed {seed}{', ' + str(a.replications) + ' replications' if a.replications > 1 else ''},"
@@ -175,8 +154,8 @@ def _cmd_scenarios(a: argparse.Namespace) -> int:
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
-    from twin.loader import load_scenario
-    from twin.network import build_network
+    from twin.scenario.loader import load_scenario
+    from twin.world.network import build_network
 
     sc = load_scenario(a.scenario, a.overrides)
     net = build_network(sc)
@@ -186,19 +165,22 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
-    from twin.compare import compare_runs, format_table
+    from twin.results.compare import compare_runs, format_table
 
     if len(a.dirs) < 2:
         raise _UserError(f"compare needs at least two run directories, got {len(a.dirs)}")
     out = Path(a.out) if a.out else Path(a.dirs[0]).parent / "compare"
-    df = compare_runs(a.dirs, out)
+    df = compare_runs(a.dirs)
+    from twin.report import write_compare
+
+    write_compare(df, out)
     print(format_table(df))
     print(f"\nwrote {out}/compare.csv and compare.png")
     return 0
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from twin.report import write_report
+    from twin.report.html import write_report
 
     if not (Path(a.dir) / "kpis.json").is_file():
         raise _UserError(f"{a.dir!r} is not a run directory: no kpis.json in it")

@@ -6,20 +6,18 @@ import html
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from twin import plots
-from twin.compare import NON_KPI_KEYS, load_kpis
-from twin.kpis import KPI_DOC, order_table
+from twin.report import plots
+from twin.results.compare import NON_KPI_KEYS, load_kpis
+from twin.results.kpis import KPIS, order_table
 
 __all__ = [
     "KPI_INFO",
-    "KpiInfo",
     "PLOT_FILES",
     "load_run",
     "warehouse_summary",
@@ -28,54 +26,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class KpiInfo:
-    """How to show one KPI: a label, its unit, a value kind (for formatting) and its meaning."""
-
-    label: str
-    unit: str
-    kind: str  # "count" | "rate" | "number"
-    meaning: str
-
-
-#: The contract's KPIs, in display order.
-KPI_INFO: dict[str, KpiInfo] = {
-    "orders_created": KpiInfo("Orders created", "orders", "count", "Orders placed by customers during the horizon."),
-    "orders_delivered": KpiInfo("Orders delivered", "orders", "count", "Orders whose every shipment was delivered."),
-    "orders_in_flight": KpiInfo(
-        "Orders in flight", "orders", "count", "Orders neither delivered nor lost at the end of the horizon."
-    ),
-    "orders_lost": KpiInfo("Orders lost", "orders", "count", "Orders that could not be fulfilled (no stock or route)."),
-    "on_time_rate": KpiInfo(
-        "On-time rate", "%", "rate", "Share of delivered orders that arrived by their promised time."
-    ),
-    "lead_time_mean_h": KpiInfo(
-        "Lead time, mean", "h", "number", "Mean time from order creation to its last delivery (delivered orders)."
-    ),
-    "lead_time_p95_h": KpiInfo(
-        "Lead time, p95", "h", "number", "95th percentile of that lead time: the slow tail customers feel."
-    ),
-    "cost_per_order": KpiInfo(
-        "Cost per order", "CNY", "number", "Fulfilment cost (handling and transport) per order."
-    ),
-    "co2_per_order_kg": KpiInfo("CO2 per order", "kg", "number", "Transport CO2 emissions per order."),
-    "split_rate": KpiInfo("Split rate", "%", "rate", "Share of orders shipped in more than one shipment."),
-    "backlog_max": KpiInfo(
-        "Peak backlog", "shipments", "count", "Most shipments waiting at once (routed, not yet shipped)."
-    ),
-    "cold_chain_violations": KpiInfo(
-        "Cold-chain violations", "shipments", "count", "Cold-chain shipments whose cold chain was broken."
-    ),
-    "service_gap": KpiInfo(
-        "Service gap", "pp", "rate", "Best minus worst regional on-time rate (regional fairness)."
-    ),
-    "utilization": KpiInfo(
-        "Utilisation", "%", "rate", "Share of time the pick servers (AGVs) of each warehouse were busy."
-    ),
-}
-
-for _k, _info in list(KPI_INFO.items()):  # one definition per KPI: twin.kpis.KPI_DOC
-    KPI_INFO[_k] = KpiInfo(_info.label, _info.unit, _info.kind, KPI_DOC[_k][:1].upper() + KPI_DOC[_k][1:] + ".")
+#: The contract's KPIs, in display order: the registry :data:`twin.results.kpis.KPIS`.
+KPI_INFO = KPIS
 
 #: PNG files written beside report.html, in page order: (file name, caption).
 PLOT_FILES: tuple[tuple[str, str], ...] = (
@@ -177,7 +129,7 @@ def _shipment_on_time(orders: pd.DataFrame) -> pd.Series:
 
 
 def _order_frame(orders: pd.DataFrame) -> pd.DataFrame:
-    """One row per order: region, delivered, on_time, lost, lead_time_h (from :func:`twin.kpis.order_table`,
+    """One row per order: region, delivered, on_time, lost, lead_time_h (from :func:`twin.results.kpis.order_table`,
     so the report's regional figures use the KPIs' definitions)."""
     cols = ["region", "delivered", "on_time", "lost", "lead_time_h"]
     if orders.empty or "order_id" not in orders.columns:
@@ -340,16 +292,17 @@ def _kpi_section(kpis: Mapping[str, Any]) -> str:
     shown = set()
     for key, info in KPI_INFO.items():
         shown.add(key)
-        if key == "utilization":
-            util = kpis.get("utilization")
+        if info.per_warehouse:
+            util = kpis.get(key)
             if isinstance(util, Mapping) and util:
-                parts = [f"{_e(w)}: {value_cell(f'utilization[{w}]', u, 'rate')}" for w, u in util.items()]
+                parts = [f"{_e(w)}: {value_cell(f'{key}[{w}]', u, info.kind)}" for w, u in util.items()]
                 val = "<br>".join(parts)
             else:
                 val = _NA
         else:
             val = value_cell(key, kpis.get(key), info.kind)
-        rows.append([f"{_e(info.label)}<br><code>{_e(key)}</code>", val, _e(info.unit), _e(info.meaning)])
+        rows.append([f"{_e(info.label)}<br><code>{_e(key)}</code>", val, _e(info.unit),
+                     _e(info.meaning[:1].upper() + info.meaning[1:] + ".")])
 
     for key, v in kpis.items():  # numeric extras the engine added
         if key in shown or key in NON_KPI_KEYS or not (_isnum(v) or v is None):

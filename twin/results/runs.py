@@ -14,12 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from twin.kpis import compute_kpis, summarize
-from twin.loader import load_scenario
-from twin.model import ENGINES, FulfillmentModel
 from twin.policies import RoutingPolicy
-from twin.records import orders_frame
-from twin.schema import Scenario
+from twin.results.kpis import compute_kpis, summarize
+from twin.scenario.loader import load_scenario
+from twin.scenario.schema import Scenario
+from twin.sim.model import ENGINES, FulfillmentModel
+from twin.sim.records import orders_frame
 
 __all__ = ["SimulationResult", "ReplicationResult", "simulate", "replicate"]
 

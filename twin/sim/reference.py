@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from twin.records import STATUS, Counters, ShipmentTable
-from twin.rng import Stream
+from twin.sim.records import STATUS, Counters, ShipmentTable
+from twin.sim.rng import Stream
 
 if TYPE_CHECKING:
-    from twin.model import FulfillmentModel
+    from twin.sim.model import FulfillmentModel
 
 __all__ = ["SimPyEngine", "Station"]
 
@@ -315,6 +315,6 @@ class SimPyEngine:
         return a[:, 0], a[:, 1]
 
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
-        """The shipment records as columns (see :mod:`twin.records`)."""
+        """The shipment records as columns (see :mod:`twin.sim.records`)."""
         return self.table.columns()
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.network import Network
+from twin.world.network import Network
 
 __all__ = ["State"]
 

@@ -18,11 +18,11 @@ from agents import (
     WarehouseAgent,
     WeatherAgent,
 )
-from twin.network import Network, network_for
 from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_policy, make_routing_policy
-from twin.rng import Draws
-from twin.schema import Scenario
-from twin.state import State
+from twin.scenario.schema import Scenario
+from twin.sim.rng import Draws
+from twin.world.network import Network, network_for
+from twin.world.state import State
 
 __all__ = ["FulfillmentModel", "ENGINES"]
 
@@ -50,7 +50,7 @@ class FulfillmentModel(mesa.Model):
         timeseries: record one time-series row per tick (the DataCollector). RL envs turn it
             off: they read the engine's running counters, and the row is most of a tick's Python.
         network: a network built from a scenario with the same warehouses, regions, carriers and
-            SKUs (:func:`twin.network.same_network`), whose arrays this model reuses instead of
+            SKUs (:func:`twin.world.network.same_network`), whose arrays this model reuses instead of
             building them again (RL envs, once per episode); otherwise it is built.
     """
 
@@ -85,11 +85,11 @@ class FulfillmentModel(mesa.Model):
         self.reallocator = ReallocationAgent(self)
 
         if engine == "kernel":
-            from twin.engine_kernel import KernelEngine
+            from twin.sim.kernel import KernelEngine
 
             self.engine = KernelEngine(self, routing_interval_h=routing_interval_h)
         else:
-            from twin.engine_simpy import SimPyEngine
+            from twin.sim.reference import SimPyEngine
 
             self.engine = SimPyEngine(self)
         self.disruption = DisruptionAgent(self)  # after the engine: it notifies it at once

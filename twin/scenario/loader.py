@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from scenarios import builtin_names, builtin_path
 from twin.errors import ScenarioError
-from twin.schema import Scenario
+from twin.scenario.schema import Scenario
 
 __all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scenario", "scale_scenario"]
 

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from scenarios import expand_regions
-from twin.schema import Scenario
+from twin.scenario.schema import Scenario
 
 __all__ = ["Network", "build_network", "haversine_km", "ROAD_FACTOR"]
 

@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from twin.results.kpis import KPIS  # noqa: E402
+
 __all__ = [
     "DPI",
     "MAIN_COMPARE_KPIS",
@@ -37,18 +39,7 @@ __all__ = [
 DPI = 110
 
 #: KPIs drawn by :func:`plot_compare` (in this order, when present), with their axis unit.
-MAIN_COMPARE_KPIS: dict[str, str] = {
-    "on_time_rate": "share (0..1)",
-    "lead_time_mean_h": "h",
-    "lead_time_p95_h": "h",
-    "cost_per_order": "CNY / order",
-    "co2_per_order_kg": "kg CO2 / order",
-    "split_rate": "share (0..1)",
-    "backlog_max": "shipments",
-    "orders_lost": "orders",
-    "service_gap": "share (0..1)",
-    "cold_chain_violations": "shipments",
-}
+MAIN_COMPARE_KPIS: dict[str, str] = {k.name: k.axis_label for k in KPIS.values() if k.compare_plot}
 
 _PER_WH = re.compile(r"^(?P<kind>[A-Za-z_]+)\[(?P<wh>.+)\]$")
 _REGIONS_CSV = Path(__file__).resolve().parent.parent / "scenarios" / "china_regions.csv"
@@ -150,7 +141,7 @@ def order_lead_times(orders: pd.DataFrame) -> pd.Series:
             "warehouse"}
     if orders is None or orders.empty or not need <= set(orders.columns):
         return pd.Series(dtype=float, name="lead_time_h")
-    from twin.kpis import order_table
+    from twin.results.kpis import order_table
 
     t = order_table(orders)
     lead = (t["delivered_at"] - t["created_at"])[t["status"] == "delivered"].astype(float)
@@ -493,7 +484,7 @@ def plot_compare(
     """Small multiples: one panel per main KPI, one bar per run (first run's bar hatched as baseline).
 
     Args:
-        df: The table from :func:`twin.compare.compare_runs` (rows = KPIs, run columns
+        df: The table from :func:`twin.results.compare.compare_runs` (rows = KPIs, run columns
             plus ``Δ ...`` columns, which are ignored here).
         path: Output PNG path.
         kpis: KPIs to draw (default :data:`MAIN_COMPARE_KPIS` present in ``df``).

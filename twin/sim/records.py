@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from twin.network import Network
-from twin.schema import ColdChainFailure
+from twin.scenario.schema import ColdChainFailure
+from twin.world.network import Network
 
 __all__ = ["STATUS", "STATUS_NAMES", "COLUMNS", "Counters", "Order", "Shipment", "ShipmentTable", "orders_frame"]
 

@@ -10,27 +10,16 @@ from typing import Any
 
 import pandas as pd
 
+from twin.results.kpis import KPIS, scalar_kpis
+
 __all__ = ["KPI_ORDER", "NON_KPI_KEYS", "load_kpis", "compare_runs", "format_table", "delta_label"]
 
-#: Scalar KPIs of the data contract, in the order tables show them.
-KPI_ORDER: tuple[str, ...] = (
-    "orders_created",
-    "orders_delivered",
-    "orders_in_flight",
-    "orders_lost",
-    "on_time_rate",
-    "lead_time_mean_h",
-    "lead_time_p95_h",
-    "cost_per_order",
-    "co2_per_order_kg",
-    "split_rate",
-    "backlog_max",
-    "cold_chain_violations",
-    "service_gap",
-)
+#: Scalar KPIs of the data contract, in the order tables show them (from the registry).
+KPI_ORDER: tuple[str, ...] = tuple(k.name for k in scalar_kpis())
 
 #: Keys of kpis.json that are metadata or nested structures, not scalar KPIs.
-NON_KPI_KEYS: frozenset[str] = frozenset({"scenario", "seed", "engine", "replications", "summary", "utilization"})
+NON_KPI_KEYS: frozenset[str] = frozenset({"scenario", "seed", "engine", "replications", "summary"}
+                                         | {k.name for k in KPIS.values() if k.per_warehouse})
 
 
 def load_kpis(run_dir: str | Path) -> dict[str, Any]:
@@ -73,7 +62,7 @@ def _scalar(v: Any) -> float | None:
 
 
 def _kpi_rows(k: Mapping[str, Any]) -> dict[str, float]:
-    """Flatten one kpis dict into ``{row name: value}`` (scalars, then ``utilization[W]``)."""
+    """Flatten one kpis dict into ``{row name: value}`` (scalars, then per-warehouse ``name[W]``)."""
     rows: dict[str, float] = {}
     for key, v in k.items():
         if key in NON_KPI_KEYS:
@@ -81,12 +70,13 @@ def _kpi_rows(k: Mapping[str, Any]) -> dict[str, float]:
         x = _scalar(v)
         if x is not None:
             rows[str(key)] = x
-    util = k.get("utilization")
-    if isinstance(util, Mapping):
-        for wh, v in util.items():
-            x = _scalar(v)
-            if x is not None:
-                rows[f"utilization[{wh}]"] = x
+    for kpi in KPIS.values():
+        per_wh = k.get(kpi.name) if kpi.per_warehouse else None
+        if isinstance(per_wh, Mapping):
+            for wh, v in per_wh.items():
+                x = _scalar(v)
+                if x is not None:
+                    rows[f"{kpi.name}[{wh}]"] = x
     return rows
 
 
@@ -121,7 +111,7 @@ def delta_label(label: str, first: str) -> str:
     return f"Δ {label} vs {first}"
 
 
-def compare_runs(dirs: Sequence[str | Path], out: str | Path | None = None) -> pd.DataFrame:
+def compare_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     """Side-by-side KPIs of several runs, with differences against the first.
 
     Rows are the scalar KPIs (contract order first, then any extra numeric keys)
@@ -134,8 +124,7 @@ def compare_runs(dirs: Sequence[str | Path], out: str | Path | None = None) -> p
 
     Args:
         dirs: At least two run directories, each with a kpis.json.
-        out: If given, a directory (created if needed) that receives
-            ``compare.csv`` and ``compare.png``.
+            :func:`twin.report.write_compare` writes the table and its plot.
 
     Returns:
         The comparison table (index name ``kpi``).
@@ -160,7 +149,7 @@ def compare_runs(dirs: Sequence[str | Path], out: str | Path | None = None) -> p
         for key in r:
             if key in order or key in extra or key in util:
                 continue
-            (util if key.startswith("utilization[") else extra).append(key)
+            (util if "[" in key else extra).append(key)
     index = order + extra + util
 
     data = {lab: [r.get(key, math.nan) for key in index] for lab, r in zip(labels, per_run)}
@@ -191,13 +180,6 @@ def compare_runs(dirs: Sequence[str | Path], out: str | Path | None = None) -> p
     df.attrs["meta"] = meta
     df.attrs["ci95"] = ci95
 
-    if out is not None:
-        from twin.plots import plot_compare
-
-        o = Path(out)
-        o.mkdir(parents=True, exist_ok=True)
-        df.to_csv(o / "compare.csv", index=True, index_label="kpi", encoding="utf-8")
-        plot_compare(df, o / "compare.png", ci95=ci95 or None)
     return df
 
 

@@ -1,4 +1,4 @@
-"""The ``kernel`` engine: the reference order flow (:mod:`twin.engine_simpy`) in typed Cython.
+"""The ``kernel`` engine: the reference order flow (:mod:`twin.sim.reference`) in typed Cython.
 
 This wrapper prepares the scenario's tables for :class:`ext._kernel.Kernel`, checks that the
 State arrays can be shared without copies, and drives the kernel between the agents' coarse
@@ -23,10 +23,10 @@ from twin.policies import (
     RoutingPolicy,
     WeightedScore,
 )
-from twin.records import Counters
+from twin.sim.records import Counters
 
 if TYPE_CHECKING:
-    from twin.model import FulfillmentModel
+    from twin.sim.model import FulfillmentModel
 
 __all__ = ["KernelEngine"]
 
@@ -35,7 +35,7 @@ _STATIC = (NearestWithStock, Cheapest, Greenest)
 
 
 def _dist(kind: str, cv: float) -> tuple[int, float, float]:
-    """``(kind code, sigma, mu_shift)`` of :meth:`twin.rng.Draws.sampler` for ``kind`` and ``cv``."""
+    """``(kind code, sigma, mu_shift)`` of :meth:`twin.sim.rng.Draws.sampler` for ``kind`` and ``cv``."""
     if kind == "deterministic" or (kind == "lognormal" and cv == 0):
         return 0, 0.0, 0.0
     if kind == "exponential":
@@ -201,7 +201,7 @@ class KernelEngine:
         return self.k.station_areas()
 
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
-        """The records as columns (see :mod:`twin.records`), sorted by order then shipment.
+        """The records as columns (see :mod:`twin.sim.records`), sorted by order then shipment.
 
         The call hands the records over: it releases the kernel's record storage, so a second
         call raises RuntimeError (holding no copy keeps a 10M-order run's memory down)."""

@@ -1,0 +1,17 @@
+"""Gymnasium environments on the twin, one per module: routing per decision epoch
+(:mod:`rl.envs.routing`), routing per order (:mod:`rl.envs.order_routing`) and inventory
+reallocation between warehouses (:mod:`rl.envs.reallocation`).
+
+Registered in :mod:`rl` by string entry point. These modules import numpy, gymnasium and the
+twin only (never the trainer or torch).
+"""
+
+from __future__ import annotations
+
+from rl.envs.base import REALLOCATION_HEURISTICS, ROUTING_HEURISTICS, TwinEnv
+from rl.envs.order_routing import OrderRoutingEnv
+from rl.envs.reallocation import ReallocationEnv, TargetCover
+from rl.envs.routing import EpochShares, RoutingEnv
+
+__all__ = ["RoutingEnv", "OrderRoutingEnv", "ReallocationEnv", "EpochShares", "TargetCover", "TwinEnv",
+           "ROUTING_HEURISTICS", "REALLOCATION_HEURISTICS"]

@@ -1,0 +1,161 @@
+"""The shared machinery of the twin's Gymnasium environments (reset, step, pickling)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rl._common import (
+    Randomization,
+    RewardWeights,
+    base_scenario,
+    default_engine,
+    episode_scenario,
+    mean_rate_per_h,
+    objective,
+)
+from twin.policies import (
+    ROUTING_POLICIES,
+    RoutingPolicy,
+)
+from twin.scenario.schema import Scenario
+from twin.sim.model import ENGINES
+from twin.world.network import Network, build_network
+
+__all__ = ["TwinEnv", "ROUTING_HEURISTICS", "REALLOCATION_HEURISTICS"]
+
+#: The twin's routing heuristics, by name (the baselines of the routing envs).
+ROUTING_HEURISTICS = tuple(ROUTING_POLICIES)
+#: The twin's reallocation heuristics (the baselines of Reallocation-v0).
+REALLOCATION_HEURISTICS = ("none", "rebalance")
+
+_EPS = 1e-9
+
+
+
+class TwinEnv(gym.Env):
+    """Shared machinery: scenario and randomisation, seeding, reward weights, pickling by replay.
+
+    A subclass builds its spaces in ``__init__`` and implements ``_start`` (build the model of
+    ``self._episode``), ``_advance(action) -> (ledger part, terminated, info)`` (change the
+    simulation) and ``_observe``.
+    """
+
+    metadata = {"render_modes": []}
+    _SIM: tuple[str, ...] = ("model", "_ledger", "_policy")
+    _heuristics: tuple[str, ...] = ROUTING_HEURISTICS
+    _engines: tuple[str, ...] = ENGINES
+
+    def __init__(self, scenario: str | Scenario, scale: float, horizon_h: float | None, engine: str | None,
+                 randomize: bool | Mapping[str, Any] | None, late_penalty_cny: float, lost_penalty_cny: float,
+                 co2_price_cny_per_kg: float, reward_scale: float) -> None:
+        super().__init__()
+        self.scenario = base_scenario(scenario, scale, horizon_h)
+        self.engine = default_engine() if engine is None else engine
+        if self.engine not in self._engines:
+            raise ValueError(f"engine must be one of {', '.join(self._engines)} for {type(self).__name__}; "
+                             f"got {self.engine!r}")
+        self.randomization = Randomization.parse(randomize)
+        self.weights = RewardWeights(late_penalty_cny, lost_penalty_cny, co2_price_cny_per_kg, reward_scale)
+        self.net: Network = build_network(self.scenario)
+        self.rate_ref = mean_rate_per_h(self.scenario)
+        self.horizon_h = float(self.scenario.horizon_h)
+        self._episode: dict[str, Any] | None = None
+        for k in self._SIM:
+            setattr(self, k, None)
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):  # noqa: ANN201
+        """Start an episode. ``options`` may set ``demand_scale``, ``weather_severity`` and
+        ``outage`` (``(warehouse, start_h, end_h)`` or None), overriding the randomisation draw,
+        and ``heuristic``: the name of one of the twin's heuristics to decide this episode
+        instead of the actions (which are then ignored), for baselines in the same env."""
+        super().reset(seed=seed)
+        opts = dict(options or {})
+        heuristic = opts.pop("heuristic", None)
+        if heuristic is not None and heuristic not in self._heuristics:
+            raise ValueError(f"options['heuristic'] must be one of {', '.join(self._heuristics)}; got {heuristic!r}")
+        draw: dict[str, Any] = {"demand_scale": 1.0, "weather_severity": 1.0, "outage": None}
+        if self.randomization is not None:
+            draw = self.randomization.draw(self.np_random, self.net.warehouses, self.horizon_h)
+        bad = set(opts) - set(draw)
+        if bad:
+            raise ValueError(f"reset options: unknown keys {sorted(bad)}; allowed: heuristic, {', '.join(draw)}")
+        draw.update(opts)
+        model_seed = int(self.np_random.integers(2**31))
+        self._episode = {"scenario": self._episode_scenario(draw), "seed": model_seed, "heuristic": heuristic,
+                         "draw": draw, "actions": []}
+        self._start()
+        info = {"seed": model_seed, "heuristic": heuristic or "", "demand_scale": float(draw["demand_scale"]),
+                "weather_severity": float(draw["weather_severity"]), "outage": str(draw["outage"] or "")}
+        return self._observe(), info
+
+    def step(self, action: Any):  # noqa: ANN201
+        if self._episode is None or self.model is None:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the episode has ended: call reset()")
+        self._episode["actions"].append(np.array(action, copy=True))
+        part, terminated, extra = self._advance(action)
+        obj = objective(part, self.weights, part.get("transfer_cny", 0.0))
+        reward = -self.weights.scale * obj / self._orders_per_step
+        info: dict[str, Any] = {"time_h": float(self.model.env.now), **part, "objective_cny": obj, **extra}
+        if terminated:
+            info["episode_kpis"] = self._ledger.episode_kpis(self.weights)
+        return self._observe(), float(reward), bool(terminated), False, info
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the running simulation (SimPy processes are generators, which do not
+        pickle): unpickling rebuilds it by replaying the episode's seed and actions, which gives
+        the same state exactly."""
+        state = self.__dict__.copy()
+        for k in self._SIM:
+            state[k] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._episode is not None:
+            self._start()
+            for a in self._episode["actions"]:
+                self._advance(a)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _done(self) -> bool:
+        return not self.model.running
+
+    def _episode_scenario(self, draw: dict[str, Any]) -> Scenario:
+        return episode_scenario(self.scenario, draw["demand_scale"], draw["weather_severity"], draw["outage"])
+
+    def _tick(self) -> None:
+        """One model tick. The env's models record no time-series rows (``timeseries=False``:
+        the ledger reads the engine's running counters), so ``model.timeseries`` stays empty."""
+        self.model.step()
+
+    def _drain(self) -> None:
+        """Run the model to its end (horizon plus drain: no new orders, parcels delivered)."""
+        m = self.model
+        while m.running:
+            self._tick()
+
+    def _heuristic_policy(self, name: str) -> RoutingPolicy:
+        return ROUTING_POLICIES[name]()
+
+    _orders_per_step: float = 1.0
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _advance(self, action: Any) -> tuple[dict[str, float], bool, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _observe(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+# ====================================================================================== Routing-v0

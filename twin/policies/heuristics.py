@@ -1,0 +1,104 @@
+"""The built-in heuristic routing policies, and building one from a scenario's config."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twin.policies.base import INF, RoutingPolicy
+from twin.scenario.schema import RoutingConfig
+from twin.world.network import Network
+from twin.world.state import State
+
+__all__ = ["NearestWithStock", "Cheapest", "Greenest", "Fastest", "WeightedScore", "ROUTING_POLICIES",
+           "make_routing_policy"]
+
+
+class NearestWithStock(RoutingPolicy):
+    """The nearest warehouse (road distance) that has the stock; its fastest carrier."""
+
+    name = "nearest_with_stock"
+
+    def lane_criterion(self, net: Network) -> np.ndarray:
+        return net.transit_mean_h
+
+    def warehouse_score(self, net: Network) -> np.ndarray:
+        d = np.where(np.isfinite(self.lane_score), net.distance_km[None], INF)
+        return np.transpose(d, (0, 2, 1)).copy()
+
+
+class Cheapest(RoutingPolicy):
+    """The lowest cost per parcel: carrier price (reefer surcharge for cold) plus handling."""
+
+    name = "cheapest"
+
+    def lane_criterion(self, net: Network) -> np.ndarray:
+        handling = np.array([w.handling_cost_per_line for w in net.scenario.warehouses])
+        return net.lane_cost + handling[None, :, None]
+
+
+class Greenest(RoutingPolicy):
+    """The lowest CO2 per parcel."""
+
+    name = "greenest"
+
+    def lane_criterion(self, net: Network) -> np.ndarray:
+        return net.lane_co2_kg
+
+
+class Fastest(RoutingPolicy):
+    """The earliest expected delivery: queue wait at the warehouse now + pick + half a
+    departure interval + transit. Picks the fastest way to meet the promise."""
+
+    name = "fastest"
+
+    def lane_criterion(self, net: Network) -> np.ndarray:
+        half_gap = np.array([c.departure_interval_h / 2 for c in net.scenario.carriers])
+        return net.transit_mean_h + half_gap[:, None, None]
+
+    def bind(self, net: Network, rng: np.random.Generator | None = None) -> RoutingPolicy:
+        self._pick_h = np.array([1.0 / w.pick.lines_per_agv_h for w in net.scenario.warehouses])
+        return super().bind(net, rng)
+
+    def dynamic_score(self, state: State) -> np.ndarray:
+        servers = np.maximum(state.pick_servers, 1)
+        return state.backlog * self._pick_h / servers + self._pick_h
+
+
+class WeightedScore(Fastest):
+    """A weighted sum of cost, expected time and CO2, each divided by its network mean."""
+
+    name = "weighted"
+
+    def __init__(self, cost: float = 1.0, time_h: float = 1.0, co2_kg: float = 1.0, allow_split: bool = True) -> None:
+        super().__init__(allow_split)
+        self.w = (float(cost), float(time_h), float(co2_kg))
+        if min(self.w) < 0 or sum(self.w) == 0:
+            raise ValueError(f"weights must be >= 0 and not all 0, got cost={cost}, time_h={time_h}, co2_kg={co2_kg}")
+
+    def lane_criterion(self, net: Network) -> np.ndarray:
+        t = Fastest.lane_criterion(self, net)
+        handling = np.array([w.handling_cost_per_line for w in net.scenario.warehouses])
+        cost = net.lane_cost + handling[None, :, None]
+        m = net.serves
+        self._scale = (cost[m].mean(), t[m].mean(), net.lane_co2_kg[m].mean())
+        wc, wt, we = self.w
+        return wc * cost / self._scale[0] + wt * t / self._scale[1] + we * net.lane_co2_kg / self._scale[2]
+
+    def dynamic_score(self, state: State) -> np.ndarray:
+        return self.w[1] * super().dynamic_score(state) / self._scale[1]
+
+
+ROUTING_POLICIES: dict[str, type[RoutingPolicy]] = {
+    p.name: p for p in (NearestWithStock, Cheapest, Fastest, Greenest, WeightedScore)
+}
+
+
+def make_routing_policy(cfg: RoutingConfig | str, net: Network, rng: np.random.Generator | None = None) -> RoutingPolicy:
+    """Build and bind the routing policy a scenario (or a name) asks for."""
+    if isinstance(cfg, str):
+        cfg = RoutingConfig(name=cfg)
+    if cfg.name == "weighted":
+        p: RoutingPolicy = WeightedScore(cfg.weights.cost, cfg.weights.time_h, cfg.weights.co2_kg, cfg.allow_split)
+    else:
+        p = ROUTING_POLICIES[cfg.name](cfg.allow_split)
+    return p.bind(net, rng)

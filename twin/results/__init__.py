@@ -1,0 +1,1 @@
+"""Results of runs: KPIs (one registry), runs and replications, compare, theory."""

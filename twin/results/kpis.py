@@ -1,0 +1,286 @@
+"""KPIs, all computed from the per-shipment records and the time series, so each can be checked."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["KPI", "KPIS", "KPI_DOC", "KpiContext", "compute_kpis", "format_value", "format_ci", "kpi_for", "order_table",
+           "scalar_kpis", "summarize"]
+
+#: Regions with fewer orders are left out of :data:`service_gap`.
+MIN_REGION_ORDERS = 30
+
+
+@dataclass(frozen=True)
+class KpiContext:
+    """What a KPI is computed from: the per-order table (:func:`order_table`), the records,
+    the time series, the warehouses and the horizon."""
+
+    t: pd.DataFrame
+    orders: pd.DataFrame
+    timeseries: pd.DataFrame
+    warehouses: Sequence[str]
+    horizon_h: float | None
+
+    @cached_property
+    def delivered(self) -> pd.Series:
+        return self.t["status"] == "delivered"
+
+    @cached_property
+    def lost(self) -> pd.Series:
+        return self.t["status"] == "lost"
+
+    @cached_property
+    def served(self) -> pd.Series:
+        return ~self.lost & (self.t["shipments"] > 0)
+
+    @cached_property
+    def lead(self) -> pd.Series:
+        return (self.t["delivered_at"] - self.t["created_at"])[self.delivered]
+
+
+@dataclass(frozen=True)
+class KPI:
+    """One KPI: its name in ``kpis.json``, how to show it, and how to compute it from the records.
+
+    Attributes:
+        name: the key in ``kpis.json`` (units in the name where they matter).
+        label: a short human label (report tables).
+        meaning: one sentence on what it measures.
+        unit: the unit as shown beside the value (``orders``, ``%``, ``h``, ``CNY``, ...).
+        kind: ``count`` (integers), ``rate`` (a share 0..1) or ``number``.
+        fmt: a ``str.format`` spec for terminals (``{:.1%}``, ``{:.2f} h``).
+        compute: the value from a :class:`KpiContext`; a dict per warehouse if ``per_warehouse``.
+        per_warehouse: the value is ``{warehouse: value}``.
+        compare_plot: drawn in the comparison plot.
+    """
+
+    name: str
+    label: str
+    meaning: str
+    unit: str
+    kind: str
+    fmt: str
+    compute: Callable[[KpiContext], Any] = field(repr=False)
+    per_warehouse: bool = False
+    compare_plot: bool = True
+
+    @property
+    def axis_label(self) -> str:
+        """The unit for a plot axis."""
+        return "share (0..1)" if self.kind == "rate" else self.unit
+
+
+def _mean_served(col: str) -> Callable[[KpiContext], float]:
+    def f(c: KpiContext) -> float:
+        return float(c.t[col][c.served].mean()) if c.served.any() else math.nan
+    return f
+
+
+def _service_gap(c: KpiContext) -> float:
+    by_region = c.t.groupby("region", observed=True)["on_time"].agg(["mean", "size"])
+    by_region = by_region[by_region["size"] >= MIN_REGION_ORDERS]
+    return float(by_region["mean"].max() - by_region["mean"].min()) if len(by_region) else math.nan
+
+
+def _utilization(c: KpiContext) -> dict[str, float]:
+    """Busy pick durations from the records over the server-hours of the time series, over
+    ``[0, horizon_h]`` (the whole run if None)."""
+    ts, orders, warehouses = c.timeseries, c.orders, list(c.warehouses)
+    util: dict[str, float] = {}
+    if not len(ts):
+        return util
+    at = ts["time_h"].searchsorted(c.horizon_h - 1e-9) if c.horizon_h is not None else len(ts) - 1
+    row = ts.iloc[min(at, len(ts) - 1)]
+    end = float(row["time_h"])
+    ps = orders["pick_start"].to_numpy(dtype=float)
+    pe = orders["pick_end"].to_numpy(dtype=float)
+    picked = ps < end  # column arrays only: no copy of the whole table
+    dur = np.minimum(np.where(np.isnan(pe[picked]), end, pe[picked]), end) - ps[picked]
+    wh = _warehouse_codes(orders["warehouse"], warehouses)[picked]
+    ok = wh >= 0
+    busy_by = np.bincount(wh[ok], weights=dur[ok], minlength=len(warehouses))
+    for i, w in enumerate(warehouses):
+        cap = float(row[f"server_hours[{w}]"])
+        util[w] = float(busy_by[i] / cap) if cap > 0 else math.nan
+    return util
+
+
+def _warehouse_codes(col: pd.Series, warehouses: list[str]) -> np.ndarray:
+    """Index of each row's warehouse in ``warehouses`` (-1: none), on categorical codes when possible."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = list(col.cat.categories)
+        if cats == warehouses[: len(cats)]:
+            return col.cat.codes.to_numpy().astype(np.int64)
+        lut = np.array([warehouses.index(x) if x in warehouses else -1 for x in cats] + [-1], dtype=np.int64)
+        return lut[col.cat.codes.to_numpy()]
+    return pd.Categorical(col, categories=warehouses).codes.astype(np.int64)
+
+
+#: The KPI registry: every KPI once, in display order. Everything that lists, computes,
+#: formats or plots KPIs (the CLI summary, compare, the report, the plots) reads it.
+KPIS: dict[str, KPI] = {k.name: k for k in (
+    KPI("orders_created", "Orders created", "orders that arrived during the horizon", "orders", "count",
+        "{:,.0f}", lambda c: int(len(c.t)), compare_plot=False),
+    KPI("orders_delivered", "Orders delivered", "orders whose every shipment was delivered by the end of the run",
+        "orders", "count", "{:,.0f}", lambda c: int(c.delivered.sum()), compare_plot=False),
+    KPI("orders_in_flight", "Orders in flight",
+        "orders still moving (queued, picking, waiting for a carrier, in transit, backordered) at the end",
+        "orders", "count", "{:,.0f}", lambda c: int((c.t["status"] == "in_flight").sum()), compare_plot=False),
+    KPI("orders_lost", "Orders lost",
+        "orders that could not be served (no open warehouse with the stock, or a backorder that timed out)",
+        "orders", "count", "{:,.0f}", lambda c: int(c.lost.sum())),
+    KPI("on_time_rate", "On-time rate", "share of created orders delivered by their promised time", "%", "rate",
+        "{:.1%}", lambda c: float(c.t["on_time"].mean()) if len(c.t) else math.nan),
+    KPI("lead_time_mean_h", "Lead time, mean",
+        "mean hours from order to delivery of its last shipment, over delivered orders", "h", "number", "{:.2f} h",
+        lambda c: float(c.lead.mean()) if len(c.lead) else math.nan),
+    KPI("lead_time_p95_h", "Lead time, p95", "95th percentile of that lead time, hours", "h", "number", "{:.2f} h",
+        lambda c: float(np.percentile(c.lead, 95)) if len(c.lead) else math.nan),
+    KPI("cost_per_order", "Cost per order", "carrier, reefer and handling cost per served order, CNY", "CNY",
+        "number", "{:.2f} CNY", _mean_served("cost")),
+    KPI("co2_per_order_kg", "CO2 per order", "transport CO2 per served order, kg", "kg", "number", "{:.3f} kg",
+        _mean_served("co2_kg")),
+    KPI("split_rate", "Split rate", "share of served orders shipped from more than one warehouse", "%", "rate",
+        "{:.1%}", lambda c: float((c.t["shipments"][c.served] > 1).mean()) if c.served.any() else math.nan),
+    KPI("backlog_max", "Peak backlog",
+        "largest number of shipments routed but not yet shipped, over the run (hourly samples)", "shipments",
+        "count", "{:,.0f}", lambda c: int(c.timeseries["backlog"].max()) if len(c.timeseries) else 0),
+    KPI("cold_chain_violations", "Cold-chain violations",
+        "cold-chain shipments held at a warehouse while its cold storage had failed", "shipments", "count",
+        "{:,.0f}", lambda c: int(c.orders["cold_violation"].sum())),
+    KPI("service_gap", "Service gap",
+        f"best minus worst regional on-time rate (regions with at least {MIN_REGION_ORDERS} orders)", "pp", "rate",
+        "{:.1%}", _service_gap),
+    KPI("utilization", "Utilisation",
+        "per warehouse: busy pick-server hours over available pick-server hours, while orders arrive", "%", "rate",
+        "{:.1%}", _utilization, per_warehouse=True, compare_plot=False),
+)}
+
+#: Each KPI and what it means (read from :data:`KPIS`).
+KPI_DOC: dict[str, str] = {k.name: k.meaning for k in KPIS.values()}
+
+
+def scalar_kpis() -> list[KPI]:
+    """The KPIs with one value per run, in display order."""
+    return [k for k in KPIS.values() if not k.per_warehouse]
+
+
+def kpi_for(key: str) -> KPI | None:
+    """The registry entry of ``key``; ``utilization[shanghai]`` gives ``utilization``."""
+    return KPIS.get(key.split("[", 1)[0])
+
+
+def format_value(kpi: KPI, v: float | None) -> str:
+    """``v`` in the KPI's terminal format; None or NaN is ``n/a``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return kpi.fmt.format(v)
+
+
+def format_ci(kpi: KPI, ci: float) -> str:
+    """A 95% CI half-width in the KPI's own unit (rates in percentage points)."""
+    if kpi.kind == "rate":
+        return f"{ci * 100:.1f} pp"
+    if kpi.kind == "count":
+        return f"{ci:,.1f}"
+    return kpi.fmt.format(ci)
+
+
+def _codes(col: pd.Series, value: str) -> np.ndarray:
+    """Boolean array: ``col == value``, on a categorical's codes when it is one (fast, no strings)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        if value not in cats:
+            return np.zeros(len(col), dtype=bool)
+        return col.cat.codes.to_numpy() == cats.get_loc(value)
+    return col.astype(str).to_numpy() == value
+
+
+def order_table(orders: pd.DataFrame) -> pd.DataFrame:
+    """One row per order (indexed by ``order_id``): region, status (delivered / lost /
+    in_flight), created, promised and delivered times, cost, CO2, shipments, on_time.
+
+    Works on sorted arrays (``orders.parquet`` is sorted by order, then shipment), without a
+    pandas group-by: a 10M-order table takes seconds and little memory.
+    """
+    oid = orders["order_id"].to_numpy()
+    if len(oid) > 1 and (np.diff(oid) < 0).any():
+        orders = orders.sort_values(["order_id", "shipment_id"], kind="stable")
+        oid = orders["order_id"].to_numpy()
+    n_rows = len(oid)
+    starts = np.flatnonzero(np.r_[True, oid[1:] != oid[:-1]]) if n_rows else np.zeros(0, dtype=np.int64)
+
+    def per_order(ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
+        return ufunc.reduceat(values, starts) if n_rows else values[:0]
+
+    delivered_row = _codes(orders["status"], "delivered")
+    lost_row = _codes(orders["status"], "lost")
+    rows = np.diff(np.r_[starts, n_rows])
+    n_delivered = per_order(np.add, delivered_row.astype(np.int64))
+    lost = per_order(np.logical_or, lost_row)
+    shipments = per_order(np.add, orders["warehouse"].notna().to_numpy().astype(np.int64))
+    delivered = (n_delivered == rows) & ~lost
+    delivered_at = np.where(delivered, per_order(np.fmax, orders["delivered_at"].to_numpy(dtype=float)), np.nan)
+    region = orders["region"]
+    t = pd.DataFrame({
+        "region": (pd.Categorical.from_codes(region.cat.codes.to_numpy()[starts], dtype=region.dtype)
+                   if isinstance(region.dtype, pd.CategoricalDtype) else region.to_numpy()[starts]),
+        "created_at": orders["created_at"].to_numpy(dtype=float)[starts],
+        "promised_at": orders["promised_at"].to_numpy(dtype=float)[starts],
+        "delivered_at": delivered_at,
+        "n_delivered": n_delivered.astype(np.int32),
+        "lost": lost,
+        "shipments": shipments.astype(np.int32),
+        "rows": rows.astype(np.int32),
+        "cost": per_order(np.add, orders["cost"].to_numpy(dtype=float)),
+        "co2_kg": per_order(np.add, orders["co2_kg"].to_numpy(dtype=float)),
+    }, index=pd.Index(oid[starts], name="order_id"))
+    t["status"] = pd.Categorical.from_codes(np.where(lost, 1, np.where(delivered, 0, 2)).astype(np.int8),
+                                            categories=["delivered", "lost", "in_flight"])
+    t["on_time"] = delivered & (delivered_at <= t["promised_at"].to_numpy())
+    return t
+
+
+def compute_kpis(orders: pd.DataFrame, timeseries: pd.DataFrame, warehouses: Sequence[str],
+                 horizon_h: float | None = None) -> dict:
+    """The KPIs of one run, every entry of :data:`KPIS`. Utilisation covers ``[0, horizon_h]``
+    (the whole run if None), the time orders arrive."""
+    ctx = KpiContext(order_table(orders), orders, timeseries, warehouses, horizon_h)
+    return {k.name: k.compute(ctx) for k in KPIS.values()}
+
+
+def _t975(df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
+
+
+def summarize(kpis: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Mean and 95% confidence half-width (Student t) of each numeric KPI over replications.
+
+    Per-warehouse utilisation appears as ``utilization[<warehouse>]``.
+    """
+    flat: dict[str, list[float]] = {}
+    for k in kpis:
+        for name, v in k.items():
+            if isinstance(v, dict):
+                for sub, x in v.items():
+                    flat.setdefault(f"{name}[{sub}]", []).append(float(x))
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and name != "seed":
+                flat.setdefault(name, []).append(float(v))
+    out = {}
+    for name, vals in flat.items():
+        a = np.array(vals, dtype=float)
+        a = a[~np.isnan(a)]
+        mean = float(a.mean()) if len(a) else math.nan
+        ci = float(_t975(len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else math.nan
+        out[name] = {"mean": mean, "ci95": ci, "n": int(len(a))}
+    return out
