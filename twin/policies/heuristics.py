@@ -32,8 +32,7 @@ class Cheapest(RoutingPolicy):
     name = "cheapest"
 
     def lane_criterion(self, net: Network) -> np.ndarray:
-        handling = np.array([w.handling_cost_per_line for w in net.scenario.warehouses])
-        return net.lane_cost + handling[None, :, None]
+        return net.costs.lanes(cold=False, lines=1)
 
 
 class Greenest(RoutingPolicy):
@@ -77,8 +76,7 @@ class WeightedScore(Fastest):
 
     def lane_criterion(self, net: Network) -> np.ndarray:
         t = Fastest.lane_criterion(self, net)
-        handling = np.array([w.handling_cost_per_line for w in net.scenario.warehouses])
-        cost = net.lane_cost + handling[None, :, None]
+        cost = net.costs.lanes(cold=False, lines=1)
         m = net.serves
         self._scale = (cost[m].mean(), t[m].mean(), net.lane_co2_kg[m].mean())
         wc, wt, we = self.w

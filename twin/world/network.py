@@ -11,6 +11,7 @@ import numpy as np
 
 from scenarios import expand_regions
 from twin.scenario.schema import Scenario
+from twin.world.costs import CostTable, cost_table
 
 __all__ = ["Network", "build_network", "haversine_km", "ROAD_FACTOR"]
 
@@ -45,13 +46,12 @@ class Network:
     wh_distance_km: np.ndarray  # [W, W] road distance between warehouses
     serves: np.ndarray  # [C, W, R] bool: carrier c runs lane w -> r
     transit_mean_h: np.ndarray  # [C, W, R]
-    lane_cost: np.ndarray  # [C, W, R] per parcel, ambient
     lane_co2_kg: np.ndarray  # [C, W, R] per parcel
-    reefer_surcharge: np.ndarray  # [C]
     sku_cold: np.ndarray  # [S] bool
     sku_p: np.ndarray  # [S] popularity (sums to 1)
     initial_stock: np.ndarray  # [W, S] int64
     cold_capable: np.ndarray  # [W] bool
+    costs: CostTable  # what a shipment costs (twin.world.costs): the one table
 
     @cached_property
     def graph(self) -> nx.DiGraph:
@@ -153,6 +153,7 @@ def build_network(sc: Scenario) -> Network:
         scenario=sc, warehouses=wnames, regions=rnames, carriers=[c.name for c in sc.carriers],
         wh_latlon=wh, rg_latlon=rg, region_weight=weight, distance_km=dist,
         wh_distance_km=ROAD_FACTOR * haversine_km(wh[:, None, 0], wh[:, None, 1], wh[None, :, 0], wh[None, :, 1]), serves=serves,
-        transit_mean_h=transit, lane_cost=cost, lane_co2_kg=co2, reefer_surcharge=surcharge,
+        transit_mean_h=transit, lane_co2_kg=co2,
         sku_cold=sku_cold, sku_p=sku_p, initial_stock=stock, cold_capable=cold_capable,
+        costs=cost_table(cost, surcharge, np.array([w.handling_cost_per_line for w in sc.warehouses], dtype=float)),
     )
