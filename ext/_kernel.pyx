@@ -25,8 +25,9 @@ from ext._core cimport (Ev, Heap, Rng, alias_draw, heap_pop, heap_push, rng_expo
 
 import numpy as np
 
-__all__ = ["Kernel", "build_alias", "heap_trace", "sample", "raw_u64"]
+__all__ = ["Kernel", "build_alias", "heap_trace", "sample", "raw_u64", "STATUS_CODES", "RECORD_COLUMNS"]
 
+# the record columns in the order ``columns()`` returns them (twin.sim.records.RECORD_DTYPES)
 _COLUMN_ORDER = ("order_id", "shipment_id", "region", "warehouse", "carrier", "status", "cold_chain", "service_level",
                  "lines", "created_at", "routed_at", "pick_start", "pick_end", "shipped_at", "delivered_at",
                  "promised_at", "cost", "co2_kg")
@@ -48,7 +49,8 @@ cdef enum:
     MODE_SHARES = 2
     MODE_BATCH = 3
 
-# statuses (twin.sim.records.STATUS_NAMES)
+# statuses: the compiled copy of twin.sim.records.Status, exposed as STATUS_CODES (the test
+# tests/test_records.py checks both agree)
 cdef enum:
     ST_QUEUED = 0
     ST_PICKING = 1
@@ -58,6 +60,19 @@ cdef enum:
     ST_DELIVERED = 5
     ST_LOST = 6
     ST_BACKORDERED = 7
+
+#: Status name (twin.sim.records.Status) -> the code the kernel writes.
+STATUS_CODES = {"queued": ST_QUEUED, "picking": ST_PICKING, "packing": ST_PACKING,
+                "awaiting_carrier": ST_AWAITING, "in_transit": ST_TRANSIT, "delivered": ST_DELIVERED,
+                "lost": ST_LOST, "backordered": ST_BACKORDERED}
+#: The record columns, in the order ``Kernel.columns()`` returns them.
+RECORD_COLUMNS = _COLUMN_ORDER
+
+
+cdef inline bint _on_time(double delivered, double promised) noexcept nogil:
+    """The compiled copy of ``twin.sim.records.is_on_time``: delivered at or before the promise
+    (the guard tests in tests/test_records.py compare the counter with the records)."""
+    return delivered <= promised
 
 
 cdef struct Fifo:
@@ -263,7 +278,7 @@ cdef class Kernel:
     cdef public int64_t created, delivered, on_time, lost
     cdef public double cost_total, co2_total  # of every shipment routed so far
     # cost and CO2 per shipment: lane tables [C*W*R] and per warehouse / carrier terms
-    cdef double[::1] lane_cost, lane_co2, handling, surcharge
+    cdef double[::1] parcel_cost, lane_co2, handling
     # order records
     cdef Py_ssize_t cap_o
     cdef int64_t* o_first
@@ -316,12 +331,12 @@ cdef class Kernel:
         self.heap.n = self.heap.cap = 0
         self.heap.seq = 0
 
-    def __init__(self, *, uint64_t seed, state, tables: dict):
+    def __init__(self, *, uint64_t seed, state, tables):
         """``state``: the model's :class:`twin.world.state.State`; ``tables``: the prepared scenario
-        tables (see ``KernelEngine._tables``)."""
+        tables, a :class:`twin.sim.kernel.KernelTables` (typed in ``_kernel.pyi``)."""
         cdef int w, c
         t = tables
-        self.W, self.R, self.C = t["W"], t["R"], t["C"]
+        self.W, self.R, self.C = t.W, t.R, t.C
         rng_seed(&self.rng, seed)
         self.now = 0.0
         self.state_obj = state
@@ -332,49 +347,49 @@ cdef class Kernel:
         self.pick_servers = state.pick_servers
         self.agv_up = state.agv_up
         self.agv_disabled = state.agv_disabled_frac
-        self.agvs = t["agvs"]
-        self.duty = t["duty"]
+        self.agvs = t.agvs
+        self.duty = t.duty
         self.backlog = state.backlog
         self.transit_mult = state.region_transit_mult
         self.cap_mult = state.carrier_capacity_mult
         # routing
-        self.mode = t["mode"]
-        self.allow_split = t["allow_split"]
-        self.static_score = t["static_score"]
-        self.pref = t["pref"]
-        self.npref = t["npref"]
-        self.lane_carrier = t["lane_carrier"]
-        self.pick_h = t["pick_h"]
-        self.dyn_a, self.dyn_b = t["dyn_a"], t["dyn_b"]
-        self.shares = t["shares"]
-        self.policy = t["policy"]
-        self.policy_label = t["policy_label"]
-        self.batch_cls = t["batch_cls"]
-        self.wh_names = list(t["wh_names"])
-        self.route_interval = t["route_interval"]
+        self.mode = t.mode
+        self.allow_split = t.allow_split
+        self.static_score = t.static_score
+        self.pref = t.pref
+        self.npref = t.npref
+        self.lane_carrier = t.lane_carrier
+        self.pick_h = t.pick_h
+        self.dyn_a, self.dyn_b = t.dyn_a, t.dyn_b
+        self.shares = t.shares
+        self.policy = t.policy
+        self.policy_label = t.policy_label
+        self.batch_cls = t.batch_cls
+        self.wh_names = list(t.wh_names)
+        self.route_interval = t.route_interval
         # demand
-        self.cold_share = t["cold_share"]
-        self.lam_lines = t["lam_lines"]
+        self.cold_share = t.cold_share
+        self.lam_lines = t.lam_lines
         self.exp_neg_lam = np.exp(-self.lam_lines)
-        self.amb_prob, self.amb_alias, self.amb_sku = t["amb_prob"], t["amb_alias"], t["amb_sku"]
-        self.cold_prob, self.cold_alias, self.cold_sku = t["cold_prob"], t["cold_alias"], t["cold_sku"]
+        self.amb_prob, self.amb_alias, self.amb_sku = t.amb_prob, t.amb_alias, t.amb_sku
+        self.cold_prob, self.cold_alias, self.cold_sku = t.cold_prob, t.cold_alias, t.cold_sku
         self.n_amb, self.n_cold = self.amb_sku.shape[0], self.cold_sku.shape[0]
-        self.sl_cum, self.sl_promise = t["sl_cum"], t["sl_promise"]
+        self.sl_cum, self.sl_promise = t.sl_cum, t.sl_promise
         self.K = self.sl_cum.shape[0]
         if self.K > 127:
             raise ValueError(f"kernel: at most 127 service levels, got {self.K}")
-        self.backorder = t["backorder"]
-        self.retry_h, self.max_h = t["retry_h"], t["max_h"]
+        self.backorder = t.backorder
+        self.retry_h, self.max_h = t.retry_h, t.max_h
         # stations and lanes
         self.pick_kind, self.pick_mean, self.pick_sigma, self.pick_mu = (
-            t["pick_kind"], t["pick_mean"], t["pick_sigma"], t["pick_mu"])
+            t.pick_kind, t.pick_mean, t.pick_sigma, t.pick_mu)
         self.pack_kind, self.pack_mean, self.pack_sigma, self.pack_mu, self.pack_cap = (
-            t["pack_kind"], t["pack_mean"], t["pack_sigma"], t["pack_mu"], t["pack_cap"])
-        self.tr_kind, self.tr_sigma, self.tr_mu = t["tr_kind"], t["tr_sigma"], t["tr_mu"]
-        self.transit_mean = t["transit_mean"]
-        self.lane_cost, self.lane_co2 = t["lane_cost"], t["lane_co2"]
-        self.handling, self.surcharge = t["handling"], t["surcharge"]
-        self.car_cap, self.car_reefer, self.dep_interval = t["car_cap"], t["car_reefer"], t["dep_interval"]
+            t.pack_kind, t.pack_mean, t.pack_sigma, t.pack_mu, t.pack_cap)
+        self.tr_kind, self.tr_sigma, self.tr_mu = t.tr_kind, t.tr_sigma, t.tr_mu
+        self.transit_mean = t.transit_mean
+        self.parcel_cost, self.lane_co2 = t.parcel_cost, t.lane_co2
+        self.handling = t.handling
+        self.car_cap, self.car_reefer, self.dep_interval = t.car_cap, t.car_reefer, t.dep_interval
         W, C = self.W, self.C
         self.p_busy = <long*>_grow(NULL, W, sizeof(long))
         self.p_cap = <long*>_grow(NULL, W, sizeof(long))
@@ -406,8 +421,8 @@ cdef class Kernel:
         self.arr_end = 0.0
         self.next_arr = INFINITY
         self._ensure_lines(16)
-        first = t["dep_first"]
-        active = t["dock_active"]  # [C, W] bool
+        first = t.dep_first
+        active = t.dock_active  # [C, W] bool
         for c in range(C):
             for w in range(W):
                 if active[c, w]:
@@ -871,10 +886,10 @@ cdef class Kernel:
         return 0
 
     cdef inline double _cost(self, int c, int w, int r, int64_t lines, bint cold) noexcept:
-        """Carrier price on the lane, handling per line, reefer surcharge for cold chain (CNY);
-        the same formula as ``twin.sim.records.ShipmentTable.new_shipment``."""
-        return (self.lane_cost[(c * self.W + w) * self.R + r] + self.handling[w] * lines
-                + (self.surcharge[c] if cold else 0.0))
+        """The compiled copy of :func:`twin.world.costs.shipment_cost` (CNY): the parcel's price
+        on the lane from the cost table ``[cold, C, W, R]`` plus handling per line."""
+        return (self.parcel_cost[(((<int>cold) * self.C + c) * self.W + w) * self.R + r]
+                + self.handling[w] * lines)
 
     cdef int _new_ship(self, int64_t oid, int w, int car, int64_t lines) except -1:
         cdef int64_t sid = self.n_s
@@ -1252,7 +1267,7 @@ cdef class Kernel:
             for s in range(f, f + self.o_nship[oid]):  # the order arrives with its last parcel
                 if self.s_delivered[s] > last:
                     last = self.s_delivered[s]
-            if last <= self.o_created[oid] + self.sl_promise[self.o_service[oid]]:
+            if _on_time(last, self.o_created[oid] + self.sl_promise[self.o_service[oid]]):
                 self.on_time += 1
 
     # ------------------------------------------------------------------ records
@@ -1420,7 +1435,7 @@ def sample(str dist, uint64_t seed, Py_ssize_t n, double mean=1.0, double cv=1.0
     (``p``, by the alias method; returns indices)."""
     cdef Rng r
     cdef Py_ssize_t i
-    cdef double sigma = sqrt(log1p(cv * cv)), mu = -0.5 * sigma * sigma, enl
+    cdef double sigma, mu, enl
     cdef int kind
     rng_seed(&r, seed)
     out = np.empty(n, dtype=np.float64)
@@ -1447,11 +1462,13 @@ def sample(str dist, uint64_t seed, Py_ssize_t n, double mean=1.0, double cv=1.0
         for i in range(n):
             o[i] = rng_normal(&r)
         return out
-    kinds = {"deterministic": 0, "exponential": 1, "lognormal": 2}
-    if dist not in kinds:
-        raise ValueError(f"dist must be one of uniform, exponential, normal, lognormal, deterministic, poisson, "
-                         f"categorical; got {dist!r}")
-    kind = kinds[dist]
+    from twin.world.distributions import DISTRIBUTIONS, dist_spec
+
+    if dist not in DISTRIBUTIONS:
+        raise ValueError(f"dist must be one of uniform, normal, poisson, categorical, {', '.join(DISTRIBUTIONS)}; "
+                         f"got {dist!r}")
+    spec = dist_spec(dist, cv)
+    kind, sigma, mu = spec.code, spec.sigma, spec.mu
     for i in range(n):
         o[i] = rng_scaled(&r, kind, mean, sigma, mu)
     return out

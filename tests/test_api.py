@@ -34,7 +34,7 @@ def test_simulate_argument_errors_name_the_argument() -> None:
         twin.simulate(sc, engine="fast")
     with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
         twin.simulate(sc, seed=-1)
-    with pytest.raises(ValueError, match="factor must be > 0, got 0"):
+    with pytest.raises(ValueError, match="factor must be a finite number > 0, got 0"):
         twin.scenario.loader.scale_scenario(sc, 0)
 
 
@@ -78,6 +78,7 @@ def test_network_graph_has_every_lane() -> None:
 @pytest.mark.parametrize("name", ["nearest_with_stock", "cheapest", "greenest", "fastest", "weighted"])
 def test_policy_preference_order_is_the_score_order(name: str) -> None:
     from twin.policies import make_routing_policy
+    from twin.policies.plan import preference_lists
     from twin.world.network import build_network
 
     sc = twin.load_scenario("cold_chain_failure")  # JD Cold serves 4 sites: some lanes have no reefer
@@ -86,7 +87,7 @@ def test_policy_preference_order_is_the_score_order(name: str) -> None:
         for r in range(p.static_score.shape[1]):
             row = p.static_score[c, r]
             want = [w for w in sorted(range(len(row)), key=lambda w: (row[w], w)) if np.isfinite(row[w])]
-            assert p._pref[c][r] == want
+            assert preference_lists(p.plan().static_score)[c][r] == want
 
 
 def test_transfers_come_from_the_nearest_spare_stock() -> None:

@@ -169,10 +169,10 @@ def test_state_arrays_of_the_wrong_dtype_are_refused() -> None:
     sc = _small()
     m = FulfillmentModel(sc, seed=0, engine="simpy")
     m.state.backlog = m.state.backlog.astype(np.int32)
-    from twin.sim.kernel import KernelEngine
+    from twin.sim.engine import make_engine
 
     with pytest.raises(TypeError, match="State.backlog must be .*int64"):
-        KernelEngine(m)
+        make_engine("kernel", m.host())
 
 
 def test_allocation_shares_route_inside_the_kernel() -> None:

@@ -28,7 +28,7 @@ class OrderRoutingEnv(TwinEnv):
 
     ## Description
 
-    The ``simpy`` engine stops at each order arrival and asks (``SimPyEngine.asking``): the
+    The ``simpy`` engine stops at each order arrival (its decision points, ``model.next_decision``): the
     agent picks the warehouse that ships the whole order. Orders that no single warehouse can
     serve are not asked: the ``base`` heuristic splits them (or they are lost). The parcel takes
     the ``base`` heuristic's carrier on the chosen lane.
@@ -79,7 +79,8 @@ class OrderRoutingEnv(TwinEnv):
     ``scenario`` (``"singles_day"``), ``scale`` (0.1), ``horizon_h`` (12.0), ``engine``
     (``"simpy"`` only: the kernel routes inside C), ``randomize``, ``base``
     (``"cheapest"``), ``late_penalty_cny``, ``lost_penalty_cny``, ``co2_price_cny_per_kg``,
-    ``reward_scale`` as in ``twin/Routing-v0``. ``info``: the KPIs accrued since the last step,
+    ``reward_scale``, ``render_mode`` as in ``twin/Routing-v0`` (``"ansi"`` adds the waiting
+    order and its allowed warehouses). ``info``: the KPIs accrued since the last step,
     ``invalid_action``, and at the end ``episode_kpis``.
 
     ## Version History
@@ -87,16 +88,17 @@ class OrderRoutingEnv(TwinEnv):
     * v0: initial version.
     """
 
-    _SIM = ("model", "_ledger", "_policy", "_tick_end", "_mask", "_finished")
-    _engines = ("simpy",)
+    _SIM = ("model", "_ledger", "_policy", "_decision", "_mask", "_finished")
+    supports_masks = True
+    engines = ("simpy",)
 
     def __init__(self, scenario: str | Scenario = "singles_day", scale: float = 0.1,
                  horizon_h: float | None = 12.0, engine: str | None = "simpy",
                  randomize: bool | Mapping[str, Any] | None = False, base: str = "cheapest",
                  late_penalty_cny: float = 50.0, lost_penalty_cny: float = 100.0, co2_price_cny_per_kg: float = 1.0,
-                 reward_scale: float = 0.1) -> None:
+                 reward_scale: float = 0.1, render_mode: str | None = None) -> None:
         super().__init__(scenario, scale, horizon_h, "simpy" if engine is None else engine, randomize,
-                         late_penalty_cny, lost_penalty_cny, co2_price_cny_per_kg, reward_scale)
+                         late_penalty_cny, lost_penalty_cny, co2_price_cny_per_kg, reward_scale, render_mode)
         if base not in ROUTING_POLICIES:
             raise ValueError(f"base must be one of {', '.join(ROUTING_POLICIES)}; got {base!r}")
         self.base = base
@@ -118,9 +120,8 @@ class OrderRoutingEnv(TwinEnv):
         ok = car >= 0
         c = np.where(ok, car, 0)
         w_idx, r_idx = np.arange(W)[None, :, None], np.arange(R)[None, None, :]
-        surcharge = np.array([0.0, 1.0])[:, None, None] * net.reefer_surcharge[c]
         self._lane_ok = ok
-        self._lane_cost = np.where(ok, net.lane_cost[c, w_idx, r_idx] + surcharge, 0.0)
+        self._lane_cost = np.where(ok, net.costs.parcel[np.arange(2)[:, None, None], c, w_idx, r_idx], 0.0)
         self._lane_transit = np.where(ok, net.transit_mean_h[c, w_idx, r_idx], 0.0)
         self._max_promise = max(s.promise_h for s in self.scenario.demand.service_levels.values())
         self._agvs = np.array([w.pick.agvs for w in self.scenario.warehouses], dtype=float)
@@ -133,10 +134,9 @@ class OrderRoutingEnv(TwinEnv):
         self._policy = self._heuristic_policy(ep["heuristic"] or self.base)
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine="simpy", routing=self._policy,
                                       timeseries=False, network=self.net)
-        self.model.engine.asking = True
         self._ledger = Ledger(self.model)
         self._finished = False
-        self._begin_tick()
+        self._decision = None
         if not self._next_decision():
             self._finish()
 
@@ -151,7 +151,7 @@ class OrderRoutingEnv(TwinEnv):
         if self._episode["heuristic"] or not valid:
             eng.decide(None)
         else:
-            eng.decide([a] * len(eng.pending[1]))
+            eng.decide([a] * len(self._decision.sku))
         more = self._next_decision()
         if not more:
             self._finish()
@@ -159,46 +159,40 @@ class OrderRoutingEnv(TwinEnv):
                 {"invalid_action": not valid and not self._episode["heuristic"]})
 
     def _finish(self) -> None:
-        self.model.engine.asking = False
+        self._decision = None
         self._drain()
         self._finished = True
 
-    # The order flow stops inside a tick, so this env runs the tick itself with the model's own
-    # begin_tick / end_tick, stopping at each order that waits for a decision in between.
-    def _begin_tick(self) -> None:
-        self._tick_end = self.model.begin_tick()
-
-    def _end_tick(self) -> None:
-        m = self.model
-        m.env.run(until=self._tick_end)
-        m.steps += 1
-        m.end_tick()
-
     def _next_decision(self) -> bool:
-        """Run the simulation to the next order with a choice (True) or past the horizon (False)."""
+        """Run the model to the next order with a choice (True) or past the horizon (False),
+        with the model's decision points (:meth:`FulfillmentModel.next_decision`)."""
         m = self.model
-        env, eng = m.env, m.engine
         while True:
-            while eng.pending is None and env.peek() < self._tick_end:
-                env.step()
-            if eng.pending is not None:
-                self._mask = self._order_mask()
-                if self._episode["heuristic"] or self._mask.any():
-                    return True
-                eng.decide(None)  # no warehouse can take it whole: the base heuristic splits it or it is lost
-                continue
-            self._end_tick()
-            if env.now >= self.horizon_h - _EPS or not m.running:
+            d = m.next_decision(stop_h=self.horizon_h)
+            if d is None:
+                self._decision = None
                 return False
-            self._begin_tick()
+            self._decision = d
+            self._mask = self._order_mask()
+            if self._episode["heuristic"] or self._mask.any():
+                return True
+            m.engine.decide(None)  # no warehouse can take it whole: the base heuristic splits it or it is lost
 
     def _order_mask(self) -> np.ndarray:
-        order, sku, qty, _ = self.model.engine.pending
+        d = self._decision
         st: State = self.model.state
-        ok = st.wh_open & self._lane_ok[int(order.cold), :, order.region]
-        if order.cold:
+        ok = st.wh_open & self._lane_ok[int(d.cold), :, d.region]
+        if d.cold:
             ok = ok & st.cold_ok
-        return ok & (st.inventory[:, sku] >= np.asarray(qty)).all(axis=1)
+        return ok & (st.inventory[:, list(d.sku)] >= np.asarray(d.qty)).all(axis=1)
+
+    def _render_extra(self) -> list[str]:
+        d = None if self._finished else self._decision
+        if d is None:
+            return []
+        allowed = [w for w, ok in zip(self.net.warehouses, self._mask) if ok]
+        return [f"  waiting: order to {self.net.regions[d.region]}{' (cold)' if d.cold else ''}, "
+                f"{len(d.sku)} line(s); allowed: {', '.join(allowed) or 'none'}"]
 
     def action_masks(self) -> np.ndarray:
         """The warehouses allowed for the waiting order (see Action Space)."""
@@ -213,16 +207,17 @@ class OrderRoutingEnv(TwinEnv):
         day = 2 * math.pi * (t % 24.0) / 24.0
         x = np.zeros(self.observation_space.shape, dtype=float)
         x[0], x[1], x[2] = math.sin(day), math.cos(day), min(t / self.horizon_h, 1.0)
-        if self._finished or m.engine.pending is None:
+        if self._finished or self._decision is None:
             return np.clip(x, self.observation_space.low, self.observation_space.high).astype(np.float32)
-        order, sku, qty, _ = m.engine.pending
+        d = self._decision
+        sku, qty = list(d.sku), d.qty
         st = m.state
-        r, cold = order.region, int(order.cold)
+        r, cold = d.region, int(d.cold)
         x[3 + r] = 1.0
         i = 3 + R
         x[i] = float(cold)
         x[i + 1] = sum(qty) / 5.0
-        x[i + 2] = (order.promised_at - order.created_at) / self._max_promise
+        x[i + 2] = (d.promised_at - d.created_at) / self._max_promise
         i += 3
         up = np.where(st.wh_open, st.pick_servers.astype(float), 0.0)
         rate = up * self._ship_rate

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.policies.plan import RoutingPlan, preference_lists
 from twin.world.network import Network
 from twin.world.state import State
 
-__all__ = ["INF", "OrderBatch", "RoutingPolicy", "assign_lines", "assign_order"]
+__all__ = ["DECIDING_METHODS", "INF", "OrderBatch", "RoutingPolicy", "assign_lines", "assign_order"]
 
 INF = np.inf
 
@@ -37,6 +38,10 @@ class OrderBatch:
 
     def __len__(self) -> int:
         return len(self.region)
+
+
+#: Overriding one of these changes the decisions a native plan would take.
+DECIDING_METHODS = ("scores", "route", "route_one", "dynamic_score")
 
 
 class RoutingPolicy(ABC):
@@ -70,11 +75,28 @@ class RoutingPolicy(ABC):
             self.lane_carrier[cold] = np.where(np.isfinite(val), best, -1)
             self.lane_score[cold] = val
         self.static_score = self.warehouse_score(net)  # [2, R, W]
-        # warehouses with a lane, best static score first (ties: lower index), per (cold, region)
-        order = np.argsort(self.static_score, axis=2, kind="stable")
-        finite = np.isfinite(np.take_along_axis(self.static_score, order, axis=2))
-        self._pref = [[order[c, r][finite[c, r]].tolist() for r in range(net.n_regions)] for c in (0, 1)]
+        self._pref = preference_lists(self.static_score)
         return self
+
+    # -- how an engine may run it -----------------------------------------------------------
+    def plan(self) -> RoutingPlan:
+        """How an engine may run this policy without calling it per order (:mod:`twin.policies.plan`).
+
+        The base class says ``batch``: call :meth:`route` on batches of orders. A subclass
+        that overrides a deciding method (:data:`DECIDING_METHODS`) without also overriding
+        ``plan`` is routed in batches too, so a native plan never hides its code.
+        """
+        self._require_bound()
+        return RoutingPlan("batch", self.lane_carrier, bool(self.allow_split), self.static_score)
+
+    def _require_bound(self) -> None:
+        if self.net is None:
+            raise RuntimeError(f"routing policy {self.name!r} is not bound to a network: call bind(net, rng) first")
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "plan" not in cls.__dict__ and any(m in cls.__dict__ for m in DECIDING_METHODS):
+            cls.plan = RoutingPolicy.plan  # its own decisions: run in batches
 
     @abstractmethod
     def lane_criterion(self, net: Network) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin.policies.base import INF, RoutingPolicy
+from twin.policies.plan import RoutingPlan
 from twin.scenario.schema import RoutingConfig
 from twin.world.network import Network
 from twin.world.state import State
@@ -13,7 +14,15 @@ __all__ = ["NearestWithStock", "Cheapest", "Greenest", "Fastest", "WeightedScore
            "make_routing_policy"]
 
 
-class NearestWithStock(RoutingPolicy):
+class _Static(RoutingPolicy):
+    """A heuristic whose scores do not depend on the state: the kernel walks them natively."""
+
+    def plan(self) -> RoutingPlan:
+        self._require_bound()
+        return RoutingPlan("static", self.lane_carrier, bool(self.allow_split), self.static_score)
+
+
+class NearestWithStock(_Static):
     """The nearest warehouse (road distance) that has the stock; its fastest carrier."""
 
     name = "nearest_with_stock"
@@ -26,7 +35,7 @@ class NearestWithStock(RoutingPolicy):
         return np.transpose(d, (0, 2, 1)).copy()
 
 
-class Cheapest(RoutingPolicy):
+class Cheapest(_Static):
     """The lowest cost per parcel: carrier price (reefer surcharge for cold) plus handling."""
 
     name = "cheapest"
@@ -35,7 +44,7 @@ class Cheapest(RoutingPolicy):
         return net.costs.lanes(cold=False, lines=1)
 
 
-class Greenest(RoutingPolicy):
+class Greenest(_Static):
     """The lowest CO2 per parcel."""
 
     name = "greenest"
@@ -62,6 +71,11 @@ class Fastest(RoutingPolicy):
         servers = np.maximum(state.pick_servers, 1)
         return state.backlog * self._pick_h / servers + self._pick_h
 
+    def plan(self) -> RoutingPlan:
+        self._require_bound()
+        return RoutingPlan("queue", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           queue_weight=1.0, queue_scale=1.0)
+
 
 class WeightedScore(Fastest):
     """A weighted sum of cost, expected time and CO2, each divided by its network mean."""
@@ -84,6 +98,11 @@ class WeightedScore(Fastest):
 
     def dynamic_score(self, state: State) -> np.ndarray:
         return self.w[1] * super().dynamic_score(state) / self._scale[1]
+
+    def plan(self) -> RoutingPlan:
+        self._require_bound()
+        return RoutingPlan("queue", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           queue_weight=float(self.w[1]), queue_scale=float(self._scale[1]))
 
 
 ROUTING_POLICIES: dict[str, type[RoutingPolicy]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin.policies.base import INF, OrderBatch, RoutingPolicy, assign_order
+from twin.policies.plan import RoutingPlan
 from twin.world.network import Network
 from twin.world.state import State
 
@@ -52,6 +53,12 @@ class AllocationShares(RoutingPolicy):
             a = np.where(tot > 0, a, 1.0)
             tot = a.sum(axis=1, keepdims=True)
         self.shares = a / tot
+
+    def plan(self) -> RoutingPlan:
+        """``shares`` mode; the plan holds the current shares (after :meth:`set_shares`, ask again)."""
+        self._require_bound()
+        return RoutingPlan("shares", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           shares=self.shares)
 
     def scores(self, batch: OrderBatch, state: State) -> np.ndarray:
         if self.rng is None:

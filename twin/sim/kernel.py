@@ -1,169 +1,207 @@
 """The ``kernel`` engine: the reference order flow (:mod:`twin.sim.reference`) in typed Cython.
 
-This wrapper prepares the scenario's tables for :class:`ext._kernel.Kernel`, checks that the
-State arrays can be shared without copies, and drives the kernel between the agents' coarse
-events: ``advance(until)`` runs the kernel up to each agent event, lets the agent change the
-State, and goes on. Random streams differ from the ``simpy`` engine (agreement is statistical);
-for one seed the kernel is deterministic.
+This wrapper prepares the scenario's tables for :class:`ext._kernel.Kernel` (one typed
+:class:`KernelTables`), checks that the State arrays can be shared without copies, and drives
+the kernel between the agents' coarse events: ``advance(until)`` runs the kernel up to each
+agent event, lets the agent change the State, and goes on. The routing policy's
+:class:`~twin.policies.plan.RoutingPlan` says how the kernel runs it: natively (static
+scores, scores plus the queue term, allocation shares) or by calling ``policy.route`` on
+batches. Random streams differ from the ``simpy`` engine (agreement is statistical); for one
+seed the kernel is deterministic.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
-from twin.policies import (
-    AllocationShares,
-    Cheapest,
-    Fastest,
-    Greenest,
-    NearestWithStock,
-    OrderBatch,
-    RoutingPolicy,
-    WeightedScore,
-)
+from twin.policies import OrderBatch, RoutingPolicy
+from twin.policies.plan import RoutingPlan, preference_lists
+from twin.sim.engine import Host
 from twin.sim.records import Counters
+from twin.world.distributions import dist_spec
 
-if TYPE_CHECKING:
-    from twin.sim.model import FulfillmentModel
-
-__all__ = ["KernelEngine"]
-
-_DIST = {"deterministic": 0, "exponential": 1, "lognormal": 2}
-_STATIC = (NearestWithStock, Cheapest, Greenest)
+__all__ = ["KernelEngine", "KernelTables", "kernel_tables"]
 
 
-def _dist(kind: str, cv: float) -> tuple[int, float, float]:
-    """``(kind code, sigma, mu_shift)`` of :meth:`twin.sim.rng.Draws.sampler` for ``kind`` and ``cv``."""
-    if kind == "deterministic" or (kind == "lognormal" and cv == 0):
-        return 0, 0.0, 0.0
-    if kind == "exponential":
-        return 1, 0.0, 0.0
-    if kind == "lognormal":
-        sigma = float(np.sqrt(np.log1p(cv * cv)))
-        return 2, sigma, -0.5 * sigma * sigma
-    raise ValueError(f"distribution must be one of exponential, lognormal, deterministic; got {kind!r}")
+@dataclass(frozen=True, eq=False)
+class KernelTables:
+    """Everything :class:`ext._kernel.Kernel` reads at construction, typed (see ``_kernel.pyi``).
+
+    Sizes ``W`` warehouses, ``R`` regions, ``C`` carriers. Arrays are C-contiguous with the
+    dtypes named; lanes flatten ``[C, W, R]``, costs ``[2, C, W, R]`` (cold first).
+    """
+
+    W: int
+    R: int
+    C: int
+    # routing (from the policy's plan)
+    mode: int  # twin.policies.plan.PLAN_MODES
+    allow_split: bool
+    static_score: np.ndarray  # [2, R, W] float64
+    pref: np.ndarray  # [2, R, W] int32, -1 padded: warehouses by static score
+    npref: np.ndarray  # [2, R] int32
+    lane_carrier: np.ndarray  # [2, W, R] int64
+    pick_h: np.ndarray  # [W] float64, hours per line (the queue term)
+    dyn_a: float  # queue term weight
+    dyn_b: float  # queue term scale
+    shares: np.ndarray  # [R, W] float64 (shares mode; zeros otherwise)
+    policy: RoutingPolicy  # called on batches in batch mode
+    policy_label: str
+    batch_cls: type
+    wh_names: tuple[str, ...]
+    route_interval: float  # hours between batch calls
+    # demand
+    cold_share: float
+    lam_lines: float
+    amb_prob: np.ndarray
+    amb_alias: np.ndarray
+    amb_sku: np.ndarray
+    cold_prob: np.ndarray
+    cold_alias: np.ndarray
+    cold_sku: np.ndarray
+    sl_cum: np.ndarray
+    sl_promise: np.ndarray
+    backorder: bool
+    retry_h: float
+    max_h: float
+    # stations and lanes: distributions as twin.world.distributions.dist_spec
+    pick_kind: np.ndarray
+    pick_sigma: np.ndarray
+    pick_mu: np.ndarray
+    pick_mean: np.ndarray
+    pack_kind: np.ndarray
+    pack_sigma: np.ndarray
+    pack_mu: np.ndarray
+    pack_mean: np.ndarray
+    pack_cap: np.ndarray
+    tr_kind: np.ndarray
+    tr_sigma: np.ndarray
+    tr_mu: np.ndarray
+    transit_mean: np.ndarray
+    parcel_cost: np.ndarray  # [2*C*W*R] twin.world.costs
+    lane_co2: np.ndarray
+    handling: np.ndarray
+    car_cap: np.ndarray
+    car_reefer: np.ndarray
+    dep_first: np.ndarray
+    dep_interval: np.ndarray
+    dock_active: np.ndarray  # [C, W] bool
+    agvs: np.ndarray
+    duty: np.ndarray
 
 
-def _route_mode(policy: RoutingPolicy) -> int:
-    """0: static scores, 1: scores plus the queue term, 2: allocation shares, 3: Python batches.
+def _f64(x) -> np.ndarray:  # noqa: ANN001
+    return np.ascontiguousarray(x, dtype=np.float64)
 
-    Exact types only: a subclass may override any method, so it is routed in batches."""
-    t = type(policy)
-    if t in _STATIC:
-        return 0
-    if t in (Fastest, WeightedScore):
-        return 1
-    if t is AllocationShares:
-        return 2
-    return 3
+
+def _i32(x) -> np.ndarray:  # noqa: ANN001
+    return np.ascontiguousarray(x, dtype=np.int32)
+
+
+def _i64(x) -> np.ndarray:  # noqa: ANN001
+    return np.ascontiguousarray(x, dtype=np.int64)
+
+
+def _dists(specs: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d = [dist_spec(kind, cv) for kind, cv in specs]
+    return _i32([x.code for x in d]), _f64([x.sigma for x in d]), _f64([x.mu for x in d])
+
+
+def kernel_tables(host: Host, plan: RoutingPlan, routing_interval_h: float) -> KernelTables:
+    """The :class:`KernelTables` of a host's scenario, network and routing plan."""
+    from ext._kernel import build_alias
+
+    sc, net, pol = host.scenario, host.net, host.routing
+    W, R, C = net.n_warehouses, net.n_regions, len(net.carriers)
+    pref = np.full((2, R, W), -1, dtype=np.int32)
+    npref = np.zeros((2, R), dtype=np.int32)
+    for c, per_region in enumerate(preference_lists(plan.static_score)):
+        for r, p in enumerate(per_region):
+            pref[c, r, : len(p)] = p
+            npref[c, r] = len(p)
+    d = sc.demand
+    amb = np.flatnonzero(~net.sku_cold)
+    cold = np.flatnonzero(net.sku_cold)
+    if len(amb) == 0:
+        amb = cold
+    if len(cold) == 0:
+        cold = amb
+    amb_prob, amb_alias = build_alias(net.sku_p[amb])
+    cold_prob, cold_alias = build_alias(net.sku_p[cold])
+    sl = list(d.service_levels.values())
+    pick = _dists([(w.pick.pick_time, w.pick.pick_time_cv) for w in sc.warehouses])
+    pack = _dists([(w.pack.distribution, 1.0) for w in sc.warehouses])
+    tr = _dists([(c.transit.distribution, c.transit.cv) for c in sc.carriers])
+    pick_h = _f64([1.0 / w.pick.lines_per_agv_h for w in sc.warehouses])
+    return KernelTables(
+        W=W, R=R, C=C, mode=plan.code, allow_split=bool(plan.allow_split), static_score=_f64(plan.static_score),
+        pref=pref, npref=npref, lane_carrier=_i64(plan.lane_carrier), pick_h=pick_h,
+        dyn_a=float(plan.queue_weight) if plan.mode == "queue" else 1.0,
+        dyn_b=float(plan.queue_scale) if plan.mode == "queue" else 1.0,
+        shares=_f64(plan.shares) if plan.mode == "shares" else np.zeros((R, W)),
+        policy=pol, policy_label=f"{pol.name!r} ({type(pol).__name__})", batch_cls=OrderBatch,
+        wh_names=tuple(net.warehouses), route_interval=float(routing_interval_h),
+        cold_share=float(d.cold_chain_share), lam_lines=float(d.lines_per_order - 1.0),
+        amb_prob=amb_prob, amb_alias=amb_alias, amb_sku=_i64(amb),
+        cold_prob=cold_prob, cold_alias=cold_alias, cold_sku=_i64(cold),
+        sl_cum=_f64(np.cumsum([v.share for v in sl])), sl_promise=_f64([v.promise_h for v in sl]),
+        backorder=d.unfulfillable == "backorder", retry_h=float(d.backorder_retry_h), max_h=float(d.backorder_max_h),
+        pick_kind=pick[0], pick_sigma=pick[1], pick_mu=pick[2], pick_mean=pick_h,
+        pack_kind=pack[0], pack_sigma=pack[1], pack_mu=pack[2], pack_mean=_f64([w.pack.time_h for w in sc.warehouses]),
+        pack_cap=_i64([w.pack.stations if w.pack.time_h > 0 else 0 for w in sc.warehouses]),
+        tr_kind=tr[0], tr_sigma=tr[1], tr_mu=tr[2], transit_mean=_f64(net.transit_mean_h),
+        parcel_cost=_f64(net.costs.parcel.ravel()), lane_co2=_f64(net.lane_co2_kg.ravel()),
+        handling=_f64(net.costs.handling_per_line),
+        car_cap=_i64([c.capacity for c in sc.carriers]), car_reefer=_i64([c.reefer_capacity for c in sc.carriers]),
+        dep_first=_f64([c.first_departure_h for c in sc.carriers]),
+        dep_interval=_f64([c.departure_interval_h for c in sc.carriers]),
+        dock_active=np.ascontiguousarray(net.serves.any(axis=2)), agvs=_i64(host.agvs), duty=_f64(host.duty),
+    )
 
 
 class KernelEngine:
-    """Moves orders through the flow in the Cython kernel, on the model's State arrays.
+    """Moves orders through the flow in the Cython kernel, on the host's State arrays.
 
     Args:
-        model: the model whose State, agents and routing policy the kernel works with.
-        routing_interval_h: for routing policies that are Python code (not one of the built-in
-            score or share policies), the orders arriving in each interval of this length are
-            routed together, with one ``policy.route(batch, state)`` call, at its end.
+        host: what the kernel reads of the model (:class:`twin.sim.engine.Host`).
+        routing_interval_h: for routing policies without a native plan (``batch``), the orders
+            arriving in each interval of this length are routed together, with one
+            ``policy.route(batch, state)`` call, at its end.
     """
 
     name = "kernel"
+    supports_decisions = False
 
-    def __init__(self, model: FulfillmentModel, routing_interval_h: float = 0.25) -> None:
+    def __init__(self, host: Host, routing_interval_h: float = 0.25) -> None:
         from ext._kernel import Kernel
 
         if not routing_interval_h > 0:
             raise ValueError(f"routing_interval_h must be > 0, got {routing_interval_h!r}")
-        self.m = model
-        self.env = model.env
+        pol = host.routing
+        if getattr(pol, "net", None) is not host.net:
+            raise ValueError(f"routing policy {pol.name!r} is bound to another network: bind it to this model's")
+        self.host = host
+        self.env = host.env
         self.routing_interval_h = float(routing_interval_h)
-        _check_state(model.state)
-        self._tables = self._build_tables()
-        seed = int(model.rng.integers(0, 2**63 - 1))
-        self.k = Kernel(seed=seed, state=model.state, tables=self._tables)
-        self._shares_obj = self._tables["shares"] if self._tables["mode"] == 2 else None
+        _check_state(host.state)
+        plan = pol.plan()
+        self.tables = kernel_tables(host, plan, self.routing_interval_h)
+        seed = int(host.rng.integers(0, 2**63 - 1))
+        self.k = Kernel(seed=seed, state=host.state, tables=self.tables)
+        self._shares = plan.shares if plan.mode == "shares" else None
         # the fleets' breakdowns and repairs, merged in time order, run inside the kernel
-        fleets = model.fleets
-        times = np.concatenate([f.schedule[0] for f in fleets]) if fleets else np.empty(0)
+        sched = host.agv_schedules
+        times = np.concatenate([s[0] for s in sched]) if sched else np.empty(0)
         order = np.argsort(times, kind="stable")
-        where = np.concatenate([np.full(len(f.schedule[0]), f.index) for f in fleets]) if fleets else np.empty(0)
-        deltas = np.concatenate([f.schedule[1] for f in fleets]) if fleets else np.empty(0)
+        where = np.concatenate([np.full(len(s[0]), i) for i, s in enumerate(sched)]) if sched else np.empty(0)
+        deltas = np.concatenate([s[1] for s in sched]) if sched else np.empty(0)
         self.k.set_agv_schedule(times[order], where[order], deltas[order])
         # the run's records in one allocation: the mean demand over the horizon, +25% for
         # weather and surges (address space only until written; more grows as needed)
-        expected = model.demand.expected_orders()
+        expected = host.expected_orders
         self.k.reserve(int(1.25 * expected) + 1024, int(1.25 * 1.1 * expected) + 1024)
-
-    # ------------------------------------------------------------------ tables
-    def _build_tables(self) -> dict:
-        m = self.m
-        sc, net, pol = m.scenario, m.net, m.routing
-        W, R, C = net.n_warehouses, net.n_regions, len(net.carriers)
-        mode = _route_mode(pol)
-        if getattr(pol, "net", None) is not net:
-            raise ValueError(f"routing policy {pol.name!r} is bound to another network: bind it to this model's")
-        pref = np.full((2, R, W), -1, dtype=np.int32)
-        npref = np.zeros((2, R), dtype=np.int32)
-        for c in (0, 1):
-            for r in range(R):
-                p = pol._pref[c][r]
-                pref[c, r, : len(p)] = p
-                npref[c, r] = len(p)
-        d = sc.demand
-        amb = np.flatnonzero(~net.sku_cold)
-        cold = np.flatnonzero(net.sku_cold)
-        if len(amb) == 0:
-            amb = cold
-        if len(cold) == 0:
-            cold = amb
-        from ext._kernel import build_alias
-
-        amb_prob, amb_alias = build_alias(net.sku_p[amb])
-        cold_prob, cold_alias = build_alias(net.sku_p[cold])
-        sl = list(d.service_levels.values())
-        pick = [_dist(w.pick.pick_time, w.pick.pick_time_cv) for w in sc.warehouses]
-        pack = [_dist(w.pack.distribution, 1.0) for w in sc.warehouses]
-        tr = [_dist(c.transit.distribution, c.transit.cv) for c in sc.carriers]
-        dyn_a, dyn_b = 1.0, 1.0
-        if type(pol) is WeightedScore:
-            dyn_a, dyn_b = float(pol.w[1]), float(pol._scale[1])
-        label = f"{pol.name!r} ({type(pol).__name__})"
-        f64 = lambda x: np.ascontiguousarray(x, dtype=np.float64)  # noqa: E731
-        i32 = lambda x: np.ascontiguousarray(x, dtype=np.int32)  # noqa: E731
-        i64 = lambda x: np.ascontiguousarray(x, dtype=np.int64)  # noqa: E731
-        return {
-            "W": W, "R": R, "C": C, "mode": mode, "allow_split": bool(pol.allow_split),
-            "static_score": f64(pol.static_score), "pref": pref, "npref": npref,
-            "lane_carrier": i64(pol.lane_carrier),
-            "pick_h": f64([1.0 / w.pick.lines_per_agv_h for w in sc.warehouses]), "dyn_a": dyn_a, "dyn_b": dyn_b,
-            "shares": f64(pol.shares) if mode == 2 else np.zeros((R, W)),
-            "policy": pol, "policy_label": label, "batch_cls": OrderBatch, "wh_names": net.warehouses,
-            "route_interval": self.routing_interval_h,
-            "cold_share": float(d.cold_chain_share), "lam_lines": float(d.lines_per_order - 1.0),
-            "amb_prob": amb_prob, "amb_alias": amb_alias, "amb_sku": i64(amb),
-            "cold_prob": cold_prob, "cold_alias": cold_alias, "cold_sku": i64(cold),
-            "sl_cum": f64(np.cumsum([v.share for v in sl])), "sl_promise": f64([v.promise_h for v in sl]),
-            "backorder": d.unfulfillable == "backorder", "retry_h": float(d.backorder_retry_h),
-            "max_h": float(d.backorder_max_h),
-            "pick_kind": i32([p[0] for p in pick]), "pick_sigma": f64([p[1] for p in pick]),
-            "pick_mu": f64([p[2] for p in pick]),
-            "pick_mean": f64([1.0 / w.pick.lines_per_agv_h for w in sc.warehouses]),
-            "pack_kind": i32([p[0] for p in pack]), "pack_sigma": f64([p[1] for p in pack]),
-            "pack_mu": f64([p[2] for p in pack]), "pack_mean": f64([w.pack.time_h for w in sc.warehouses]),
-            "pack_cap": i64([w.pack.stations if w.pack.time_h > 0 else 0 for w in sc.warehouses]),
-            "tr_kind": i32([t[0] for t in tr]), "tr_sigma": f64([t[1] for t in tr]), "tr_mu": f64([t[2] for t in tr]),
-            "transit_mean": f64(net.transit_mean_h),
-            "parcel_cost": f64(net.costs.parcel.ravel()), "lane_co2": f64(net.lane_co2_kg.ravel()),
-            "handling": f64(net.costs.handling_per_line),
-            "car_cap": i64([c.capacity for c in sc.carriers]), "car_reefer": i64([c.reefer_capacity for c in sc.carriers]),
-            "dep_first": f64([c.first_departure_h for c in sc.carriers]),
-            "dep_interval": f64([c.departure_interval_h for c in sc.carriers]),
-            "dock_active": net.serves.any(axis=2),
-            "agvs": i64([f.agvs for f in m.fleets]), "duty": f64([f.duty for f in m.fleets]),
-        }
 
     # ------------------------------------------------------------------ coarse hooks
     def on_state_change(self) -> None:
@@ -171,15 +209,20 @@ class KernelEngine:
 
     def start_arrivals(self, t0: float, t1: float) -> None:
         """Generate the orders arriving in ``[t0, t1)`` at the State's region rates."""
-        self.k.start_arrivals(t0, t1, self.m.state.region_rate)
+        self.k.start_arrivals(t0, t1, self.host.state.region_rate)
+
+    def _refresh_shares(self) -> None:
+        """A ``shares`` plan may change between advances (:meth:`AllocationShares.set_shares`)."""
+        shares = self.host.routing.plan().shares
+        if shares is not self._shares:
+            self.k.set_shares(np.ascontiguousarray(shares, dtype=np.float64))
+            self._shares = shares
 
     def advance(self, until: float) -> None:
         """Run orders and agents to ``until``: the kernel goes to each agent event, the agent
         changes the State, the kernel goes on. Afterwards ``env.now == until``."""
-        if self._shares_obj is not None and self.m.routing.shares is not self._shares_obj:
-            shares = np.ascontiguousarray(self.m.routing.shares, dtype=np.float64)
-            self.k.set_shares(shares)
-            self._shares_obj = self.m.routing.shares
+        if self._shares is not None:
+            self._refresh_shares()
         env, k = self.env, self.k
         while True:
             t = env.peek()

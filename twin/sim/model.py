@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import mesa
 import numpy as np
@@ -20,13 +22,12 @@ from agents import (
 )
 from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_policy, make_routing_policy
 from twin.scenario.schema import Scenario
+from twin.sim.engine import ENGINES, Decision, Host, engine_names, engine_spec, make_engine
 from twin.sim.rng import Draws
 from twin.world.network import Network, network_for
 from twin.world.state import State
 
 __all__ = ["FulfillmentModel", "ENGINES"]
-
-ENGINES = ("kernel", "simpy")
 
 
 class FulfillmentModel(mesa.Model):
@@ -41,12 +42,13 @@ class FulfillmentModel(mesa.Model):
     Args:
         scenario: a validated scenario.
         seed: seeds the run's one ``numpy.random.Generator`` (``self.rng``).
-        engine: ``"kernel"`` (the Cython engine, the default) or ``"simpy"`` (the reference).
+        engine: a registered engine (:mod:`twin.sim.engine`): ``"kernel"`` (the Cython
+            engine, the default) or ``"simpy"`` (the reference).
         routing: a routing policy to use instead of the scenario's.
         reallocation: a reallocation policy to use instead of the scenario's.
-        routing_interval_h: kernel engine only: Python routing policies (other than the
-            built-in score and share policies) route the orders of each interval of this
-            length in one batch.
+        engine_options: keyword arguments for the engine (e.g. the kernel's
+            ``routing_interval_h``: policies without a native plan route the orders of each
+            interval of this length in one batch).
         timeseries: record one time-series row per tick (the DataCollector). RL envs turn it
             off: they read the engine's running counters, and the row is most of a tick's Python.
         network: a network built from a scenario with the same warehouses, regions, carriers and
@@ -56,9 +58,9 @@ class FulfillmentModel(mesa.Model):
 
     def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "kernel",
                  routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None,
-                 routing_interval_h: float = 0.25, timeseries: bool = True, network: Network | None = None) -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+                 engine_options: Mapping[str, Any] | None = None, timeseries: bool = True,
+                 network: Network | None = None) -> None:
+        engine_spec(engine)  # a clear error before any work
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         super().__init__(rng=np.random.default_rng(int(seed)))
@@ -84,14 +86,8 @@ class FulfillmentModel(mesa.Model):
         self.supplier = SupplierAgent(self)
         self.reallocator = ReallocationAgent(self)
 
-        if engine == "kernel":
-            from twin.sim.kernel import KernelEngine
-
-            self.engine = KernelEngine(self, routing_interval_h=routing_interval_h)
-        else:
-            from twin.sim.reference import SimPyEngine
-
-            self.engine = SimPyEngine(self)
+        self.engine = make_engine(engine, self.host(), **dict(engine_options or {}))
+        self._tick_end: float | None = None  # inside a tick stopped at a decision point
         self.disruption = DisruptionAgent(self)  # after the engine: it notifies it at once
         self._last_busy = np.zeros(W)
         self._last_cap = np.zeros(W)
@@ -99,6 +95,18 @@ class FulfillmentModel(mesa.Model):
                             for kind in ("backlog", "utilization", "servers", "stock", "busy_hours", "server_hours")]
         # one table row per tick (Mesa's model reporters would deep-copy every value)
         self.datacollector = mesa.DataCollector(tables={"timeseries": self._columns()})
+
+    def host(self) -> Host:
+        """The narrow view of this model that its engine gets (:class:`twin.sim.engine.Host`)."""
+        return Host(
+            scenario=self.scenario, net=self.net, state=self.state, env=self.env, routing=self.routing,
+            rng=self.rng, draws=self.draws, agv_schedules=tuple(f.schedule for f in self.fleets),
+            agvs=np.array([f.agvs for f in self.fleets], dtype=np.int64),
+            duty=np.array([f.duty for f in self.fleets], dtype=np.float64),
+            agv_players=tuple(f.play for f in self.fleets),
+            carrier_capacity_now=lambda c: self.carrier_agents[c].capacity_now(),
+            expected_orders=self.demand.expected_orders(),
+        )
 
     # ------------------------------------------------------------------ Mesa API
     @property
@@ -113,9 +121,36 @@ class FulfillmentModel(mesa.Model):
 
     def step(self) -> None:
         """Advance one tick of simulated time."""
+        if self._tick_end is not None:
+            raise RuntimeError("a tick is under way at a decision point: decide() the waiting order and "
+                               "finish it with next_decision() first")
         t1 = self.begin_tick()
         self.engine.advance(t1)
         self.end_tick()
+
+    def next_decision(self, stop_h: float | None = None) -> Decision | None:
+        """Step the model tick by tick and stop at each order waiting for a routing decision
+        (returned; answer it with ``model.engine.decide``). None once the clock reached
+        ``stop_h`` (default: the end of the run) at a tick's end, or the run ended; the model
+        can then go on with :meth:`step`. Needs an engine with ``supports_decisions``."""
+        eng = self.engine
+        if not eng.supports_decisions:
+            raise TypeError(f"engine {eng.name!r} offers no decision points; use one with supports_decisions "
+                            f"({', '.join(n for n in engine_names() if engine_spec(n).load().supports_decisions)})")
+        eng.ask_decisions(True)
+        stop = self.end_time if stop_h is None else stop_h
+        while True:
+            if self._tick_end is None:
+                if not self.running or self.env.now >= stop - 1e-9:
+                    eng.ask_decisions(False)  # the model steps on as usual
+                    return None
+                self._tick_end = self.begin_tick()
+            d = eng.next_decision(self._tick_end)
+            if d is not None:
+                return d
+            self._tick_end = None
+            self.steps += 1  # the tick Mesa's wrapped step() would have counted
+            self.end_tick()
 
     def begin_tick(self) -> float:
         """The tick's coarse updates: weather and demand agents, then the tick's arrivals.

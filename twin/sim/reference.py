@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from twin.sim.records import STATUS, Counters, ShipmentTable
+from twin.sim.records import Counters, ShipmentTable, Status
 from twin.sim.rng import Stream
 
+from twin.sim.engine import Decision
+
 if TYPE_CHECKING:
-    from twin.sim.model import FulfillmentModel
+    from twin.sim.engine import Host
 
 __all__ = ["SimPyEngine", "Station"]
 
@@ -90,19 +92,21 @@ class SimPyEngine:
     """Moves orders through the flow with SimPy processes on the model's environment."""
 
     name = "simpy"
+    supports_decisions = True
 
-    def __init__(self, model: FulfillmentModel) -> None:
-        self.m = model
-        self.env = env = model.env
-        sc, net, draws = model.scenario, model.net, model.draws
+    def __init__(self, host: Host) -> None:
+        self.m = host
+        self.env = env = host.env
+        sc, net, draws = host.scenario, host.net, host.draws
         self.table = ShipmentTable()
         self.counters = Counters()
-        # An outside decider (rl's OrderRouting-v0) may route each new order: while ``asking``,
-        # an arrival waits in ``pending`` until ``decide()`` answers it.
-        self.asking = False
-        self.pending: tuple | None = None  # (order, sku, qty, event)
+        # An outside decider (rl's OrderRouting-v0) may route each new order: while asking
+        # (:meth:`ask_decisions`), an arrival waits until :meth:`decide` answers it.
+        self._asking = False
+        self._pending: tuple | None = None  # (order, sku, qty, event)
+        self._decision: Decision | None = None
         d = sc.demand
-        rng = model.rng
+        rng = host.rng
         # order content
         self._u = draws.uniform
         self._extra_lines = Stream(lambda n: rng.poisson(d.lines_per_order - 1.0, n)) if d.lines_per_order > 1 else None
@@ -123,9 +127,9 @@ class SimPyEngine:
                            for wh in sc.warehouses]
         self._pack_time = [draws.sampler(wh.pack.distribution, wh.pack.time_h, 1.0) for wh in sc.warehouses]
         self._transit = [draws.sampler(c.transit.distribution, 1.0, c.transit.cv) for c in sc.carriers]
-        for fleet in model.fleets:  # AGV breakdowns and repairs
-            if len(fleet.schedule[0]):
-                env.process(fleet.play())
+        for sched, play in zip(host.agv_schedules, host.agv_players, strict=True):  # AGV breakdowns, repairs
+            if len(sched[0]):
+                env.process(play())
         # carrier docks: one FIFO per (carrier, warehouse) with linehaul departures
         self.docks: dict[tuple[int, int], list] = {}
         for c in range(len(net.carriers)):
@@ -183,28 +187,58 @@ class SimPyEngine:
         order = self.table.new_order(oid, region, cold, k, n, now, now + self._sl_promise[k])
         sku = list(skus.keys())
         qty = list(skus.values())
-        if self.asking:
+        if self._asking:
             ev = self.env.event()
             ev.callbacks.append(lambda e: self._place(order, sku, qty, e.value))
-            self.pending = (order, sku, qty, ev)
+            self._pending = (order, sku, qty, ev)
+            self._decision = Decision(oid, region, bool(cold), k, now, now + self._sl_promise[k], tuple(sku),
+                                      tuple(qty))
             return ev
         self._place(order, sku, qty)
         return None
 
+    # ------------------------------------------------------------------ decision points
+    def ask_decisions(self, on: bool = True) -> None:
+        """While on, each new order waits for :meth:`decide` (found by :meth:`next_decision`)."""
+        if not on and self._pending is not None:
+            raise RuntimeError("an order is waiting for a routing decision: decide() it first")
+        self._asking = bool(on)
+
+    @property
+    def pending_decision(self) -> Decision | None:
+        """The order waiting for a decision, if any."""
+        return self._decision
+
+    def next_decision(self, until: float) -> Decision | None:
+        """Run the order flow to the next order waiting for a decision (returned), or to
+        ``until`` (None; the clock then reads ``until``). Needs :meth:`ask_decisions`."""
+        if not self._asking:
+            raise RuntimeError("call ask_decisions() before next_decision()")
+        env = self.env
+        while self._pending is None and env.peek() < until:
+            env.step()
+        if self._pending is not None:
+            return self._decision
+        env.run(until=until)
+        return None
+
     def decide(self, line_wh: list[int] | None) -> None:
-        """Answer the pending order: the warehouse of each line (the caller checked that they
-        have the stock), or None to let the routing policy decide. It is placed at once, when
-        the simulation steps on."""
-        if self.pending is None:
+        """Answer the waiting order: the warehouse of each of its lines (the caller checked that
+        they have the stock), or None to let the routing policy decide. It is placed at once,
+        when the simulation steps on."""
+        if self._pending is None:
             raise RuntimeError("no order is waiting for a routing decision")
-        ev = self.pending[3]
-        self.pending = None
-        ev.succeed(line_wh)
+        if line_wh is not None and len(line_wh) != len(self._pending[1]):
+            raise ValueError(f"decide() needs one warehouse per line ({len(self._pending[1])}), got {len(line_wh)}")
+        ev = self._pending[3]
+        self._pending = None
+        self._decision = None
+        ev.succeed(None if line_wh is None else [int(w) for w in line_wh])
 
     def _place(self, order, sku: list[int], qty: list[int], line_wh: list[int] | None = None) -> None:  # noqa: ANN001
         if not self._route(order, sku, qty, line_wh):
             if self.m.scenario.demand.unfulfillable == "backorder":
-                order.status = STATUS["backordered"]
+                order.status = Status.backordered
                 self.env.process(self._backorder(order, sku, qty))
             else:
                 self._lose(order)
@@ -230,7 +264,6 @@ class SimPyEngine:
         return True
 
     def _lose(self, order) -> None:  # noqa: ANN001
-        order.status = STATUS["lost"]
         self.table.lost_order(order)
         self.counters.lost += 1
 
@@ -250,28 +283,28 @@ class SimPyEngine:
         if not station.acquire():
             yield station.request()
         s.pick_start = env.now
-        s.status = 1
+        s.status = Status.picking
         yield env.timeout(self._pick_time[w](s.lines))
         s.pick_end = env.now
         station.release()
-        s.status = 2
+        s.status = Status.packing
         pack = self.pack[w]
         if pack is not None:
             if not pack.acquire():
                 yield pack.request()
             yield env.timeout(self._pack_time[w]())
             pack.release()
-        s.status = 3
+        s.status = Status.awaiting_carrier
         ev = env.event()
         self.docks[(s.carrier, w)].append((s, ev))
         yield ev  # a departure took the parcel
         s.shipped_at = env.now
-        s.status = 4
+        s.status = Status.in_transit
         self.m.state.backlog[w] -= 1
         mean = self.m.net.transit_mean_h[s.carrier, w, s.region] * self.m.state.region_transit_mult[s.region]
         yield env.timeout(self._transit[s.carrier](mean))
         s.delivered_at = env.now
-        s.status = 5
+        s.status = Status.delivered
         self.table.delivered(s, self.counters)
 
     def _departures(self, c: int, w: int):  # noqa: ANN202
@@ -286,7 +319,7 @@ class SimPyEngine:
         dock = self.docks[(c, w)]
         if not dock or not st.wh_open[w]:
             return
-        cap, reefer = self.m.carrier_agents[c].capacity_now()
+        cap, reefer = self.m.carrier_capacity_now(c)
         region_open = st.region_open
         stay = []
         for i, (s, ev) in enumerate(dock):

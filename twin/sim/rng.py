@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from twin.world.distributions import DISTRIBUTIONS, dist_spec
+
 __all__ = ["Stream", "Draws"]
 
 
@@ -45,19 +47,13 @@ class Draws:
         self.normal = Stream(rng.standard_normal)
 
     def sampler(self, dist: str, mean: float, cv: float) -> Callable[[float], float]:
-        """A function ``f(scale)`` drawing from ``dist`` with mean ``mean*scale`` and the given cv.
-
-        ``exponential`` ignores ``cv`` (it is 1); ``lognormal`` with ``cv`` 0 and
-        ``deterministic`` return the mean.
-        """
-        if dist == "deterministic" or (dist == "lognormal" and cv == 0):
+        """A function ``f(scale)`` drawing from ``dist`` with mean ``mean*scale`` and the given cv
+        (:func:`twin.world.distributions.dist_spec` says what they mean)."""
+        spec = dist_spec(dist, cv)
+        if spec.code == DISTRIBUTIONS["deterministic"]:
             return lambda scale=1.0: mean * scale
-        if dist == "exponential":
+        if spec.code == DISTRIBUTIONS["exponential"]:
             e = self.exponential
             return lambda scale=1.0: mean * scale * e()
-        if dist == "lognormal":
-            sigma = float(np.sqrt(np.log1p(cv * cv)))
-            mu_shift = -0.5 * sigma * sigma
-            n = self.normal
-            return lambda scale=1.0: mean * scale * math.exp(mu_shift + sigma * n())
-        raise ValueError(f"distribution must be one of exponential, lognormal, deterministic; got {dist!r}")
+        sigma, mu_shift, n = spec.sigma, spec.mu, self.normal
+        return lambda scale=1.0: mean * scale * math.exp(mu_shift + sigma * n())

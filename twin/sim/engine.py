@@ -1,0 +1,166 @@
+"""The engine seam: what an engine must offer (:class:`Engine`), what it may read of the model
+that runs it (:class:`Host`), and the registry of engines by string entry point.
+
+Engines are registered as Gymnasium registers environments: a name and an entry point
+``"module:Class"``, imported only when the engine is made. The model, the CLI and the RL code
+ask the registry (:func:`make_engine`, :func:`engine_names`); none names a concrete class.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from twin.sim.records import Counters
+
+if TYPE_CHECKING:
+    import simpy
+
+    from twin.policies.base import RoutingPolicy
+    from twin.scenario.schema import Scenario
+    from twin.sim.rng import Draws
+    from twin.world.network import Network
+    from twin.world.state import State
+
+__all__ = ["Decision", "Engine", "EngineSpec", "Host", "engine_names", "make_engine", "register_engine",
+           "engine_spec", "ENGINES"]
+
+
+@dataclass(frozen=True)
+class Host:
+    """What an engine may read of the model that runs it, and nothing more.
+
+    Attributes:
+        scenario: the validated scenario.
+        net: its network (lanes, costs, SKUs).
+        state: the one mutable State (agents write it at coarse events, engines per order).
+        env: the SimPy environment the agents' processes run on (the engine's clock).
+        routing: the bound routing policy.
+        rng: the generator the engine draws from.
+        draws: buffered streams of ``rng`` (the reference engine draws one value at a time).
+        agv_schedules: per warehouse, the fleet's breakdowns and repairs ``(times, deltas)``.
+        agvs: per warehouse, the fleet size; ``duty``: the share of up robots not charging.
+        agv_players: per warehouse, a SimPy process function that plays that fleet's
+            schedule on ``env`` (for engines that play it with processes).
+        carrier_capacity_now: ``c -> (ambient, reefer)`` parcels one departure of carrier
+            ``c`` may take now.
+        expected_orders: the orders the horizon expects before weather and surges (to size
+            record storage).
+    """
+
+    scenario: Scenario
+    net: Network
+    state: State
+    env: simpy.Environment
+    routing: RoutingPolicy
+    rng: np.random.Generator
+    draws: Draws
+    agv_schedules: tuple[tuple[np.ndarray, np.ndarray], ...]
+    agvs: np.ndarray
+    duty: np.ndarray
+    agv_players: tuple[Callable[[], Generator], ...] = field(repr=False)
+    carrier_capacity_now: Callable[[int], tuple[int, int]] = field(repr=False)
+    expected_orders: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An order waiting for a routing decision (engines with ``supports_decisions``).
+
+    Attributes:
+        order_id, region, cold, service_level: the order.
+        created_at, promised_at: hours from the start.
+        sku, qty: its lines (distinct SKUs, units of each).
+    """
+
+    order_id: int
+    region: int
+    cold: bool
+    service_level: int
+    created_at: float
+    promised_at: float
+    sku: tuple[int, ...]
+    qty: tuple[int, ...]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the model asks of an engine. ``counters`` are the running counts (they feed the
+    time series and the RL reward; tests prove they equal the records)."""
+
+    name: str
+    #: whether :meth:`next_decision` / ``decide`` are offered (an outside decider routes each order)
+    supports_decisions: bool
+
+    def start_arrivals(self, t0: float, t1: float) -> None:
+        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates."""
+
+    def advance(self, until: float) -> None:
+        """Move orders and the agents' processes to ``until``; afterwards ``env.now == until``."""
+
+    def on_state_change(self) -> None:
+        """The State changed at a coarse event (servers, outages): read it again."""
+
+    @property
+    def counters(self) -> Counters: ...
+
+    def station_areas(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per warehouse: (busy pick server-hours, available pick server-hours) so far."""
+
+    def finish(self, end_time: float) -> dict[str, np.ndarray]:
+        """The records as integer-coded columns (:mod:`twin.sim.records`); called once."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A registered engine: its name, entry point and default keyword arguments."""
+
+    name: str
+    entry_point: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def load(self) -> type:
+        mod, _, attr = self.entry_point.partition(":")
+        return getattr(importlib.import_module(mod), attr)
+
+
+_REGISTRY: dict[str, EngineSpec] = {}
+
+
+def register_engine(name: str, entry_point: str, description: str = "", **kwargs: Any) -> None:
+    """Register an engine under ``name``: ``entry_point`` is ``"package.module:Class"``, a class
+    taking ``(host, **kwargs)``. Registering a name again replaces it."""
+    if ":" not in entry_point:
+        raise ValueError(f"entry_point must be 'module:Class', got {entry_point!r}")
+    _REGISTRY[name] = EngineSpec(name, entry_point, dict(kwargs), description)
+
+
+def engine_names() -> tuple[str, ...]:
+    """The registered engines, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def engine_spec(name: str) -> EngineSpec:
+    """The registry entry of ``name``; a ValueError naming the registered engines otherwise."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"engine must be one of {', '.join(_REGISTRY)}; got {name!r}") from None
+
+
+def make_engine(name: str, host: Host, **kwargs: Any) -> Engine:
+    """Build the engine ``name`` on ``host`` (keyword arguments override the registered ones)."""
+    spec = engine_spec(name)
+    return spec.load()(host, **{**spec.kwargs, **kwargs})
+
+
+register_engine("kernel", "twin.sim.kernel:KernelEngine", "the Cython event kernel (fast; the default)")
+register_engine("simpy", "twin.sim.reference:SimPyEngine", "the readable SimPy reference")
+
+#: The built-in engines (``engine_names()`` also lists engines registered later).
+ENGINES: tuple[str, ...] = engine_names()
