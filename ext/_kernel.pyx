@@ -20,12 +20,14 @@ from cython.view cimport array as cyarray
 from libc.string cimport memmove
 from libc.math cimport INFINITY, NAN, floor, log1p, nearbyint, sqrt
 
-from ext._core cimport (Ev, Heap, Rng, alias_draw, heap_pop, heap_push, rng_exponential, rng_next, rng_normal,
-                        rng_poisson, rng_scaled, rng_seed, rng_uniform)
+from ext._core cimport (DIST_DETERMINISTIC, DIST_EXPONENTIAL, DIST_LOGNORMAL, Ev, Heap, Rng, alias_draw, heap_pop,
+                        heap_push, rng_exponential, rng_next, rng_normal, rng_poisson, rng_scaled, rng_seed,
+                        rng_uniform)
 
 import numpy as np
 
-__all__ = ["Kernel", "build_alias", "heap_trace", "sample", "raw_u64", "STATUS_CODES", "RECORD_COLUMNS"]
+__all__ = ["Kernel", "build_alias", "heap_trace", "sample", "raw_u64", "STATUS_CODES", "RECORD_COLUMNS", "ROUTE_MODES",
+           "DIST_CODES"]
 
 # the record columns in the order ``columns()`` returns them (twin.sim.records.RECORD_DTYPES)
 _COLUMN_ORDER = ("order_id", "shipment_id", "region", "warehouse", "carrier", "status", "cold_chain", "service_level",
@@ -42,12 +44,18 @@ cdef enum:
     EV_BATCH = 5
     EV_AGV = 6
 
-# route modes
+# route modes: the compiled copy of twin.policies.plan.PLAN_MODES (exposed as ROUTE_MODES;
+# tests/test_seams.py checks both agree)
 cdef enum:
     MODE_STATIC = 0
     MODE_DYNAMIC = 1
     MODE_SHARES = 2
     MODE_BATCH = 3
+
+#: Plan mode name (twin.policies.plan.RoutingPlan.mode) -> the kernel's code.
+ROUTE_MODES = {"static": MODE_STATIC, "queue": MODE_DYNAMIC, "shares": MODE_SHARES, "batch": MODE_BATCH}
+#: Distribution name (twin.world.distributions.DISTRIBUTIONS) -> the code ``rng_scaled`` reads.
+DIST_CODES = {"deterministic": DIST_DETERMINISTIC, "exponential": DIST_EXPONENTIAL, "lognormal": DIST_LOGNORMAL}
 
 # statuses: the compiled copy of twin.sim.records.Status, exposed as STATUS_CODES (the test
 # tests/test_records.py checks both agree)

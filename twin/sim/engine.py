@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from twin.world.state import State
 
 __all__ = ["Decision", "Engine", "EngineSpec", "Host", "engine_names", "make_engine", "register_engine",
-           "engine_spec", "ENGINES"]
+           "unregister_engine", "engine_spec", "ENGINES"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,12 @@ def register_engine(name: str, entry_point: str, description: str = "", **kwargs
     if ":" not in entry_point:
         raise ValueError(f"entry_point must be 'module:Class', got {entry_point!r}")
     _REGISTRY[name] = EngineSpec(name, entry_point, dict(kwargs), description)
+
+
+def unregister_engine(name: str) -> None:
+    """Remove a registered engine (a ValueError naming the registered ones if unknown)."""
+    engine_spec(name)
+    del _REGISTRY[name]
 
 
 def engine_names() -> tuple[str, ...]:
