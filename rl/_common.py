@@ -13,11 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from twin.scenario.loader import load_scenario, scale_scenario, validate_scenario
+from twin.scenario.loader import annotate_description, load_scenario, scale_scenario, validate_scenario
 from twin.scenario.schema import Scenario
 
-__all__ = ["RewardWeights", "Randomization", "Ledger", "base_scenario", "episode_scenario", "default_engine",
+__all__ = ["RewardWeights", "Randomization", "Ledger", "base_scenario", "episode_scenario", "default_engine", "env_class",
            "network_features", "network_feature_names", "mean_rate_per_h", "RANDOMIZE_KEYS"]
+
+
+def env_class(env_id: str) -> type:
+    """The class of a registered twin env (its capabilities are class attributes:
+    ``supports_masks``, ``engines``, ``heuristics``), without making an instance."""
+    import gymnasium
+    from gymnasium.envs.registration import load_env_creator
+
+    import rl
+
+    if env_id not in rl.ENV_IDS:
+        raise ValueError(f"env id must be one of {', '.join(rl.ENV_IDS)}; got {env_id!r}")
+    return load_env_creator(gymnasium.spec(env_id).entry_point)
 
 
 def default_engine() -> str:
@@ -98,16 +111,21 @@ def base_scenario(scenario: str | Scenario, scale: float, horizon_h: float | Non
     """The env's scenario: a built-in name, a YAML path or a Scenario, scaled by ``scale``
     (demand and every capacity; see :func:`twin.scenario.loader.scale_scenario`), the horizon optionally
     shortened."""
+    if not _positive_number(scale):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    if horizon_h is not None and not _positive_number(horizon_h):
+        raise ValueError(f"horizon_h must be a finite number > 0 (hours) or None, got {horizon_h!r}")
     sc = load_scenario(scenario) if not isinstance(scenario, Scenario) else scenario
-    if not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"scale must be > 0, got {scale!r}")
     if scale != 1.0:
         sc = scale_scenario(sc, float(scale))
-    if horizon_h is not None:
-        if not horizon_h > 0:
-            raise ValueError(f"horizon_h must be > 0, got {horizon_h!r}")
-        sc = sc.model_copy(update={"horizon_h": float(horizon_h)})
+    if horizon_h is not None and float(horizon_h) != sc.horizon_h:
+        sc = sc.model_copy(update={"horizon_h": float(horizon_h), "description": annotate_description(
+            sc.description, f"horizon {float(horizon_h):g} h")})
     return sc
+
+
+def _positive_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 def episode_scenario(sc: Scenario, demand_scale: float = 1.0, weather_severity: float = 1.0,

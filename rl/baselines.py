@@ -16,8 +16,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rl.envs import REALLOCATION_HEURISTICS, ROUTING_HEURISTICS
-
 __all__ = ["Heuristic", "Learned", "baseline_names", "baselines", "run_episode", "EPISODE_METRICS"]
 
 #: What :func:`run_episode` reports for each episode (besides the seed).
@@ -26,8 +24,11 @@ EPISODE_METRICS = ("reward", "objective_per_order", "cost_per_order", "late_rate
 
 
 def baseline_names(env_id: str) -> tuple[str, ...]:
-    """The heuristics that are the baselines of ``env_id``."""
-    return REALLOCATION_HEURISTICS if "Reallocation" in env_id else ROUTING_HEURISTICS
+    """The heuristics that are the baselines of ``env_id`` (its class declares them:
+    ``heuristics``)."""
+    from rl._common import env_class
+
+    return tuple(env_class(env_id).heuristics)
 
 
 class Heuristic:

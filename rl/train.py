@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import inspect
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +24,11 @@ import gymnasium as gym
 import numpy as np
 
 import rl  # noqa: F401 - registers the envs
+from rl._common import env_class
 from rl.baselines import Heuristic, baseline_names, run_episode
-from twin.scenario.loader import parse_overrides
+from twin.scenario.loader import format_overrides, parse_overrides
 
-__all__ = ["Args", "train", "make_env", "add_arguments", "args_from_namespace"]
+__all__ = ["Args", "train", "make_env", "add_arguments", "args_from_namespace", "check_env_kwargs"]
 
 
 @dataclass
@@ -82,7 +85,7 @@ class Args:
         kw = {"scenario": self.scenario, "scale": self.scale, "randomize": self.randomize, **self.env_kwargs}
         if self.horizon_h is not None:
             kw["horizon_h"] = self.horizon_h
-        if self.engine is not None and "OrderRouting" not in self.env_id:
+        if self.engine is not None:  # the env says which engines it runs on
             kw["engine"] = self.engine
         return kw
 
@@ -95,7 +98,59 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 
 def _masked(env_id: str) -> bool:
-    return "OrderRouting" in env_id
+    return bool(env_class(env_id).supports_masks)
+
+
+#: Env arguments that have their own option (``--scale``, not ``--env-arg scale=...``).
+_OWN_OPTIONS = {"scenario": "--scenario", "scale": "--scale", "horizon_h": "--horizon-h", "engine": "--engine",
+                "randomize": "--randomize"}
+
+_TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,),
+                                       "None": (type(None),), "dict": (dict,), "Mapping": (dict,)}
+
+
+def _fits(value: Any, annotation: str) -> bool | None:
+    """Whether a JSON value fits a constructor annotation written as a string (``float | None``);
+    None when the annotation names no type this knows."""
+    known = False
+    for part in annotation.split("|"):
+        name = part.strip().split("[")[0]
+        types = _TYPES.get(name)
+        if types is None:
+            continue
+        known = True
+        if isinstance(value, bool) and bool not in types:
+            continue
+        if isinstance(value, types) and not (name == "float" and not math.isfinite(value)):
+            return True
+    return None if not known else False
+
+
+def _env_parameters(env_id: str) -> dict[str, inspect.Parameter]:
+    """The constructor arguments of the env of ``env_id``."""
+    return {n: p for n, p in inspect.signature(env_class(env_id).__init__).parameters.items()
+            if n != "self" and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+
+
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Refuse env arguments that the env's constructor does not take, that have their own
+    option, or whose value is not of the constructor's type, naming the argument and what is
+    allowed (ValueError)."""
+    cls = env_class(env_id)
+    params = _env_parameters(env_id)
+    extra = [n for n in params if n not in _OWN_OPTIONS]
+    for key, value in env_kwargs.items():
+        shown = f"--env-arg {format_overrides({key: value})}"
+        if key in _OWN_OPTIONS:
+            raise ValueError(f"{shown}: use {_OWN_OPTIONS[key]} for {key}")
+        if key not in params:
+            raise ValueError(f"{shown}: {env_id} ({cls.__name__}) takes no argument {key!r}; "
+                             f"allowed: {', '.join(extra)}")
+        ann = params[key].annotation
+        ann = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+        if _fits(value, ann) is False:
+            finite = " (finite)" if "float" in ann and isinstance(value, float) else ""
+            raise ValueError(f"{shown}: {key} must be {ann}{finite}, got {type(value).__name__} {value!r}")
 
 
 def _eval_callback_class() -> type:
@@ -166,12 +221,26 @@ def train(args: Args) -> Path:
     for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "torch_threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(args, name)}")
+    for f in dataclasses.fields(Args):
+        v = getattr(args, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{f.name} must be a finite number, got {v!r}")
+    if not args.scale > 0:
+        raise ValueError(f"scale must be a finite number > 0, got {args.scale!r}")
+    check_env_kwargs(args.env_id, args.env_kwargs)
+    env_kwargs = args.full_env_kwargs()
+    try:  # one env first: a bad argument value fails here, before anything is written
+        make_env(args.env_id, **env_kwargs).close()
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{args.env_id} with {json.dumps(env_kwargs, default=str)}: {exc}") from None
     # 1. the run directory and the seeds
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.run_dir or Path("runs") / "rl" /
                    f"{args.env_id.split('/')[-1]}__{Path(args.scenario).stem}__seed{args.seed}__{stamp}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    env_kwargs = args.full_env_kwargs()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"run_dir {str(run_dir)!r}: cannot create it ({exc.strerror or exc})") from None
     (run_dir / "args.json").write_text(json.dumps({**dataclasses.asdict(args), "env_kwargs": env_kwargs},
                                                   indent=2, default=str) + "\n")
     torch.set_num_threads(args.torch_threads)
@@ -254,7 +323,15 @@ def add_arguments(p: Any) -> None:
 def args_from_namespace(a: Any) -> Args:
     kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(Args) if hasattr(a, f.name)}
     kw["net_arch"] = tuple(kw.get("net_arch", (64, 64)))
-    env_kwargs = parse_overrides(kw.pop("env_kwargs", []) or [], flag="--env-arg")
+    items = kw.pop("env_kwargs", []) or []
+    for item in items:
+        if "=" not in item:
+            allowed = [n for n in _env_parameters(kw.get("env_id", Args.env_id)) if n not in _OWN_OPTIONS]
+            raise ValueError(f"--env-arg {item!r}: expected KEY=VALUE (a JSON value), e.g. --env-arg "
+                             f"late_penalty_cny=80; allowed keys: {', '.join(allowed)}")
+    env_kwargs = parse_overrides(items, flag="--env-arg")
+    if "env_id" in kw:  # a mistyped --env-arg is named here, before anything runs
+        check_env_kwargs(kw["env_id"], env_kwargs)
     return Args(**kw, env_kwargs=env_kwargs)
 
 

@@ -15,7 +15,7 @@ gym = pytest.importorskip("gymnasium")
 pytest.importorskip("stable_baselines3")
 
 import rl  # noqa: E402
-from rl._common import objective  # noqa: E402
+from rl._common import env_class, objective  # noqa: E402
 from twin.policies import Cheapest  # noqa: E402
 from twin.sim.model import ENGINES, FulfillmentModel  # noqa: E402
 
@@ -36,9 +36,9 @@ def _make(env_id: str, **kw):  # noqa: ANN202
 
 
 def _policy_action(env, rng: np.random.Generator):  # noqa: ANN001, ANN202
-    """A random action; a masked one for the per-order env."""
+    """A random action; a masked one for an env that supports masks."""
     u = env.unwrapped
-    if hasattr(u, "action_masks"):
+    if u.supports_masks:
         return int(rng.choice(np.flatnonzero(u.action_masks())))
     return rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
 
@@ -60,7 +60,7 @@ def test_checkers_pass_without_warnings(env_id: str) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gym_check(_make(env_id).unwrapped, skip_render_check=True)
+        gym_check(_make(env_id).unwrapped)  # render check included: every declared mode
         sb3_check(_make(env_id).unwrapped, warn=True)
     unexpected = [str(w.message) for w in caught if not any(a in str(w.message) for a in ALLOWED_WARNINGS)]
     assert unexpected == []
@@ -100,9 +100,10 @@ def test_seeded_rollout_is_identical_twice(env_id: str) -> None:
             assert i1[k] == i2[k] or (isinstance(i1[k], float) and np.isnan(i1[k]) and np.isnan(i2[k])), k
     # and a different seed gives a different episode
     env = _make(env_id, randomize=True)
-    o3, _ = env.reset(seed=4)
-    o1, _ = env.reset(seed=3)
-    assert not np.array_equal(o1, o3) or env_id == "twin/Reallocation-v0"
+    o3, i3 = env.reset(seed=4)
+    o1, i1 = env.reset(seed=3)
+    assert i1["seed"] != i3["seed"] and env.unwrapped.episode_seed == i1["seed"]
+    assert not np.array_equal(o1, o3) or env_id == "twin/Reallocation-v0"  # its first obs is at 6 h, same stock
 
 
 @pytest.mark.parametrize("env_id", rl.ENV_IDS)
@@ -129,9 +130,8 @@ def test_make_vec_sync(env_id: str) -> None:
     venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="sync", **SMALL[env_id])
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (2, *venv.single_observation_space.shape)
-    assert not np.array_equal(obs[0], obs[1]) or env_id != "twin/OrderRouting-v0"
-    acts = np.zeros((2,), dtype=np.int64) if env_id == "twin/OrderRouting-v0" else np.zeros(venv.action_space.shape,
-                                                                                               np.float32)
+    assert not np.array_equal(obs[0], obs[1]) or not env_class(env_id).supports_masks
+    acts = np.zeros(venv.action_space.shape, venv.action_space.dtype)
     obs, rew, term, trunc, _ = venv.step(acts)
     assert rew.shape == (2,) and np.isfinite(rew).all()
     venv.close()
@@ -148,8 +148,8 @@ def test_rewards_add_up_to_the_objective_and_the_records(engine: str) -> None:
     while not done:
         _, r, done, _, info = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
         rewards.append(r)
-    total = env._ledger.total
-    expect = -env.weights.scale * objective(total, env.weights) / env._orders_per_step
+    total = env.ledger_total
+    expect = -env.weights.scale * objective(total, env.weights) / env.orders_per_step
     assert sum(rewards) == pytest.approx(expect, rel=1e-9)
     cols = env.model.engine.finish(env.model.end_time)
     assert total["cost_cny"] == pytest.approx(cols["cost"].sum(), rel=1e-9)
@@ -188,7 +188,8 @@ def test_order_masks_follow_the_state() -> None:
     rng = np.random.default_rng(0)
     for _ in range(100):
         mask = env.action_masks()
-        order, sku, qty, _ = env.model.engine.pending
+        d = env.model.engine.pending_decision
+        sku, qty = list(d.sku), np.asarray(d.qty)
         assert not mask[w_out]
         for w in np.flatnonzero(mask):
             assert (env.model.state.inventory[w, sku] >= qty).all()
@@ -211,7 +212,7 @@ def test_asking_engine_gives_the_plain_engine_records() -> None:
     while not done:
         _, _, done, _, _ = env.step(0)
     got = env.model.engine.finish(env.model.end_time)
-    plain = FulfillmentModel(env._episode["scenario"], seed=env._episode["seed"], engine="simpy", routing=Cheapest())
+    plain = FulfillmentModel(env.episode_scenario, seed=env.episode_seed, engine="simpy", routing=Cheapest())
     plain.run()
     want = plain.engine.finish(plain.end_time)
     assert len(got["order_id"]) == len(want["order_id"]) > 100
@@ -239,7 +240,7 @@ def test_feature_names_match_the_observation() -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_env_ticks_are_the_model_s_ticks(engine: str) -> None:
-    """The envs tick the model without its DataCollector row (``_TwinEnv._tick``): a heuristic
+    """The envs tick the model without its DataCollector row (``TwinEnv._tick``): a heuristic
     episode in Routing-v0 ends with the same counters as ``FulfillmentModel.run()`` on the same
     scenario, seed and policy."""
     env = gym.make("twin/Routing-v0", scale=0.1, horizon_h=12.0, engine=engine, randomize=True).unwrapped
@@ -247,8 +248,113 @@ def test_env_ticks_are_the_model_s_ticks(engine: str) -> None:
     done = False
     while not done:
         _, _, done, _, _ = env.step(np.zeros(env.action_space.shape, np.float32))
-    ref = FulfillmentModel(env._episode["scenario"], seed=env._episode["seed"], engine=engine, routing=Cheapest())
+    ref = FulfillmentModel(env.episode_scenario, seed=env.episode_seed, engine=engine, routing=Cheapest())
     ref.run()
     assert env.model.engine.counters == ref.engine.counters
     assert env.model.env.now == ref.env.now and not env.model.running
     assert env.model.steps == ref.steps
+
+
+# ----------------------------------------------------------------------------- Gymnasium conventions
+@pytest.mark.parametrize("env_id", rl.ENV_IDS)
+def test_render_modes(env_id: str) -> None:
+    cls = env_class(env_id)
+    assert cls.metadata["render_modes"] == ["ansi"] and cls.metadata["render_fps"] > 0
+    env = _make(env_id, render_mode="ansi")
+    u = env.unwrapped
+    assert u.render_mode == "ansi"
+    assert u.render() == f"{cls.__name__}: no episode (call reset())\n"
+    env.reset(seed=0)
+    first = env.render()
+    head, *rows = first.rstrip("\n").split("\n")
+    assert head.startswith(f"{cls.__name__} t=")
+    warehouse_rows = [r for r in rows if not r.startswith("  waiting:")]
+    assert [r.split()[0] for r in warehouse_rows] == u.net.warehouses
+    assert all(" open " in r or " CLOSED " in r for r in warehouse_rows)
+    if cls.supports_masks:  # the waiting order and where it may go
+        assert rows[-1].startswith("  waiting: order to ")
+    env.step(_policy_action(env, np.random.default_rng(0)))
+    assert env.render() != first  # time and totals moved on
+    # None renders nothing; other modes are refused, naming the allowed ones
+    assert _make(env_id).unwrapped.render() is None
+    for mode in ("human", "rgb_array"):
+        with pytest.raises(ValueError) as exc:
+            cls(**SMALL[env_id], render_mode=mode)
+        assert str(exc.value) == f"render_mode must be None or one of 'ansi' for {cls.__name__}; got {mode!r}"
+
+
+def _structured(x, path: str = "info") -> list[str]:  # noqa: ANN001
+    """Where ``x`` holds something other than numbers, strings, bools, lists, dicts, arrays."""
+    if isinstance(x, dict):
+        return [p for k, v in x.items() for p in ([] if isinstance(k, str) else [f"{path} key {k!r}"])
+                + _structured(v, f"{path}[{k!r}]")]
+    if isinstance(x, list):
+        return [p for i, v in enumerate(x) for p in _structured(v, f"{path}[{i}]")]
+    if isinstance(x, np.ndarray):
+        return [] if x.dtype.kind in "biuf" else [f"{path}: array of {x.dtype}"]
+    if isinstance(x, (bool, int, float, str, np.bool_, np.number)):
+        return []
+    return [f"{path}: {type(x).__name__} {x!r}"]
+
+
+@pytest.mark.parametrize("env_id", rl.ENV_IDS)
+def test_info_is_structured_data(env_id: str) -> None:
+    env = _make(env_id, randomize={"outage_prob": 1.0})
+    rng = np.random.default_rng(2)
+    _, info = env.reset(seed=1)
+    infos = [info]
+    outage = info["outage"]  # the randomised outage, as data
+    assert set(outage) == {"warehouse", "start_h", "end_h"} and outage["warehouse"] in env.unwrapped.net.warehouses
+    assert 0 <= outage["start_h"] < outage["end_h"]
+    done = False
+    for _ in range(5000):
+        _, _, done, _, info = env.step(_policy_action(env, rng))
+        infos.append(info)
+        if done:
+            break
+    assert done and "episode_kpis" in infos[-1]
+    assert [p for i in infos for p in _structured(i)] == []
+    # an outage set at reset comes back as given; none is an empty mapping
+    _, info = env.reset(seed=1, options={"outage": ("wuhan", 1.0, 5.5)})
+    assert info["outage"] == {"warehouse": "wuhan", "start_h": 1.0, "end_h": 5.5}
+    _, info = _make(env_id).reset(seed=1)
+    assert info["outage"] == {}
+
+
+def test_capabilities_are_declared_on_the_env_classes() -> None:
+    from rl.baselines import baseline_names
+    from rl.train import _masked
+
+    caps = {i: (env_class(i).supports_masks, env_class(i).engines, env_class(i).heuristics) for i in rl.ENV_IDS}
+    assert caps["twin/OrderRouting-v0"][:2] == (True, ("simpy",))
+    assert caps["twin/Routing-v0"][:2] == (False, ENGINES)
+    assert caps["twin/Reallocation-v0"] == (False, ENGINES, ("none", "rebalance"))
+    for env_id, (masks, _, heuristics) in caps.items():
+        assert _masked(env_id) is masks
+        assert hasattr(gym.spec(env_id).make().unwrapped, "action_masks") is masks
+        assert baseline_names(env_id) == heuristics
+    with pytest.raises(ValueError, match="env id must be one of twin/Routing-v0, twin/OrderRouting-v0"):
+        env_class("twin/Nope-v0")
+
+
+@pytest.mark.parametrize("env_id", rl.ENV_IDS)
+def test_public_read_only_views(env_id: str) -> None:
+    env = _make(env_id).unwrapped
+    for name in ("ledger_total", "episode_scenario", "episode_seed"):
+        with pytest.raises(RuntimeError, match="no episode: call reset\\(\\) first"):
+            getattr(env, name)
+    _, info = env.reset(seed=4)
+    assert env.episode_seed == info["seed"]
+    assert env.episode_scenario.horizon_h == SMALL[env_id]["horizon_h"]
+    step_h = {"twin/Routing-v0": 1.0, "twin/OrderRouting-v0": None, "twin/Reallocation-v0": 6.0}[env_id]
+    if step_h is not None:  # the expected orders of a step: the mean rate x the step's hours
+        assert env.orders_per_step == pytest.approx(env.rate_ref * step_h)
+    else:
+        assert env.orders_per_step == 1.0  # per order
+    _, _, _, _, info = env.step(_policy_action(env, np.random.default_rng(0)))
+    total = env.ledger_total
+    total["orders"] = -1.0  # a copy: the env's ledger is not changed through it
+    assert env.ledger_total["orders"] >= 0
+    for name in ("ledger_total", "episode_scenario", "episode_seed", "orders_per_step"):
+        with pytest.raises(AttributeError):
+            setattr(env, name, 0)

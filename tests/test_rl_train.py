@@ -110,3 +110,38 @@ def test_evaluate_writes_table_json_plot_and_the_hand_computed_differences(train
 def test_evaluate_rejects_a_missing_policy(tmp_path, capsys) -> None:  # noqa: ANN001
     assert main(["evaluate", str(tmp_path / "nope.zip")]) == 2
     assert "no trained policy" in capsys.readouterr().err
+
+
+ROUTING_ARGS = ("epoch_h, base, temperature, tilt_scale, late_penalty_cny, lost_penalty_cny, co2_price_cny_per_kg, "
+                "reward_scale, render_mode")
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--env-arg", "scale"], ("--env-arg 'scale': expected KEY=VALUE (a JSON value), e.g. --env-arg "
+                              f"late_penalty_cny=80; allowed keys: {ROUTING_ARGS}")),
+    (["--env-arg", "nosuch=1"], ("--env-arg nosuch=1: twin/Routing-v0 (RoutingEnv) takes no argument 'nosuch'; "
+                                 f"allowed: {ROUTING_ARGS}")),
+    (["--env", "twin/Reallocation-v0", "--env-arg", "epoch_h=2"],
+     ("--env-arg epoch_h=2: twin/Reallocation-v0 (ReallocationEnv) takes no argument 'epoch_h'; allowed: interval_h, "
+      "lead_time_h, routing, top_skus, transfer_cost_cny_per_unit_km, late_penalty_cny, lost_penalty_cny, "
+      "co2_price_cny_per_kg, reward_scale, render_mode")),
+    (["--env-arg", "epoch_h=abc"], "--env-arg epoch_h=abc: epoch_h must be float, got str 'abc'"),
+    (["--env-arg", "epoch_h=.inf"], "--env-arg epoch_h=.inf: epoch_h must be float (finite), got float inf"),
+    (["--env", "twin/Reallocation-v0", "--env-arg", "top_skus=1.5"],
+     "--env-arg top_skus=1.5: top_skus must be int, got float 1.5"),
+    (["--env-arg", "scale=0.5"], "--env-arg scale=0.5: use --scale for scale"),
+    (["--env-arg", "epoch_h=0.7"], ('twin/Routing-v0 with {"scenario": "singles_day", "scale": 0.1, '
+                                    '"randomize": false, "epoch_h": 0.7}: epoch_h must be a positive multiple of '
+                                    "the scenario's tick_h=1, got 0.7")),
+    (["--scale", "inf"], "scale must be a finite number, got inf"),
+    (["--scale", "0"], "scale must be a finite number > 0, got 0.0"),
+    (["--learning-rate", "nan"], "learning_rate must be a finite number, got nan"),
+    (["--env", "twin/OrderRouting-v0", "--engine", "kernel"],
+     ('twin/OrderRouting-v0 with {"scenario": "singles_day", "scale": 0.1, "randomize": false, "engine": '
+      "\"kernel\"}: engine must be one of simpy for OrderRoutingEnv; got 'kernel'")),
+])
+def test_train_mistakes_name_the_argument_and_write_nothing(tmp_path, capsys, args, says) -> None:  # noqa: ANN001
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), "--total-timesteps", "32", *args]) == 2
+    assert capsys.readouterr().err == f"twin: error: {says}\n"
+    assert not run.exists()  # refused before the run directory is made

@@ -259,3 +259,42 @@ def test_national_peak_is_a_national_ten_million_order_day() -> None:
     jd = next(c for c in sc.carriers if c.name == "jd_cold")
     assert set(jd.warehouses) == {w.name for w in sc.warehouses if w.cold_storage}
 
+
+
+# --------------------------------------------------------------------------- descriptions
+OUTAGE_DESC = ("Baseline with the Nanjing warehouse (largest in East China) down for 24 h from t=14 h; its load "
+               "spills to Shanghai and Wuhan.")
+
+
+def test_overrides_are_named_in_the_description() -> None:
+    """The file's description says "down for 24 h"; after --set disruptions.0.end_h=20 the
+    recorded description must not state that alone: it names the overrides."""
+    assert load_scenario("warehouse_outage").description == OUTAGE_DESC
+    sc = load_scenario("warehouse_outage", ["disruptions.0.end_h=20", "policy.routing.name=cheapest"])
+    assert sc.disruptions[0].end_h == 20
+    assert sc.description == OUTAGE_DESC + " (with overrides: disruptions.0.end_h=20, policy.routing.name=cheapest)"
+    # overrides of a Scenario object join the same list; non-string values as they are typed
+    again = load_scenario(sc, {"disruptions.0.start_h": 10, "policy.routing.allow_split": False})
+    assert again.description == OUTAGE_DESC + (" (with overrides: disruptions.0.end_h=20, "
+                                               "policy.routing.name=cheapest, disruptions.0.start_h=10, "
+                                               "policy.routing.allow_split=false)")
+    # an override of the description itself is the user's text, as given
+    own = load_scenario("warehouse_outage", ["disruptions.0.end_h=20", "description=Nanjing down for 6 h"])
+    assert own.description == "Nanjing down for 6 h"
+
+
+def test_scaling_is_named_in_the_description() -> None:
+    from twin.scenario.loader import scale_scenario
+
+    sc = scale_scenario(load_scenario("warehouse_outage", ["drain_h=24"]), 0.1)
+    assert sc.description == OUTAGE_DESC + " (with overrides: drain_h=24; scale x0.1)"
+    assert scale_scenario(load_scenario("warehouse_outage"), 0.5).description == OUTAGE_DESC + " (with scale x0.5)"
+
+
+@pytest.mark.parametrize("factor", [float("inf"), float("nan"), 0.0, -1.0, True, "2"])
+def test_scale_factor_must_be_a_finite_positive_number(factor: object) -> None:
+    from twin.scenario.loader import scale_scenario
+
+    with pytest.raises(ValueError) as exc:
+        scale_scenario(load_scenario("baseline"), factor)  # type: ignore[arg-type]
+    assert str(exc.value) == f"scale factor must be a finite number > 0, got {factor!r}"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from twin.errors import TwinError
 
@@ -56,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="independent runs on seeds seed, seed+1, ...; summary gives mean and 95%% CI")
     r.add_argument("--engine", default="kernel", choices=["kernel", "simpy"],
                    help="event engine: kernel (Cython, fast) or simpy (the readable reference); default: kernel")
-    r.add_argument("--out", "-o", default=None, help="output directory (default: runs/<scenario>-seed<N>)")
+    r.add_argument("--out", "-o", default=None,
+                   help="output directory (default: runs/<scenario>-seed<N>, plus -<hash> of --set and --scale)")
+    r.add_argument("--force", action="store_true",
+                   help="overwrite the output directory even if it holds a different run")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario field, e.g. --set warehouses.shanghai.pick.agvs=150 (repeatable)")
     r.add_argument("--scale", type=float, default=None,
@@ -99,6 +105,97 @@ def _rl_arguments(tr: argparse.ArgumentParser, ev: argparse.ArgumentParser) -> N
     ev.add_argument("--out", "-o", default=None, help="output directory (default: beside the policy, eval-<scenario>)")
 
 
+def _check_scale(scale: float | None) -> None:
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise _UserError(f"--scale must be a finite number > 0, got {scale:g}")
+
+
+def _check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """Refuse, before any long work, an output directory that cannot be written: an existing
+    file, a path under a file, or a place without write permission. Creates nothing."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise _UserError(f"{option} {str(out)!r}: a file of that name exists; give a directory")
+    base = out
+    while not base.exists() and not base.is_symlink() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise _UserError(f"{option} {str(out)!r}: {str(base)!r} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise _UserError(f"{option} {str(out)!r}: cannot write in {str(base)!r} (permission denied)")
+    return out
+
+
+def _overrides_tag(overrides: list[str], scale: float | None) -> str:
+    """A short stable hash of the what-if (``--set`` and ``--scale``) for the default output
+    directory, or "" when there is none; the same changes give the same tag."""
+    from twin.scenario.loader import parse_overrides
+
+    ov = parse_overrides(overrides)
+    if not ov and scale in (None, 1.0):
+        return ""
+    key = json.dumps({"set": ov, "scale": scale}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Where two JSON documents differ: ``path: old -> new``, at most a few."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in list(old) + [k for k in new if k not in old]:
+            out += _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+        return out[:3]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = []
+        for i, (x, y) in enumerate(zip(old, new)):
+            out += _differences(x, y, f"{path}[{i}]")
+        return out[:3]
+    return [] if old == new else [f"{path or '<root>'}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def _check_previous_run(out: Path, scenario: Any, seed: int, engine: str, replications: int) -> None:
+    """Refuse to overwrite a run in ``out`` that is not this one (scenario after overrides and
+    scale, seed, engine, replications); rerunning the identical run may overwrite it."""
+    kpis_f, sc_f = out / "kpis.json", out / "scenario.json"
+    if not (kpis_f.exists() or sc_f.exists()):
+        return
+    why = []
+    try:
+        if kpis_f.exists():
+            k = json.loads(kpis_f.read_text(encoding="utf-8"))
+            old_seeds = k["seeds"] if "seeds" in k else [k.get("seed")]
+            if old_seeds[0] != seed:
+                why.append(f"seed {old_seeds[0]}, this run {seed}")
+            if len(old_seeds) != replications:
+                why.append(f"replications {len(old_seeds)}, this run {replications}")
+            if k.get("engine") != engine:
+                why.append(f"engine {k.get('engine')}, this run {engine}")
+        if sc_f.exists():
+            old = json.loads(sc_f.read_text(encoding="utf-8"))
+            new = json.loads(scenario.model_dump_json())
+            # the data decide (the description is text about them: it may list the same
+            # overrides in another order)
+            old.pop("description", None)
+            new.pop("description", None)
+            if old.get("name") != new["name"]:
+                why.append(f"scenario {old.get('name')}, this run {new['name']}")
+            elif old != new:
+                why.append("scenario differs at " + "; ".join(_differences(old, new)))
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        why.append(f"its kpis.json or scenario.json cannot be read: {exc}")
+    if why:
+        raise _UserError(f"--out {str(out)!r} holds a different run ({'; '.join(why)}); "
+                         "choose another --out, or add --force to overwrite it")
+
+
+def _remove_stale_report(out: Path) -> None:
+    """Delete a previous run's report.html and plots, so that none is left beside new data."""
+    from twin.report.html import PLOT_FILES
+
+    for name in ("report.html", *(f for f, _ in PLOT_FILES)):
+        (out / name).unlink(missing_ok=True)
+
+
 def _cmd_run(a: argparse.Namespace) -> int:
     from twin.results.runs import replicate, simulate
     from twin.scenario.loader import load_scenario
@@ -109,17 +206,20 @@ def _cmd_run(a: argparse.Namespace) -> int:
         raise _UserError(f"--processes must be >= 1, got {a.processes}")
     if a.seed is not None and a.seed < 0:
         raise _UserError(f"--seed must be >= 0, got {a.seed}")
+    _check_scale(a.scale)
     sc = load_scenario(a.scenario, a.overrides)
     if a.scale is not None:
-        if not a.scale > 0:
-            raise _UserError(f"--scale must be > 0, got {a.scale}")
         from twin.scenario.loader import scale_scenario
 
         sc = scale_scenario(sc, a.scale)
     seed = sc.seed if a.seed is None else a.seed
     suffix = f"seed{seed}" if a.replications == 1 else f"seed{seed}-x{a.replications}"
-    out = Path(a.out) if a.out else Path("runs") / f"{sc.name}-{suffix}"
+    tag = _overrides_tag(a.overrides, a.scale)
+    out = _check_output_dir(a.out if a.out else Path("runs") / f"{sc.name}-{suffix}{'-' + tag if tag else ''}")
+    if not a.force:
+        _check_previous_run(out, sc, seed, a.engine, a.replications)
     print(f"twin: {sc.name}: {sc.description}".rstrip(": "), file=sys.stderr)
+    print(f"twin: output directory {out}/", file=sys.stderr)
     if a.replications == 1:
         res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet)
         res.save(out)
@@ -131,6 +231,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         rep.save(out)
         kpis = rep.kpis
         took = f"{a.replications} replications"
+    _remove_stale_report(out)
     if not a.no_report:
         from twin.report.html import write_report
 
@@ -169,7 +270,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
     if len(a.dirs) < 2:
         raise _UserError(f"compare needs at least two run directories, got {len(a.dirs)}")
-    out = Path(a.out) if a.out else Path(a.dirs[0]).parent / "compare"
+    out = _check_output_dir(a.out if a.out else Path(a.dirs[0]).parent / "compare")
     df = compare_runs(a.dirs)
     from twin.report import write_compare
 
@@ -193,6 +294,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         raise _UserError("training needs the rl extra: pip install -e '.[rl]'")
     from rl.train import args_from_namespace, train
 
+    if a.run_dir is not None:
+        _check_output_dir(a.run_dir, "--run-dir")
     run_dir = train(args_from_namespace(a))
     print(f"wrote {run_dir}/: model.zip, args.json, progress.csv, evaluations.json, checkpoints/, monitor/")
     return 0
@@ -205,11 +308,12 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
     if a.replications < 1:
         raise _UserError(f"--replications must be >= 1, got {a.replications}")
+    _check_scale(a.scale)
     is_path = a.policy.endswith(".zip")
     if is_path and not Path(a.policy).is_file():
         raise _UserError(f"no trained policy at {a.policy!r}")
-    out = Path(a.out) if a.out else (Path(a.policy).parent if is_path else Path("runs") / "rl") / (
-        f"eval-{Path(a.scenario).stem if a.scenario else 'train-scenario'}")
+    out = _check_output_dir(a.out if a.out else (Path(a.policy).parent if is_path else Path("runs") / "rl") / (
+        f"eval-{Path(a.scenario).stem if a.scenario else 'train-scenario'}"))
     kw = {"scale": a.scale} if a.scale is not None else None
     res = evaluate(a.policy, a.scenario, a.replications, env_id=a.env_id, seed=a.seed, out_dir=out, env_kwargs=kw)
     print(format_table(res))
@@ -225,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                "report": _cmd_report, "train": _cmd_train, "evaluate": _cmd_evaluate}[a.command]
     try:
         return handler(a)
-    except (TwinError, _UserError, FileNotFoundError, json.JSONDecodeError) as exc:
+    except (TwinError, _UserError, OSError, json.JSONDecodeError) as exc:  # OSError: a file that cannot be written
         print(f"twin: error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # bad argument values reaching the API

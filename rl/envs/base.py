@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -42,21 +42,34 @@ class TwinEnv(gym.Env):
     A subclass builds its spaces in ``__init__`` and implements ``_start`` (build the model of
     ``self._episode``), ``_advance(action) -> (ledger part, terminated, info)`` (change the
     simulation) and ``_observe``.
+
+    What an env can do is declared on its class (read it with :func:`rl._common.env_class`
+    from an env id, without making one): ``supports_masks`` (``action_masks()`` for
+    sb3-contrib's MaskablePPO), ``engines`` (the twin engines it runs on) and ``heuristics``
+    (the names ``reset(options={"heuristic": ...})`` takes: its baselines).
+
+    ``render_mode``: None (no rendering) or ``"ansi"``: ``render()`` returns a short text of
+    the state (time, the episode's totals so far, one line per warehouse).
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    supports_masks: bool = False
+    engines: tuple[str, ...] = ENGINES
+    heuristics: tuple[str, ...] = ROUTING_HEURISTICS
     _SIM: tuple[str, ...] = ("model", "_ledger", "_policy")
-    _heuristics: tuple[str, ...] = ROUTING_HEURISTICS
-    _engines: tuple[str, ...] = ENGINES
 
     def __init__(self, scenario: str | Scenario, scale: float, horizon_h: float | None, engine: str | None,
                  randomize: bool | Mapping[str, Any] | None, late_penalty_cny: float, lost_penalty_cny: float,
-                 co2_price_cny_per_kg: float, reward_scale: float) -> None:
+                 co2_price_cny_per_kg: float, reward_scale: float, render_mode: str | None = None) -> None:
         super().__init__()
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {', '.join(map(repr, self.metadata['render_modes']))}"
+                             f" for {type(self).__name__}; got {render_mode!r}")
+        self.render_mode = render_mode
         self.scenario = base_scenario(scenario, scale, horizon_h)
         self.engine = default_engine() if engine is None else engine
-        if self.engine not in self._engines:
-            raise ValueError(f"engine must be one of {', '.join(self._engines)} for {type(self).__name__}; "
+        if self.engine not in self.engines:
+            raise ValueError(f"engine must be one of {', '.join(self.engines)} for {type(self).__name__}; "
                              f"got {self.engine!r}")
         self.randomization = Randomization.parse(randomize)
         self.weights = RewardWeights(late_penalty_cny, lost_penalty_cny, co2_price_cny_per_kg, reward_scale)
@@ -76,8 +89,8 @@ class TwinEnv(gym.Env):
         super().reset(seed=seed)
         opts = dict(options or {})
         heuristic = opts.pop("heuristic", None)
-        if heuristic is not None and heuristic not in self._heuristics:
-            raise ValueError(f"options['heuristic'] must be one of {', '.join(self._heuristics)}; got {heuristic!r}")
+        if heuristic is not None and heuristic not in self.heuristics:
+            raise ValueError(f"options['heuristic'] must be one of {', '.join(self.heuristics)}; got {heuristic!r}")
         draw: dict[str, Any] = {"demand_scale": 1.0, "weather_severity": 1.0, "outage": None}
         if self.randomization is not None:
             draw = self.randomization.draw(self.np_random, self.net.warehouses, self.horizon_h)
@@ -89,8 +102,12 @@ class TwinEnv(gym.Env):
         self._episode = {"scenario": self._episode_scenario(draw), "seed": model_seed, "heuristic": heuristic,
                          "draw": draw, "actions": []}
         self._start()
+        outage = draw["outage"]
         info = {"seed": model_seed, "heuristic": heuristic or "", "demand_scale": float(draw["demand_scale"]),
-                "weather_severity": float(draw["weather_severity"]), "outage": str(draw["outage"] or "")}
+                "weather_severity": float(draw["weather_severity"]),
+                # {} or {"warehouse", "start_h", "end_h"}: data, not the text of a tuple
+                "outage": {} if outage is None else {"warehouse": str(outage[0]), "start_h": float(outage[1]),
+                                                     "end_h": float(outage[2])}}
         return self._observe(), info
 
     def step(self, action: Any):  # noqa: ANN201
@@ -106,6 +123,55 @@ class TwinEnv(gym.Env):
         if terminated:
             info["episode_kpis"] = self._ledger.episode_kpis(self.weights)
         return self._observe(), float(reward), bool(terminated), False, info
+
+    def render(self) -> str | None:
+        """``"ansi"``: a short text of the state (see the class docstring); None: nothing."""
+        if self.render_mode is None:
+            return None
+        if self.model is None:
+            return f"{type(self).__name__}: no episode (call reset())\n"
+        m, st, net = self.model, self.model.state, self.net
+        t = self._ledger.total
+        head = (f"{type(self).__name__} t={float(m.env.now):.2f}/{self.horizon_h:g} h"
+                f"{' (ended)' if self._done else ''}: orders {t['orders']:.0f}, on time {t['on_time']:.0f}, "
+                f"late {t['late']:.0f}, lost {t['lost']:.0f}, cost {t['cost_cny']:,.0f} CNY")
+        lines = [head]
+        width = max(len(w) for w in net.warehouses)
+        for i, w in enumerate(net.warehouses):
+            lines.append(f"  {w:<{width}}  {'open  ' if st.wh_open[i] else 'CLOSED'}  backlog {int(st.backlog[i]):>6}"
+                         f"  pick servers {int(st.pick_servers[i]):>4}  units {int(st.inventory[i].sum()):>9}")
+        return "\n".join(lines + self._render_extra()) + "\n"
+
+    def _render_extra(self) -> list[str]:
+        return []
+
+    # ------------------------------------------------------------------ read-only views
+    @property
+    def orders_per_step(self) -> float:
+        """The expected orders of one step (the reward's normaliser)."""
+        return float(self._orders_per_step)
+
+    @property
+    def ledger_total(self) -> dict[str, float]:
+        """The episode's totals so far (orders, shipments, cost_cny, co2_kg, delivered, on_time,
+        late, lost): a copy."""
+        if self._ledger is None:
+            raise RuntimeError("no episode: call reset() first")
+        return dict(self._ledger.total)
+
+    @property
+    def episode_scenario(self) -> Scenario:
+        """The scenario of the current episode (the env's, with its randomisation draw)."""
+        if self._episode is None:
+            raise RuntimeError("no episode: call reset() first")
+        return self._episode["scenario"]
+
+    @property
+    def episode_seed(self) -> int:
+        """The seed of the current episode's model (drawn from ``np_random`` at reset)."""
+        if self._episode is None:
+            raise RuntimeError("no episode: call reset() first")
+        return int(self._episode["seed"])
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:

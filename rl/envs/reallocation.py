@@ -125,7 +125,8 @@ class ReallocationEnv(TwinEnv):
     ``scenario`` (``"singles_day"``), ``scale`` (0.1), ``horizon_h``, ``engine``, ``randomize``
     as ``twin/Routing-v0``; ``interval_h`` (6.0), ``lead_time_h`` (None: the scenario's
     reallocation lead time), ``routing`` (``"nearest_with_stock"``), ``top_skus`` (50),
-    ``transfer_cost_cny_per_unit_km`` (0.0005), and the reward weights. ``reset(options=
+    ``transfer_cost_cny_per_unit_km`` (0.0005), the reward weights and ``render_mode`` as
+    ``twin/Routing-v0``. ``reset(options=
     {"heuristic": "none" | "rebalance"})`` runs the twin's own reallocation instead.
 
     ## Version History
@@ -134,16 +135,16 @@ class ReallocationEnv(TwinEnv):
     """
 
     _SIM = ("model", "_ledger", "_policy", "_metered", "_moved", "_unit_km")
-    _heuristics = REALLOCATION_HEURISTICS
+    heuristics = REALLOCATION_HEURISTICS
 
     def __init__(self, scenario: str | Scenario = "singles_day", scale: float = 0.1, horizon_h: float | None = None,
                  engine: str | None = None, randomize: bool | Mapping[str, Any] | None = False,
                  interval_h: float = 6.0, lead_time_h: float | None = None, routing: str = "nearest_with_stock",
                  top_skus: int = 50, transfer_cost_cny_per_unit_km: float = 0.0005,
                  late_penalty_cny: float = 50.0, lost_penalty_cny: float = 100.0, co2_price_cny_per_kg: float = 1.0,
-                 reward_scale: float = 0.1) -> None:
+                 reward_scale: float = 0.1, render_mode: str | None = None) -> None:
         super().__init__(scenario, scale, horizon_h, engine, randomize, late_penalty_cny, lost_penalty_cny,
-                         co2_price_cny_per_kg, reward_scale)
+                         co2_price_cny_per_kg, reward_scale, render_mode)
         tick = self.scenario.tick_h
         n = int(round(interval_h / tick))
         if not interval_h > 0 or abs(n * tick - interval_h) > 1e-9 or n < 1 or interval_h >= self.horizon_h:

@@ -144,9 +144,12 @@ class RoutingEnv(TwinEnv):
     (``"cheapest"``), ``temperature`` (0.005: low enough that the zero action routes like the
     base heuristic; at 0.03 a few percent of orders leak to second-best warehouses),
     ``tilt_scale`` (3.0), ``late_penalty_cny`` (50), ``lost_penalty_cny`` (100),
-    ``co2_price_cny_per_kg`` (1.0), ``reward_scale`` (0.1).
-    ``info`` carries the epoch's KPIs (orders, shipments, cost_cny, co2_kg, delivered, on_time,
-    late, lost, objective_cny) and, at the end, ``episode_kpis``.
+    ``co2_price_cny_per_kg`` (1.0), ``reward_scale`` (0.1), ``render_mode`` (None or
+    ``"ansi"``: ``render()`` returns a text of the time, the episode's totals and each
+    warehouse). ``info`` carries, at reset, the episode's ``seed``, ``heuristic``,
+    ``demand_scale``, ``weather_severity`` and ``outage`` (``{}`` or ``{"warehouse",
+    "start_h", "end_h"}``); at each step the epoch's KPIs (orders, shipments, cost_cny,
+    co2_kg, delivered, on_time, late, lost, objective_cny) and, at the end, ``episode_kpis``.
 
     ## Version History
 
@@ -157,9 +160,9 @@ class RoutingEnv(TwinEnv):
                  engine: str | None = None, randomize: bool | Mapping[str, Any] | None = False,
                  epoch_h: float = 1.0, base: str = "cheapest", temperature: float = 0.005, tilt_scale: float = 3.0,
                  late_penalty_cny: float = 50.0, lost_penalty_cny: float = 100.0, co2_price_cny_per_kg: float = 1.0,
-                 reward_scale: float = 0.1) -> None:
+                 reward_scale: float = 0.1, render_mode: str | None = None) -> None:
         super().__init__(scenario, scale, horizon_h, engine, randomize, late_penalty_cny, lost_penalty_cny,
-                         co2_price_cny_per_kg, reward_scale)
+                         co2_price_cny_per_kg, reward_scale, render_mode)
         tick = self.scenario.tick_h
         self._ticks = int(round(epoch_h / tick))
         if not epoch_h > 0 or abs(self._ticks * tick - epoch_h) > 1e-9 or self._ticks < 1:

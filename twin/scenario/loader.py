@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,7 +18,8 @@ from scenarios import builtin_names, builtin_path
 from twin.errors import ScenarioError
 from twin.scenario.schema import Scenario
 
-__all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scenario", "scale_scenario"]
+__all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scenario", "scale_scenario",
+           "format_overrides", "annotate_description"]
 
 _PATH_HEAD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
@@ -277,7 +280,8 @@ def load_scenario(
     if isinstance(name_or_path, Scenario):
         if not ov:
             return name_or_path
-        return validate_scenario(apply_overrides(name_or_path.model_dump(mode="json"), ov), name_or_path.name)
+        doc = _with_override_note(apply_overrides(name_or_path.model_dump(mode="json"), ov), ov)
+        return validate_scenario(doc, name_or_path.name)
     path = _resolve(name_or_path)
     try:
         with open(path, encoding="utf-8") as f:
@@ -287,8 +291,52 @@ def load_scenario(
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ScenarioError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", str(path)) from None
     if isinstance(doc, dict) and ov:
-        doc = apply_overrides(doc, ov)
+        doc = _with_override_note(apply_overrides(doc, ov), ov)
     return validate_scenario(doc, str(path))
+
+
+def format_overrides(overrides: Mapping[str, Any]) -> str:
+    """``KEY=VALUE, ...`` of parsed overrides, each value as it would be typed (JSON for
+    anything but a plain string)."""
+    def typed(v: Any) -> str:
+        if isinstance(v, str):
+            return v
+        if isinstance(v, float) and not math.isfinite(v):
+            return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"  # YAML's spelling
+        return json.dumps(v, separators=(",", ":"), default=str)
+
+    return ", ".join(f"{k}={typed(v)}" for k, v in overrides.items())
+
+
+_NOTE = re.compile(r" \(with (?P<what>(?:overrides: |scale x|horizon ).*)\)$")
+
+
+def annotate_description(description: Any, note: str) -> Any:
+    """``description`` with ``note`` (``"overrides: k=v"``, ``"scale x0.1"``) in the trailing
+    ``(with ...)`` remark that says what changed since the text was written: the remark
+    is extended if there is one, else appended. A non-string is returned as it is (the
+    schema then reports it)."""
+    if not isinstance(description, str):
+        return description
+    text = description.rstrip()
+    m = _NOTE.search(text)
+    if m:
+        what = m.group("what")
+        last = what.rsplit("; ", 1)[-1]
+        if last.startswith("overrides: ") and note.startswith("overrides: "):  # one list of overrides
+            return f"{text[: m.start()]} (with {what}, {note.removeprefix('overrides: ')})"
+        return f"{text[: m.start()]} (with {what}; {note})"
+    return f"{text} (with {note})" if text else f"(with {note})"
+
+
+def _with_override_note(doc: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The description of ``doc`` was written for the file: after overrides it may state what
+    they changed ("down for 24 h" after ``disruptions.0.end_h=20``), so it names them, unless
+    an override sets the description itself."""
+    if any(k.split(".")[0] == "description" for k in overrides):
+        return doc
+    doc["description"] = annotate_description(doc.get("description", ""), f"overrides: {format_overrides(overrides)}")
+    return doc
 
 
 def scale_scenario(scenario: Scenario, factor: float) -> Scenario:
@@ -298,9 +346,10 @@ def scale_scenario(scenario: Scenario, factor: float) -> Scenario:
     utilisations stay about the same while a run takes ``factor`` times as long: for quick
     looks and for tests.
     """
-    if not factor > 0:
-        raise ValueError(f"factor must be > 0, got {factor!r}")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"scale factor must be a finite number > 0, got {factor!r}")
     doc = scenario.model_dump(mode="json")
+    doc["description"] = annotate_description(doc.get("description", ""), f"scale x{factor:g}")
 
     def up(x: float) -> int:
         return max(1, round(x * factor)) if x > 0 else 0
