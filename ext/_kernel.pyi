@@ -19,7 +19,7 @@ STATUS_CODES: dict[str, int]
 RECORD_COLUMNS: tuple[str, ...]
 #: Plan mode name (twin.policies.plan.RoutingPlan.mode) -> the kernel's code.
 ROUTE_MODES: dict[str, int]
-#: Distribution name (twin.world.distributions.DISTRIBUTIONS) -> the kernel's code.
+#: Distribution name (twin.scenario.distributions.DISTRIBUTIONS) -> the kernel's code.
 DIST_CODES: dict[str, int]
 
 def build_alias(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,7 @@ cdef enum:
 
 #: Plan mode name (twin.policies.plan.RoutingPlan.mode) -> the kernel's code.
 ROUTE_MODES = {"static": MODE_STATIC, "queue": MODE_DYNAMIC, "shares": MODE_SHARES, "batch": MODE_BATCH}
-#: Distribution name (twin.world.distributions.DISTRIBUTIONS) -> the code ``rng_scaled`` reads.
+#: Distribution name (twin.scenario.distributions.DISTRIBUTIONS) -> the code ``rng_scaled`` reads.
 DIST_CODES = {"deterministic": DIST_DETERMINISTIC, "exponential": DIST_EXPONENTIAL, "lognormal": DIST_LOGNORMAL}
 
 # statuses: the compiled copy of twin.sim.records.Status, exposed as STATUS_CODES (the test
@@ -1470,7 +1470,7 @@ def sample(str dist, uint64_t seed, Py_ssize_t n, double mean=1.0, double cv=1.0
         for i in range(n):
             o[i] = rng_normal(&r)
         return out
-    from twin.world.distributions import DISTRIBUTIONS, dist_spec
+    from twin.scenario.distributions import DISTRIBUTIONS, dist_spec
 
     if dist not in DISTRIBUTIONS:
         raise ValueError(f"dist must be one of uniform, normal, poisson, categorical, {', '.join(DISTRIBUTIONS)}; "

@@ -16,7 +16,7 @@ from twin.policies.plan import PLAN_MODES, RoutingPlan
 from twin.scenario.loader import scale_scenario
 from twin.sim.engine import Engine, Host, engine_names, engine_spec, make_engine, register_engine, unregister_engine
 from twin.sim.model import FulfillmentModel
-from twin.world.distributions import DISTRIBUTIONS, dist_spec
+from twin.scenario.distributions import DISTRIBUTIONS, dist_spec
 from twin.world.network import build_network
 from twin.world.state import State
 
@@ -210,3 +210,31 @@ def test_decision_points_misuse_gets_clear_errors() -> None:
     m.engine.decide(None)
     with pytest.raises(RuntimeError, match="no order is waiting for a routing decision"):
         m.engine.decide(None)
+
+
+# --------------------------------------------------------------------------- the cost table
+@pytest.mark.parametrize("engine", ["kernel", "simpy"])
+def test_every_shipments_cost_is_the_cost_table(engine: str) -> None:
+    """Both engines' records (and their running cost total) price each shipment by
+    :func:`twin.world.costs.shipment_cost`; cold shipments carry the reefer surcharge."""
+    from twin.world.costs import shipment_cost
+
+    sc = scale_scenario(twin.load_scenario("cold_chain_failure"), 0.03)
+    sc = sc.model_copy(update={"horizon_h": 6.0, "drain_h": 30.0})
+    m = FulfillmentModel(sc, seed=2, engine=engine)
+    m.run()
+    col = m.engine.finish(m.end_time)
+    s = col["warehouse"] >= 0
+    want = shipment_cost(m.net.costs, col["carrier"][s], col["warehouse"][s], col["region"][s],
+                         col["cold_chain"][s], col["lines"][s])
+    np.testing.assert_allclose(col["cost"][s], want, rtol=1e-12)
+    assert col["cold_chain"][s].any() and (~col["cold_chain"][s]).any()
+    assert (col["cost"][~s] == 0).all()
+    assert m.engine.counters.cost == pytest.approx(col["cost"].sum(), rel=1e-9)
+    # by hand for one cold shipment: lane price + surcharge + handling per line
+    i = int(np.flatnonzero(s & col["cold_chain"])[0])
+    c, w, r = int(col["carrier"][i]), int(col["warehouse"][i]), int(col["region"][i])
+    car, wh = sc.carriers[c], sc.warehouses[w]
+    hand = car.cost.per_parcel + car.cost.per_km * m.net.distance_km[w, r] + car.cost.reefer_surcharge \
+        + wh.handling_cost_per_line * int(col["lines"][i])
+    assert col["cost"][i] == pytest.approx(hand, rel=1e-12)

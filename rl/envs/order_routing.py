@@ -132,7 +132,7 @@ class OrderRoutingEnv(TwinEnv):
     def _start(self) -> None:
         ep = self._episode
         self._policy = self._heuristic_policy(ep["heuristic"] or self.base)
-        self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine="simpy", routing=self._policy,
+        self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine, routing=self._policy,
                                       timeseries=False, network=self.net)
         self._ledger = Ledger(self.model)
         self._finished = False

@@ -9,9 +9,12 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from twin.scenario.distributions import DISTRIBUTIONS
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_' -]*$")]
 Hours = Annotated[float, Field(ge=0)]
-Distribution = Literal["exponential", "lognormal", "deterministic"]
+#: A service-time distribution by name (what each means: :mod:`twin.scenario.distributions`).
+Distribution = Literal[*DISTRIBUTIONS]
 
 
 class _Strict(BaseModel):

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from twin.sim.records import Counters
-
 if TYPE_CHECKING:
     import simpy
 
+    from twin.sim.records import Counters
     from twin.policies.base import RoutingPolicy
     from twin.scenario.schema import Scenario
     from twin.sim.rng import Draws

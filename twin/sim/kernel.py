@@ -20,7 +20,7 @@ from twin.policies import OrderBatch, RoutingPolicy
 from twin.policies.plan import RoutingPlan, preference_lists
 from twin.sim.engine import Host
 from twin.sim.records import Counters
-from twin.world.distributions import dist_spec
+from twin.scenario.distributions import dist_spec
 
 __all__ = ["KernelEngine", "KernelTables", "kernel_tables"]
 
@@ -66,7 +66,7 @@ class KernelTables:
     backorder: bool
     retry_h: float
     max_h: float
-    # stations and lanes: distributions as twin.world.distributions.dist_spec
+    # stations and lanes: distributions as twin.scenario.distributions.dist_spec
     pick_kind: np.ndarray
     pick_sigma: np.ndarray
     pick_mu: np.ndarray

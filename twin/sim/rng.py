@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from twin.world.distributions import DISTRIBUTIONS, dist_spec
+from twin.scenario.distributions import DISTRIBUTIONS, dist_spec
 
 __all__ = ["Stream", "Draws"]
 
@@ -48,7 +48,7 @@ class Draws:
 
     def sampler(self, dist: str, mean: float, cv: float) -> Callable[[float], float]:
         """A function ``f(scale)`` drawing from ``dist`` with mean ``mean*scale`` and the given cv
-        (:func:`twin.world.distributions.dist_spec` says what they mean)."""
+        (:func:`twin.scenario.distributions.dist_spec` says what they mean)."""
         spec = dist_spec(dist, cv)
         if spec.code == DISTRIBUTIONS["deterministic"]:
             return lambda scale=1.0: mean * scale

@@ -1,5 +1,6 @@
-"""The one definition of the service-time distributions: what a scenario's ``distribution``
-and ``cv`` mean, as parameters both engines draw with.
+"""The one definition of the service-time distributions: the names a scenario may use (the
+schema reads them), and what its ``distribution`` and ``cv`` mean, as parameters both engines
+draw with.
 
 A draw with mean ``m`` is ``m * X`` where ``E[X] = 1``: ``deterministic`` (and ``lognormal``
 with cv 0) is ``X = 1``; ``exponential`` is a standard exponential (cv 1, the given cv is
