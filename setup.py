@@ -23,6 +23,7 @@ directives = {
 
 extensions = [
     Extension("ext._kernel", ["ext/_kernel.pyx"], extra_compile_args=["-O3"]),
+    Extension("ext._hooks", ["ext/_hooks.pyx"], extra_compile_args=["-O3"]),
     Extension("ext._mmc_tight", ["ext/_mmc_tight.pyx"], extra_compile_args=["-O3"]),
 ]
 

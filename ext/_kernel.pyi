@@ -10,8 +10,7 @@ if TYPE_CHECKING:
     from twin.sim.kernel import KernelTables
     from twin.world.state import State
 
-__all__ = ["Kernel", "build_alias", "heap_trace", "sample", "raw_u64", "STATUS_CODES", "RECORD_COLUMNS", "ROUTE_MODES",
-           "DIST_CODES"]
+__all__ = ["Kernel", "build_alias", "STATUS_CODES", "RECORD_COLUMNS", "ROUTE_MODES", "DIST_CODES"]
 
 #: Status name (twin.sim.records.Status) -> the code the kernel writes.
 STATUS_CODES: dict[str, int]
@@ -65,12 +64,3 @@ class Kernel:
         """The records as integer-coded columns (:data:`RECORD_COLUMNS`), sorted by order then shipment."""
     def release_records(self) -> None:
         """Free the record storage (after :meth:`columns`)."""
-
-def heap_trace(times: list[float]) -> list[int]:
-    """Push ``times`` into the kernel's heap and pop them all: the indices in pop order (tests)."""
-
-def raw_u64(seed: int, n: int) -> np.ndarray:
-    """The first ``n`` 64-bit outputs of the kernel's RNG seeded with ``seed`` (tests)."""
-
-def sample(dist: str, seed: int, n: int, mean: float = 1.0, cv: float = 1.0, p: np.ndarray | None = None) -> np.ndarray:
-    """``n`` draws of the kernel's distributions (tests)."""

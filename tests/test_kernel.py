@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import twin
-from ext import _kernel
+from ext import _hooks, _kernel
 from twin.policies import AllocationShares, NearestWithStock, OrderBatch
 from twin.scenario.loader import scale_scenario, validate_scenario
 from twin.sim.model import FulfillmentModel
@@ -22,16 +22,16 @@ N = 200_000
 def test_heap_pops_in_time_order_and_fifo_among_ties() -> None:
     rng = np.random.default_rng(0)
     times = rng.integers(0, 50, 5000).astype(float) / 4  # many ties
-    order = _kernel.heap_trace(times)
+    order = _hooks.heap_trace(times)
     expected = sorted(range(len(times)), key=lambda i: (times[i], i))  # stable: FIFO among equal times
     assert order == expected
 
 
 def test_heap_small_cases() -> None:
-    assert _kernel.heap_trace([]) == []
-    assert _kernel.heap_trace([3.0, 1.0, 2.0]) == [1, 2, 0]
-    assert _kernel.heap_trace([1.0] * 10) == list(range(10))
-    assert _kernel.heap_trace([2.0, 1.0, 2.0, 1.0, 0.5]) == [4, 1, 3, 0, 2]
+    assert _hooks.heap_trace([]) == []
+    assert _hooks.heap_trace([3.0, 1.0, 2.0]) == [1, 2, 0]
+    assert _hooks.heap_trace([1.0] * 10) == list(range(10))
+    assert _hooks.heap_trace([2.0, 1.0, 2.0, 1.0, 0.5]) == [4, 1, 3, 0, 2]
 
 
 # --------------------------------------------------------------------------- RNG
@@ -65,15 +65,15 @@ def _xoshiro_reference(seed: int, n: int) -> list[int]:
 
 def test_rng_is_xoshiro256starstar_and_reproducible() -> None:
     for seed in (0, 1, 2**63 + 12345):
-        assert _kernel.raw_u64(seed, 50).tolist() == _xoshiro_reference(seed, 50)
-    a, b, c = _kernel.raw_u64(7, 1000), _kernel.raw_u64(7, 1000), _kernel.raw_u64(8, 1000)
+        assert _hooks.raw_u64(seed, 50).tolist() == _xoshiro_reference(seed, 50)
+    a, b, c = _hooks.raw_u64(7, 1000), _hooks.raw_u64(7, 1000), _hooks.raw_u64(8, 1000)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert len(np.unique(a)) == 1000
 
 
 def test_uniform_is_on_unit_interval() -> None:
-    u = _kernel.sample("uniform", 3, N)
+    u = _hooks.sample("uniform", 3, N)
     assert u.min() >= 0.0 and u.max() < 1.0
     assert u.mean() == pytest.approx(0.5, abs=5 * math.sqrt(1 / 12 / N))
     assert u.var() == pytest.approx(1 / 12, rel=0.02)
@@ -88,7 +88,7 @@ def _check_moments(x: np.ndarray, mean: float, var: float, var_rel: float = 0.03
 
 @pytest.mark.parametrize("mean", [0.1, 2.5])
 def test_exponential_mean_and_variance(mean: float) -> None:
-    x = _kernel.sample("exponential", 11, N, mean=mean)
+    x = _hooks.sample("exponential", 11, N, mean=mean)
     assert x.min() >= 0
     _check_moments(x, mean, mean**2)
 
@@ -96,20 +96,20 @@ def test_exponential_mean_and_variance(mean: float) -> None:
 @pytest.mark.parametrize("cv", [0.2, 0.6, 1.0])
 def test_lognormal_with_cv_mean_and_variance(cv: float) -> None:
     mean = 3.0
-    x = _kernel.sample("lognormal", 12, N, mean=mean, cv=cv)
+    x = _hooks.sample("lognormal", 12, N, mean=mean, cv=cv)
     assert x.min() > 0
     _check_moments(x, mean, (cv * mean) ** 2, var_rel=0.03 + 0.1 * cv)  # heavier tails: looser variance
 
 
 def test_deterministic_and_normal() -> None:
-    assert np.all(_kernel.sample("deterministic", 1, 100, mean=4.2) == 4.2)
-    z = _kernel.sample("normal", 13, N)
+    assert np.all(_hooks.sample("deterministic", 1, 100, mean=4.2) == 4.2)
+    z = _hooks.sample("normal", 13, N)
     _check_moments(z, 0.0, 1.0)
 
 
 @pytest.mark.parametrize("lam", [0.5, 3.0, 49.0])
 def test_poisson_lines_mean_and_variance(lam: float) -> None:
-    x = _kernel.sample("poisson", 14, N, mean=lam)
+    x = _hooks.sample("poisson", 14, N, mean=lam)
     assert np.all(x == np.floor(x)) and x.min() >= 0
     _check_moments(x, lam, lam)
 
@@ -120,7 +120,7 @@ def test_categorical_zipf_sampling_matches_its_law() -> None:
     k = np.arange(1, 201, dtype=float)
     p = k ** -1.0
     p /= p.sum()
-    idx = _kernel.sample("categorical", 15, N, p=p)
+    idx = _hooks.sample("categorical", 15, N, p=p)
     counts = np.bincount(idx, minlength=len(p))
     assert counts.sum() == N
     chi2 = stats.chisquare(counts, N * p)
@@ -133,7 +133,7 @@ def test_categorical_zipf_sampling_matches_its_law() -> None:
 
 def test_sample_rejects_unknown_distribution() -> None:
     with pytest.raises(ValueError, match="dist must be one of"):
-        _kernel.sample("gamma", 0, 10)
+        _hooks.sample("gamma", 0, 10)
 
 
 # --------------------------------------------------------------------------- the engine

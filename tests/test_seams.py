@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import twin
-from ext import _kernel
+from ext import _hooks, _kernel
 from twin.policies import AllocationShares, Cheapest, Fastest, NearestWithStock, OrderBatch, make_routing_policy
 from twin.policies.plan import PLAN_MODES, RoutingPlan
 from twin.scenario.loader import scale_scenario
@@ -55,6 +55,8 @@ def test_the_stub_covers_the_kernels_public_surface() -> None:
     assert set(_kernel.__all__) <= top, set(_kernel.__all__) - top
     public = {m for m in dir(_kernel.Kernel) if not m.startswith("_") and callable(getattr(_kernel.Kernel, m))}
     assert public <= methods, public - methods
+    hooks = ast.parse((ROOT / "ext" / "_hooks.pyi").read_text())
+    assert set(_hooks.__all__) <= {n.name for n in hooks.body if isinstance(n, ast.FunctionDef)}
 
 
 # --------------------------------------------------------------------------- registry and protocol
