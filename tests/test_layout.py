@@ -151,3 +151,14 @@ def test_no_concrete_engine_named_outside_the_engine_modules() -> None:
             if name in ENGINE_CLASSES or any(n in ENGINE_CLASSES for n in names):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not bad, "concrete engine classes named outside their modules: " + ", ".join(sorted(set(bad)))
+
+
+def test_no_test_reads_a_private_attribute() -> None:
+    """Tests go through public interfaces: no ``obj._name`` on a policy, an env, an engine or
+    anything else (so a refactor of internals cannot be pinned by a test)."""
+    bad = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not bad, "\n".join(bad)
