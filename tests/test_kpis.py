@@ -69,3 +69,37 @@ def test_summarize_is_mean_and_student_t() -> None:
     assert s["x"]["mean"] == 2.0 and s["x"]["n"] == 2
     assert s["x"]["ci95"] == pytest.approx(12.706204736 * math.sqrt(2.0) / math.sqrt(2))
     assert s["u[w]"]["mean"] == pytest.approx(0.6)
+
+
+def test_a_new_kpi_needs_only_the_registry(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """One entry in :data:`twin.results.kpis.KPIS` reaches the KPIs of a run, the CLI summary,
+    ``twin compare`` and the report, with its label, unit and format."""
+    import json
+
+    import twin
+    from twin.cli import format_kpis
+    from twin.report import write_report
+    from twin.results.compare import compare_runs
+    from twin.results.kpis import KPI, KPIS
+    from twin.scenario.loader import scale_scenario
+
+    new = KPI("shipments_per_order", "Shipments per order", "shipments per created order", "shipments",
+              "number", "{:.4f} sh", lambda c: float(c.t["shipments"].mean()))
+    monkeypatch.setitem(KPIS, new.name, new)  # the one edit a new KPI needs (here undone after the test)
+    sc = scale_scenario(twin.load_scenario("baseline"), 0.01)
+    sc = sc.model_copy(update={"horizon_h": 3.0, "drain_h": 24.0})
+    res = twin.simulate(sc, seed=0)
+    t = order_table(res.orders)
+    assert res.kpis["shipments_per_order"] == pytest.approx(t["shipments"].mean())
+    line = next(x for x in format_kpis(res.kpis).splitlines() if "shipments_per_order" in x)
+    assert line.split()[-2:] == [f"{res.kpis['shipments_per_order']:.4f}", "sh"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    res.save(a)
+    res.save(b)
+    df = compare_runs([a, b])
+    rows = list(df.index)
+    assert rows.index("shipments_per_order") == rows.index("service_gap") + 1
+    write_report(a)
+    html = (a / "report.html").read_text()
+    assert "Shipments per order" in html and "Shipments per created order." in html
+    assert json.loads((a / "kpis.json").read_text())["shipments_per_order"] == res.kpis["shipments_per_order"]

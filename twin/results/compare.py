@@ -12,14 +12,11 @@ import pandas as pd
 
 from twin.results.kpis import KPIS, scalar_kpis
 
-__all__ = ["KPI_ORDER", "NON_KPI_KEYS", "load_kpis", "compare_runs", "format_table", "delta_label"]
+__all__ = ["NON_KPI_KEYS", "load_kpis", "compare_runs", "format_table", "delta_label"]
 
-#: Scalar KPIs of the data contract, in the order tables show them (from the registry).
-KPI_ORDER: tuple[str, ...] = tuple(k.name for k in scalar_kpis())
 
 #: Keys of kpis.json that are metadata or nested structures, not scalar KPIs.
-NON_KPI_KEYS: frozenset[str] = frozenset({"scenario", "seed", "engine", "replications", "summary"}
-                                         | {k.name for k in KPIS.values() if k.per_warehouse})
+NON_KPI_KEYS: frozenset[str] = frozenset({"scenario", "seed", "seeds", "engine", "replications", "summary"})
 
 
 def load_kpis(run_dir: str | Path) -> dict[str, Any]:
@@ -65,7 +62,7 @@ def _kpi_rows(k: Mapping[str, Any]) -> dict[str, float]:
     """Flatten one kpis dict into ``{row name: value}`` (scalars, then per-warehouse ``name[W]``)."""
     rows: dict[str, float] = {}
     for key, v in k.items():
-        if key in NON_KPI_KEYS:
+        if key in NON_KPI_KEYS or (key in KPIS and KPIS[key].per_warehouse):
             continue
         x = _scalar(v)
         if x is not None:
@@ -142,7 +139,7 @@ def compare_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     labels = _labels(paths)
 
     per_run = [_kpi_rows(k) for k in kpis]
-    order: list[str] = [k for k in KPI_ORDER if any(k in r for r in per_run)]
+    order: list[str] = [k.name for k in scalar_kpis() if any(k.name in r for r in per_run)]
     extra: list[str] = []
     util: list[str] = []
     for r in per_run:
