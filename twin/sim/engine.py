@@ -164,7 +164,7 @@ def make_engine(name: str, host: Host, **kwargs: Any) -> Engine:
     return spec.load()(host, **{**spec.kwargs, **kwargs})
 
 
-register_engine("kernel", "twin.sim.kernel:KernelEngine", "the Cython event kernel (fast; the default)")
+register_engine("kernel", "twin.sim.kernel:KernelEngine", "the Cython event kernel, fast")
 register_engine("simpy", "twin.sim.reference:SimPyEngine", "the readable SimPy reference")
 
 #: The built-in engines (``engine_names()`` also lists engines registered later).
