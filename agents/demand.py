@@ -5,30 +5,24 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from twin.world.demand import DemandRate
+
 
 class DemandAgent(mesa.Agent):
-    """Sets ``State.region_rate`` each tick: base rate x peak profile x diurnal cycle x
-    region weight x weather demand multiplier x surge multiplier (0 after the horizon).
-
-    The profile is piecewise linear between its ``[time_h, multiplier]`` points and holds its
-    end values outside them; it is evaluated at the middle of the tick.
+    """Sets ``State.region_rate`` each tick to the rates of :class:`twin.world.demand.DemandRate`
+    (base rate x peak profile x diurnal cycle x region weight x weather demand multiplier x
+    surge multiplier) at the middle of the tick; 0 after the horizon.
     """
 
     def __init__(self, model: mesa.Model) -> None:
         super().__init__(model)
-        d = model.scenario.demand
-        self.cfg = d
-        self._pt = np.array([p[0] for p in d.profile], dtype=float)
-        self._pm = np.array([p[1] for p in d.profile], dtype=float)
+        self.cfg = model.scenario.demand
+        self.rate = DemandRate(self.cfg)
 
     def total_rate(self, t):  # noqa: ANN001, ANN201 - a float, or an array of times
         """Orders per hour over the whole network at time ``t`` (or each of an array of times)
         before weather and surges."""
-        d = self.cfg
-        prof = np.interp(t, self._pt, self._pm)
-        diurnal = 1.0 + d.diurnal_amplitude * np.sin(2 * np.pi * (np.asarray(t) - 6.0) / 24.0)
-        rate = d.base_rate_per_h * prof * diurnal
-        return float(rate) if np.ndim(rate) == 0 else rate
+        return self.rate.total(t)
 
     def expected_orders(self) -> float:
         """The orders the horizon's ticks expect before weather and surges (the rate at each
@@ -45,4 +39,4 @@ class DemandAgent(mesa.Agent):
                 st.region_rate[:] = 0.0
             return
         t_mid = m.env.now + m.scenario.tick_h / 2
-        st.region_rate[:] = self.total_rate(t_mid) * m.net.region_weight * st.region_demand_mult * st.surge_mult
+        st.region_rate[:] = self.rate.regional(t_mid, m.net.region_weight, st.region_demand_mult, st.surge_mult)

@@ -167,12 +167,11 @@ def episode_scenario(sc: Scenario, demand_scale: float = 1.0, weather_severity: 
 
 
 def mean_rate_per_h(sc: Scenario) -> float:
-    """The mean network order rate over the horizon (profile and diurnal cycle, before weather)."""
-    d = sc.demand
-    t = np.linspace(0.0, sc.horizon_h, 481)
-    prof = np.interp(t, [p[0] for p in d.profile], [p[1] for p in d.profile])
-    diurnal = 1.0 + d.diurnal_amplitude * np.sin(2 * np.pi * (t - 6.0) / 24.0)
-    return float(d.base_rate_per_h * np.mean(prof * diurnal))
+    """The mean network order rate over the horizon (profile and diurnal cycle, before weather):
+    :func:`twin.world.demand.mean_rate_per_h`."""
+    from twin.world.demand import mean_rate_per_h as mean_rate
+
+    return mean_rate(sc)
 
 
 # --------------------------------------------------------------------------- reward ledger

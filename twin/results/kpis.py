@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.sim.records import is_on_time
+
 __all__ = ["KPI", "KPIS", "KPI_DOC", "KpiContext", "compute_kpis", "format_value", "format_ci", "kpi_for", "order_table",
            "scalar_kpis", "summarize"]
 
@@ -245,7 +247,7 @@ def order_table(orders: pd.DataFrame) -> pd.DataFrame:
     }, index=pd.Index(oid[starts], name="order_id"))
     t["status"] = pd.Categorical.from_codes(np.where(lost, 1, np.where(delivered, 0, 2)).astype(np.int8),
                                             categories=["delivered", "lost", "in_flight"])
-    t["on_time"] = delivered & (delivered_at <= t["promised_at"].to_numpy())
+    t["on_time"] = delivered & is_on_time(delivered_at, t["promised_at"].to_numpy())
     return t
 
 

@@ -6,25 +6,65 @@ One row per shipment: an order served whole has one, a split order one per wareh
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from twin.scenario.schema import ColdChainFailure
+from twin.world.costs import shipment_cost
 from twin.world.network import Network
 
-__all__ = ["STATUS", "STATUS_NAMES", "COLUMNS", "Counters", "Order", "Shipment", "ShipmentTable", "orders_frame"]
+__all__ = ["Status", "STATUS", "STATUS_NAMES", "RECORD_DTYPES", "COLUMNS", "DERIVED_COLUMNS", "is_on_time",
+           "Counters", "Order", "Shipment", "ShipmentTable", "orders_frame"]
 
-STATUS_NAMES = ["queued", "picking", "packing", "awaiting_carrier", "in_transit", "delivered", "lost", "backordered"]
-STATUS = {name: i for i, name in enumerate(STATUS_NAMES)}
 
+class Status(enum.IntEnum):
+    """The status of a shipment (or of an order without one), as stored in ``status``.
+
+    The one definition of the codes: ``ext/_kernel.pyx`` keeps its own ``ST_*`` constants for
+    speed and exposes them as ``STATUS_CODES`` (``tests/test_records.py`` checks they agree).
+    """
+
+    queued = 0
+    picking = 1
+    packing = 2
+    awaiting_carrier = 3
+    in_transit = 4
+    delivered = 5
+    lost = 6
+    backordered = 7
+
+
+#: Derived views of :class:`Status`: the names in code order, and name -> code.
+STATUS_NAMES = [s.name for s in Status]
+STATUS = {s.name: int(s) for s in Status}
+
+#: The columns the engines write (``ShipmentTable.columns()``, the kernel's ``columns()``), in
+#: order, with their dtypes. The kernel exposes its order as ``RECORD_COLUMNS``.
+RECORD_DTYPES: dict[str, np.dtype] = {name: np.dtype(t) for name, t in [
+    ("order_id", np.int64), ("shipment_id", np.int64), ("region", np.int32), ("warehouse", np.int32),
+    ("carrier", np.int32), ("status", np.int8), ("cold_chain", np.bool_), ("service_level", np.int8),
+    ("lines", np.int32), ("created_at", np.float64), ("routed_at", np.float64), ("pick_start", np.float64),
+    ("pick_end", np.float64), ("shipped_at", np.float64), ("delivered_at", np.float64),
+    ("promised_at", np.float64), ("cost", np.float64), ("co2_kg", np.float64),
+]}
+#: Columns :func:`orders_frame` derives from the others (not written by the engines).
+DERIVED_COLUMNS = ["cold_violation"]
 #: The columns of ``orders.parquet``, in order.
-COLUMNS = [
-    "order_id", "shipment_id", "region", "warehouse", "carrier", "status", "cold_chain", "service_level", "lines",
-    "created_at", "routed_at", "pick_start", "pick_end", "shipped_at", "delivered_at", "promised_at",
-    "cost", "co2_kg", "cold_violation",
-]
+COLUMNS = [*RECORD_DTYPES, *DERIVED_COLUMNS]
+
+
+def is_on_time(delivered_at, promised_at):  # noqa: ANN001, ANN201 - floats or arrays
+    """The one "on time" rule: delivered at or before the promise, ``delivered_at <=
+    promised_at`` (an order: its last parcel). Not delivered (NaN) is not on time.
+
+    Scalars give a bool, arrays (numpy, pandas) elementwise. The ``simpy`` engine's counter and
+    :func:`twin.results.kpis.order_table` call it; the kernel's ``_on_time`` is the same
+    comparison in C (``tests/test_records.py`` catches a drift between counters and records).
+    """
+    return delivered_at <= promised_at
 
 NAN = float("nan")
 
@@ -55,7 +95,7 @@ class Order:
                  promised: float) -> None:
         self.order_id, self.region, self.cold, self.service, self.lines = oid, region, cold, service, lines
         self.created_at, self.promised_at = created, promised
-        self.status = 0
+        self.status = Status.queued
         self.remaining = 0
         self.shipments = 0
 
@@ -67,7 +107,7 @@ class Shipment:
     def __init__(self, order: Order, sid: int, w: int, c: int, lines: int, routed: float, cost: float,
                  co2: float) -> None:
         self.order, self.shipment_id, self.region, self.warehouse, self.carrier = order, sid, order.region, w, c
-        self.status, self.cold, self.lines, self.routed_at = 0, order.cold, lines, routed
+        self.status, self.cold, self.lines, self.routed_at = Status.queued, order.cold, lines, routed
         self.pick_start = self.pick_end = self.shipped_at = self.delivered_at = NAN
         self.cost, self.co2_kg = cost, co2
 
@@ -78,7 +118,6 @@ class ShipmentTable:
     def __init__(self) -> None:
         self.orders: list[Order] = []
         self.shipments: list[Shipment] = []
-        self._handling: np.ndarray | None = None
 
     def new_order(self, oid: int, region: int, cold: bool, service: int, lines: int, created: float,
                   promised: float) -> Order:
@@ -88,10 +127,7 @@ class ShipmentTable:
 
     def new_shipment(self, order: Order, w: int, c: int, lines: int, now: float, net: Network,
                      counters: Counters) -> Shipment:
-        if self._handling is None:
-            self._handling = np.array([x.handling_cost_per_line for x in net.scenario.warehouses])
-        cost = float(net.lane_cost[c, w, order.region] + self._handling[w] * lines
-                     + (net.reefer_surcharge[c] if order.cold else 0.0))
+        cost = float(shipment_cost(net.costs, c, w, order.region, order.cold, lines))
         s = Shipment(order, len(self.shipments), w, c, lines, now, cost, float(net.lane_co2_kg[c, w, order.region]))
         counters.shipments += 1
         counters.cost += s.cost
@@ -102,15 +138,15 @@ class ShipmentTable:
         return s
 
     def lost_order(self, order: Order) -> None:
-        order.status = STATUS["lost"]
+        order.status = Status.lost
 
     def delivered(self, s: Shipment, counters: Counters) -> None:
         o = s.order
         o.remaining -= 1
         if o.remaining == 0:
-            o.status = STATUS["delivered"]
+            o.status = Status.delivered
             counters.delivered += 1
-            if s.delivered_at <= o.promised_at:
+            if is_on_time(s.delivered_at, o.promised_at):  # the last parcel (deliveries come in time order)
                 counters.on_time += 1
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -120,26 +156,26 @@ class ShipmentTable:
         n1, n2 = len(sh), len(no_ship)
         col: dict[str, np.ndarray] = {}
 
-        def f(values: list, dtype) -> np.ndarray:  # noqa: ANN001
-            return np.array(values, dtype=dtype)
+        def put(name: str, values: list) -> None:
+            col[name] = np.array(values, dtype=RECORD_DTYPES[name])
 
-        col["order_id"] = f([s.order.order_id for s in sh] + [o.order_id for o in no_ship], np.int64)
-        col["shipment_id"] = f([s.shipment_id for s in sh] + [-1] * n2, np.int64)
-        col["region"] = f([s.region for s in sh] + [o.region for o in no_ship], np.int32)
-        col["warehouse"] = f([s.warehouse for s in sh] + [-1] * n2, np.int32)
-        col["carrier"] = f([s.carrier for s in sh] + [-1] * n2, np.int32)
-        col["status"] = f([s.status for s in sh] + [o.status for o in no_ship], np.int8)
-        col["cold_chain"] = f([s.cold for s in sh] + [o.cold for o in no_ship], bool)
-        col["service_level"] = f([s.order.service for s in sh] + [o.service for o in no_ship], np.int8)
-        col["lines"] = f([s.lines for s in sh] + [o.lines for o in no_ship], np.int32)
-        col["created_at"] = f([s.order.created_at for s in sh] + [o.created_at for o in no_ship], float)
+        put("order_id", [s.order.order_id for s in sh] + [o.order_id for o in no_ship])
+        put("shipment_id", [s.shipment_id for s in sh] + [-1] * n2)
+        put("region", [s.region for s in sh] + [o.region for o in no_ship])
+        put("warehouse", [s.warehouse for s in sh] + [-1] * n2)
+        put("carrier", [s.carrier for s in sh] + [-1] * n2)
+        put("status", [s.status for s in sh] + [o.status for o in no_ship])
+        put("cold_chain", [s.cold for s in sh] + [o.cold for o in no_ship])
+        put("service_level", [s.order.service for s in sh] + [o.service for o in no_ship])
+        put("lines", [s.lines for s in sh] + [o.lines for o in no_ship])
+        put("created_at", [s.order.created_at for s in sh] + [o.created_at for o in no_ship])
         nan2 = [NAN] * n2
         for name in ("routed_at", "pick_start", "pick_end", "shipped_at", "delivered_at"):
-            col[name] = f([getattr(s, name) for s in sh] + nan2, float)
-        col["promised_at"] = f([s.order.promised_at for s in sh] + [o.promised_at for o in no_ship], float)
-        col["cost"] = f([s.cost for s in sh] + [0.0] * n2, float)
-        col["co2_kg"] = f([s.co2_kg for s in sh] + [0.0] * n2, float)
-        assert len(col["order_id"]) == n1 + n2
+            put(name, [getattr(s, name) for s in sh] + nan2)
+        put("promised_at", [s.order.promised_at for s in sh] + [o.promised_at for o in no_ship])
+        put("cost", [s.cost for s in sh] + [0.0] * n2)
+        put("co2_kg", [s.co2_kg for s in sh] + [0.0] * n2)
+        assert len(col["order_id"]) == n1 + n2 and list(col) == list(RECORD_DTYPES)
         return col
 
 
