@@ -240,3 +240,37 @@ def test_every_shipments_cost_is_the_cost_table(engine: str) -> None:
     hand = car.cost.per_parcel + car.cost.per_km * m.net.distance_km[w, r] + car.cost.reefer_surcharge \
         + wh.handling_cost_per_line * int(col["lines"][i])
     assert col["cost"][i] == pytest.approx(hand, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- normalisation
+@pytest.mark.parametrize("engine", ["kernel", "simpy"])
+@pytest.mark.parametrize("co2_weight", [0.0, 1.0])
+def test_weighted_routing_with_a_zero_co2_fleet_serves_orders(engine: str, co2_weight: float) -> None:
+    """An all-electric fleet (zero CO2 on every lane) used to make ``weighted`` divide by a zero
+    mean and lose every order; now the CO2 term adds nothing and the decisions are those of
+    the same weights without it."""
+    from twin.scenario.schema import RoutingConfig
+
+    sc = _small()
+    carriers = [c.model_copy(update={"co2": c.co2.model_copy(update={"per_parcel_kg": 0.0, "per_km_kg": 0.0})})
+                for c in sc.carriers]
+    sc = sc.model_copy(update={"carriers": carriers})
+    cfg = RoutingConfig(name="weighted", weights={"cost": 1.0, "time_h": 1.0, "co2_kg": co2_weight})
+    no_co2 = RoutingConfig(name="weighted", weights={"cost": 1.0, "time_h": 1.0, "co2_kg": 0.0})
+    net = build_network(sc)
+    pol = make_routing_policy(cfg, net)
+    assert np.isfinite(pol.plan().static_score).any()
+    a = twin.simulate(sc, seed=4, engine=engine, routing=make_routing_policy(cfg, net))
+    b = twin.simulate(sc, seed=4, engine=engine, routing=make_routing_policy(no_co2, net))
+    assert a.kpis["orders_lost"] == 0 and a.kpis["orders_created"] > 50
+    assert a.kpis["co2_per_order_kg"] == 0.0
+    np.testing.assert_array_equal(a.orders["warehouse"].astype(str), b.orders["warehouse"].astype(str))
+
+
+def test_weighted_routing_refuses_weights_that_mean_nothing() -> None:
+    from twin.policies import WeightedScore
+
+    for bad in ({"cost": float("inf")}, {"time_h": float("nan")}, {"co2_kg": -1.0},
+                {"cost": 0.0, "time_h": 0.0, "co2_kg": 0.0}):
+        with pytest.raises(ValueError, match="weights must be finite, >= 0 and not all 0"):
+            WeightedScore(**bad)

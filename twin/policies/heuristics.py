@@ -78,21 +78,30 @@ class Fastest(RoutingPolicy):
 
 
 class WeightedScore(Fastest):
-    """A weighted sum of cost, expected time and CO2, each divided by its network mean."""
+    """A weighted sum of cost, expected time and CO2, each divided by its network mean (a
+    criterion that is 0 on every lane, such as an all-electric fleet's CO2, adds nothing)."""
 
     name = "weighted"
 
     def __init__(self, cost: float = 1.0, time_h: float = 1.0, co2_kg: float = 1.0, allow_split: bool = True) -> None:
         super().__init__(allow_split)
         self.w = (float(cost), float(time_h), float(co2_kg))
-        if min(self.w) < 0 or sum(self.w) == 0:
-            raise ValueError(f"weights must be >= 0 and not all 0, got cost={cost}, time_h={time_h}, co2_kg={co2_kg}")
+        if not all(np.isfinite(self.w)) or min(self.w) < 0 or sum(self.w) == 0:
+            raise ValueError(f"weights must be finite, >= 0 and not all 0, got cost={cost}, time_h={time_h}, "
+                             f"co2_kg={co2_kg}")
 
     def lane_criterion(self, net: Network) -> np.ndarray:
         t = Fastest.lane_criterion(self, net)
         cost = net.costs.lanes(cold=False, lines=1)
         m = net.serves
-        self._scale = (cost[m].mean(), t[m].mean(), net.lane_co2_kg[m].mean())
+
+        def scale(x: np.ndarray) -> float:
+            # a criterion that is 0 on every lane (an all-electric fleet's CO2) tells lanes
+            # apart by nothing: any divisor leaves it 0, so it is 1, never 0
+            mean = float(x[m].mean()) if m.any() else 0.0
+            return mean if mean > 0 and np.isfinite(mean) else 1.0
+
+        self._scale = (scale(cost), scale(t), scale(net.lane_co2_kg))
         wc, wt, we = self.w
         return wc * cost / self._scale[0] + wt * t / self._scale[1] + we * net.lane_co2_kg / self._scale[2]
 
