@@ -1,8 +1,11 @@
-"""Scripted disruptions: each writes the State when its window opens and again when it closes."""
+"""Scripted disruptions: each writes the State when its window ``[start_h, end_h)`` opens and again
+when it closes, at exactly those times (SimPy processes; the engines apply an agent's change
+before their own events at the same instant)."""
 
 from __future__ import annotations
 
 import mesa
+import numpy as np
 
 from twin.scenario.schema import AGVBreakdown, CarrierCapacityLoss, ColdChainFailure, DemandSurge, WarehouseOutage
 
@@ -33,6 +36,7 @@ class DisruptionAgent(mesa.Agent):
     def _apply(self) -> None:
         m = self.model
         st, net = m.state, m.net
+        surge_before = st.surge_mult.copy()
         st.wh_open[:] = True
         st.cold_ok[:] = net.cold_capable
         st.carrier_capacity_mult[:] = 1.0
@@ -55,4 +59,6 @@ class DisruptionAgent(mesa.Agent):
                     st.surge_mult[r] *= d.multiplier
         for fleet in m.fleets:
             fleet.update()
+        if not np.array_equal(surge_before, st.surge_mult):
+            m.demand_changed()  # the arrival rates follow the surge from now
         m.state_changed()

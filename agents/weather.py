@@ -11,8 +11,11 @@ class WeatherAgent(mesa.Agent):
     """The weather of every region: one Markov chain per region, stepped together.
 
     Each ``update_interval_h`` every region draws its next state from the transition row of its
-    current one; a scripted event covering a region overrides the state's effects while it
-    lasts. Writes each region's transit and demand multipliers and whether its lanes run.
+    current one (at the model's ticks); a scripted event covering a region overrides the
+    state's effects during its window ``[start_h, end_h)``, from and to exactly those times (a
+    SimPy process per event, like the disruptions: the engines apply it before their own events
+    at the same instant). Writes each region's transit and demand multipliers and whether its
+    lanes run.
     """
 
     def __init__(self, model: mesa.Model) -> None:
@@ -30,7 +33,10 @@ class WeatherAgent(mesa.Agent):
         self._closes = np.array([s.closes_lanes for s in cfg.states])
         regions = model.net.regions
         self.events = [(e, np.isin(regions, e.regions)) for e in cfg.events]
-        self._active: list[int] | None = None  # the scripted events in force at the last write
+        self.active: set[int] = set()  # the scripted events in force now (kept by their processes)
+        self._written = False
+        for i, (e, _) in enumerate(self.events):
+            model.env.process(self._event(i, e))
 
     def weather(self, region: int) -> str:
         """The Markov state of ``region`` now (scripted events aside)."""
@@ -38,9 +44,9 @@ class WeatherAgent(mesa.Agent):
 
     def step(self) -> None:
         """Advance every region's chain to the model's time and write the State (only when a
-        chain moved or a scripted event started or ended: nobody else writes these arrays)."""
+        chain moved: nobody else writes these arrays)."""
         now = self.model.env.now
-        moved = self._active is None
+        moved = not self._written
         if len(self.names) > 1:
             rng = self.model.rng
             while self._next_update <= now + 1e-9:
@@ -48,15 +54,36 @@ class WeatherAgent(mesa.Agent):
                 self.state_index = (u[:, None] >= self._cum[self.state_index]).sum(axis=1)
                 self._next_update += self.cfg.update_interval_h
                 moved = True
-        active = [i for i, (e, _) in enumerate(self.events) if e.start_h <= now < e.end_h]
-        if not moved and active == self._active:
-            return
-        self._active = active
+        if moved:
+            self._write()
+
+    def _event(self, i: int, e):  # noqa: ANN001, ANN202 - a SimPy process
+        """Scripted event ``i``: in force from ``start_h`` to ``end_h``, at exactly those times."""
+        env = self.model.env
+        yield env.timeout(e.start_h)
+        self.active.add(i)
+        self._changed()
+        yield env.timeout(e.end_h - e.start_h)
+        self.active.discard(i)
+        self._changed()
+
+    def _changed(self) -> None:
+        m = self.model
+        demand_before = m.state.region_demand_mult.copy()
+        self._write()
+        if not np.array_equal(demand_before, m.state.region_demand_mult):
+            m.demand_changed()  # the arrival rates follow from now
+        m.state_changed()
+
+    def _write(self) -> None:
+        """The regions' multipliers and lanes: their Markov states', overridden by the scripted
+        events in force (in the order they are listed)."""
+        self._written = True
         st, s = self.model.state, self.state_index
         st.region_transit_mult[:] = self._transit[s]
         st.region_demand_mult[:] = self._demand[s]
         closed = self._closes[s]
-        for i in active:
+        for i in sorted(self.active):
             e, mask = self.events[i]
             st.region_transit_mult[mask] = e.transit_multiplier
             st.region_demand_mult[mask] = e.demand_multiplier

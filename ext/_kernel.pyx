@@ -546,10 +546,12 @@ cdef class Kernel:
     # ------------------------------------------------------------------ driving
     def start_arrivals(self, double t0, double t1, rates) -> None:
         """Orders arrive in ``[t0, t1)`` at ``rates`` per hour per region (read now, as the
-        reference engine does)."""
+        reference engine does). A window still running stops at ``t0`` (the clock): a rate
+        change inside a tick starts the rest of it again at the new rates."""
         cdef double[::1] r = np.ascontiguousarray(rates, dtype=np.float64)
         cdef double total = 0.0, acc = 0.0
         cdef int i
+        self.next_arr = INFINITY
         for i in range(self.R):
             total += r[i]
         if not total > 0:

@@ -37,7 +37,10 @@ class FulfillmentModel(mesa.Model):
     generates the tick's arrivals at the State's rates and moves orders until the tick ends,
     while the continuous agents (disruptions, suppliers, reallocation) run as SimPy processes on
     the same environment, and the AGV fleets' breakdown schedules (drawn when the fleets are
-    built) are played by the engine; then the DataCollector records one row.
+    built) are played by the engine; then the DataCollector records one row. Scripted weather
+    events and disruptions are SimPy processes too: each window ``[start_h, end_h)`` acts at
+    exactly its times, before the engine's own events at the same instant (a demand multiplier
+    changing inside a tick restarts the tick's arrivals from then: :meth:`demand_changed`).
 
     Args:
         scenario: a validated scenario.
@@ -55,6 +58,9 @@ class FulfillmentModel(mesa.Model):
             SKUs (:func:`twin.world.network.same_network`), whose arrays this model reuses instead of
             building them again (RL envs, once per episode); otherwise it is built.
     """
+
+    #: the end of the tick's arrival window (set by :meth:`begin_tick`; see :meth:`demand_changed`)
+    _arrivals_end: float = 0.0
 
     def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "kernel",
                  routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None,
@@ -159,9 +165,20 @@ class FulfillmentModel(mesa.Model):
         t1 = min(t0 + self.scenario.tick_h, self.end_time)
         self.weather.step()
         self.demand.step()
+        self._arrivals_end = min(t1, self.scenario.horizon_h)
         if t0 < self.scenario.horizon_h:
-            self.engine.start_arrivals(t0, min(t1, self.scenario.horizon_h))
+            self.engine.start_arrivals(t0, self._arrivals_end)
         return t1
+
+    def demand_changed(self) -> None:
+        """Agents call this when they changed a demand multiplier inside a tick (a demand surge
+        or a scripted weather event starting or ending, at its exact time): the region rates
+        follow at once and the rest of the tick's orders arrive at them (the base rate stays the
+        tick's, taken at its middle)."""
+        now = self.env.now
+        if now < self._arrivals_end:
+            self.demand.refresh()
+            self.engine.start_arrivals(now, self._arrivals_end)
 
     def end_tick(self) -> None:
         """After the engine reached the tick's end: one time-series row; stop at the end."""

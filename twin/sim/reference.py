@@ -3,6 +3,12 @@
 arrival -> routing (stock reserved at once) -> pick queue (c(t) AGV servers, FIFO) -> pack
 queue -> wait for a carrier departure with capacity (reefer for cold chain; lanes into
 closed regions wait) -> transit (x weather) -> delivery.
+
+At one instant the agents' State changes come before the engine's own events, as in the
+kernel (which runs its events strictly before each agent event, then lets the agent act): the
+agents' processes use SimPy's timeouts (priority NORMAL), the engine's use :class:`Later`
+(priority :data:`LATE`). So a departure at an outage's start finds the warehouse closed, one at
+its end finds it open again: every window ``[start_h, end_h)`` means what it says.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL, Timeout
 
 from twin.sim.records import Counters, ShipmentTable, Status
 from twin.sim.rng import Stream
@@ -22,7 +29,23 @@ from twin.sim.engine import Decision
 if TYPE_CHECKING:
     from twin.sim.engine import Host
 
-__all__ = ["SimPyEngine", "Station"]
+__all__ = ["LATE", "Later", "SimPyEngine", "Station"]
+
+#: The priority of the engine's own timed events: after every agent event at the same time
+#: (SimPy orders events by time, then priority, then scheduling order).
+LATE = NORMAL + 1
+
+
+class Later(Timeout):
+    """A timeout at priority :data:`LATE`: at its time, after the agents' timeouts (NORMAL)."""
+
+    def __init__(self, env: simpy.Environment, delay: float) -> None:  # Timeout's, inlined
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._delay = delay
+        self._ok = True
+        env.schedule(self, LATE, delay)
 
 
 class Station:
@@ -105,6 +128,7 @@ class SimPyEngine:
         self._asking = False
         self._pending: tuple | None = None  # (order, sku, qty, event)
         self._decision: Decision | None = None
+        self._arrivals_gen = 0  # the arrival window running: each start_arrivals() ends the last
         d = sc.demand
         rng = host.rng
         # order content
@@ -148,17 +172,20 @@ class SimPyEngine:
             s.refresh()
 
     def start_arrivals(self, t0: float, t1: float) -> None:
-        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates."""
+        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates (read now).
+        A window still running stops at ``t0`` (``t0`` is now): a rate change inside a tick
+        starts the rest of the tick again at the new rates."""
+        self._arrivals_gen += 1
         rates = self.m.state.region_rate.copy()
         total = float(rates.sum())
         if total > 0:
-            self.env.process(self._arrivals(t0, t1, total, list(np.cumsum(rates) / total)))
+            self.env.process(self._arrivals(t0, t1, total, list(np.cumsum(rates) / total), self._arrivals_gen))
 
     def advance(self, until: float) -> None:
         self.env.run(until=until)
 
     # ------------------------------------------------------------------ processes
-    def _arrivals(self, t0: float, t1: float, total: float, cum: list[float]):  # noqa: ANN202
+    def _arrivals(self, t0: float, t1: float, total: float, cum: list[float], gen: int):  # noqa: ANN202
         env, exp, u = self.env, self.m.draws.exponential, self._u
         last = len(cum) - 1
         t = t0
@@ -166,7 +193,9 @@ class SimPyEngine:
             t += exp() / total
             if t >= t1:
                 return
-            yield env.timeout(t - env.now)
+            yield Later(env, t - env.now)
+            if gen != self._arrivals_gen:
+                return  # start_arrivals started a new window
             wait = self._new_order(min(bisect_right(cum, u()), last))
             if wait is not None:
                 yield wait  # asking: the order waits for decide()
@@ -271,10 +300,10 @@ class SimPyEngine:
         d = self.m.scenario.demand
         give_up = order.created_at + d.backorder_max_h
         while self.env.now + d.backorder_retry_h <= give_up + 1e-9:
-            yield self.env.timeout(d.backorder_retry_h)
+            yield Later(self.env, d.backorder_retry_h)
             if self._route(order, sku, qty):
                 return
-        yield self.env.timeout(max(0.0, give_up - self.env.now))
+        yield Later(self.env, max(0.0, give_up - self.env.now))
         self._lose(order)
 
     def _shipment(self, s):  # noqa: ANN001, ANN202
@@ -284,7 +313,7 @@ class SimPyEngine:
             yield station.request()
         s.pick_start = env.now
         s.status = Status.picking
-        yield env.timeout(self._pick_time[w](s.lines))
+        yield Later(env, self._pick_time[w](s.lines))
         s.pick_end = env.now
         station.release()
         s.status = Status.packing
@@ -292,7 +321,7 @@ class SimPyEngine:
         if pack is not None:
             if not pack.acquire():
                 yield pack.request()
-            yield env.timeout(self._pack_time[w]())
+            yield Later(env, self._pack_time[w]())
             pack.release()
         s.status = Status.awaiting_carrier
         ev = env.event()
@@ -302,17 +331,17 @@ class SimPyEngine:
         s.status = Status.in_transit
         self.m.state.backlog[w] -= 1
         mean = self.m.net.transit_mean_h[s.carrier, w, s.region] * self.m.state.region_transit_mult[s.region]
-        yield env.timeout(self._transit[s.carrier](mean))
+        yield Later(env, self._transit[s.carrier](mean))
         s.delivered_at = env.now
         s.status = Status.delivered
         self.table.delivered(s, self.counters)
 
     def _departures(self, c: int, w: int):  # noqa: ANN202
         car = self.m.scenario.carriers[c]
-        yield self.env.timeout(car.first_departure_h)
+        yield Later(self.env, car.first_departure_h)
         while True:
             self._depart(c, w)
-            yield self.env.timeout(car.departure_interval_h)
+            yield Later(self.env, car.departure_interval_h)
 
     def _depart(self, c: int, w: int) -> None:
         st = self.m.state
