@@ -45,7 +45,7 @@ class Kernel:
     def storage_bytes(self) -> tuple[int, int, int]:
         """``(bytes allocated for order and shipment records, shipment records, orders)``."""
     def start_arrivals(self, t0: float, t1: float, rates: np.ndarray) -> None:
-        """Orders arrive in ``[t0, t1)`` at ``rates`` per hour per region."""
+        """Orders arrive in ``[t0, t1)`` at ``rates`` per hour per region; replaces a running window."""
     def reserve(self, orders: int, shipments: int) -> None:
         """Room for this many order and shipment records at once."""
     def set_agv_schedule(self, times: np.ndarray, warehouses: np.ndarray, deltas: np.ndarray) -> None:

@@ -96,7 +96,9 @@ class Engine(Protocol):
     supports_decisions: bool
 
     def start_arrivals(self, t0: float, t1: float) -> None:
-        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates."""
+        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates (read now).
+        A second call replaces the window still running (the model restarts a tick's arrivals
+        from the moment a surge or a weather event changes the rates)."""
 
     def advance(self, until: float) -> None:
         """Move orders and the agents' processes to ``until``; afterwards ``env.now == until``."""

@@ -208,7 +208,8 @@ class KernelEngine:
         self.k.on_state_change()
 
     def start_arrivals(self, t0: float, t1: float) -> None:
-        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates."""
+        """Generate the orders arriving in ``[t0, t1)`` at the State's region rates; a second
+        call replaces the running window."""
         self.k.start_arrivals(t0, t1, self.host.state.region_rate)
 
     def _refresh_shares(self) -> None:
