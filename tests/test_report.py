@@ -279,3 +279,101 @@ def test_compare_errors(tmp_path: Path) -> None:
     (missing / "kpis.json").write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(ValueError, match="JSON object"):
         compare_runs([a, missing])
+
+
+# --------------------------------------------------------------------------- summaries from counts
+def _categorical(df: pd.DataFrame) -> pd.DataFrame:
+    """The hand-made records with the name columns as categoricals whose categories are in
+    another order than the scenario's (and with names no row uses), as orders.parquet has them."""
+    out = df.copy()
+    out["region"] = pd.Categorical(out["region"], categories=["Sichuan", "Guangdong", "Tibet", "Beijing"])
+    out["warehouse"] = pd.Categorical(out["warehouse"], categories=["WH_South", "WH_Unused", "WH_North"])
+    out["status"] = pd.Categorical(out["status"], categories=["queued", "in_transit", "delivered", "lost"])
+    return out
+
+
+@pytest.mark.parametrize("kind", ["strings", "categorical"])
+def test_record_summary_counts_by_hand(kind: str) -> None:
+    from twin.report.summary import summarize_records
+
+    orders = _orders() if kind == "strings" else _categorical(_orders())
+    s = summarize_records(orders, ["WH_North", "WH_South"], ["Beijing", "Guangdong", "Sichuan"])
+    assert s.warehouses == ["WH_North", "WH_South"] and s.regions == ["Beijing", "Guangdong", "Sichuan"]
+    assert s.shipments_recorded == 5
+    # shipments 11, 21 from WH_North (21 late); 22, 41 from WH_South (41 in transit); 31 lost, no warehouse
+    assert s.wh_shipments.tolist() == [2, 2]
+    assert s.wh_delivered.tolist() == [2, 1]
+    assert s.wh_on_time.tolist() == [1, 1]
+    assert s.flows.tolist() == [[1, 1, 0], [0, 1, 1]]
+    # orders: 1 Beijing on time; 2 Guangdong delivered late (its last parcel at 5 > 4); 3 lost, 4 in flight
+    assert s.rg_orders.tolist() == [1, 1, 2]
+    assert s.rg_delivered.tolist() == [1, 1, 0]
+    assert s.rg_on_time.tolist() == [1, 0, 0]
+    assert s.rg_lost.tolist() == [0, 0, 1]
+    assert s.rg_lead_sum.tolist() == [3.0, 4.0, 0.0]
+    assert (s.lead_n, s.lead_mean, s.lead_p95) == (2, 3.5, pytest.approx(3.95))
+    assert s.lead_counts.sum() == 2 and len(s.lead_counts) == 10 and s.lead_counts[0] == s.lead_counts[-1] == 1
+    assert s.lead_edges[0] == 3.0 and s.lead_edges[-1] == 4.0
+
+
+@pytest.mark.parametrize("kind", ["strings", "categorical"])
+def test_tables_from_counts_equal_the_hand_made_expectations(kind: str) -> None:
+    from twin.report.summary import summarize_records
+
+    orders = _orders() if kind == "strings" else _categorical(_orders())
+    # a shipment from a warehouse the scenario does not list, to a region it does not list
+    extra = orders.iloc[[0]].copy()
+    extra["order_id"], extra["shipment_id"] = 5, 51
+    if kind == "categorical":
+        extra["warehouse"] = extra["warehouse"].cat.add_categories("WH_East")
+        extra["region"] = extra["region"].cat.add_categories("Macau")
+        orders["warehouse"] = orders["warehouse"].cat.add_categories("WH_East")
+        orders["region"] = orders["region"].cat.add_categories("Macau")
+    extra.loc[:, "warehouse"] = "WH_East"
+    extra.loc[:, "region"] = "Macau"
+    orders = pd.concat([orders, extra], ignore_index=True)
+    for source in (orders, summarize_records(orders, ["WH_North", "WH_South"], ["Beijing", "Guangdong", "Sichuan"])):
+        wh = warehouse_summary(source, _timeseries(), _kpis(), SCENARIO)
+        assert list(wh.index) == ["WH_North", "WH_South", "WH_East"]
+        assert wh["shipments"].tolist() == [2, 2, 1]
+        assert wh["delivered"].tolist() == [2, 1, 1]
+        assert wh["on_time_rate"].tolist() == [0.5, 1.0, 1.0]
+        assert wh["utilization"].iloc[:2].tolist() == [0.6, 0.3] and math.isnan(wh.loc["WH_East", "utilization"])
+        assert wh["backlog_max"].iloc[:2].tolist() == [2.0, 1.0]
+        rg = region_summary(source, SCENARIO)
+        assert list(rg.index) == ["Beijing", "Guangdong", "Sichuan", "Macau"]
+        assert rg["orders"].tolist() == [1, 1, 2, 1]
+        assert rg["delivered"].tolist() == [1, 1, 0, 1]
+        assert rg["on_time_rate"].tolist() == [1.0, 0.0, 0.0, 1.0]
+        assert rg["lost"].tolist() == [0, 0, 1, 0]
+        assert rg["lead_time_mean_h"].iloc[[0, 1, 3]].tolist() == [3.0, 4.0, 3.0]
+        assert math.isnan(rg.loc["Sichuan", "lead_time_mean_h"])
+
+
+def test_plots_from_counts(tmp_path: Path) -> None:
+    from twin.report.summary import summarize_records
+
+    s = summarize_records(_categorical(_orders()), ["WH_North", "WH_South"], ["Beijing", "Guangdong", "Sichuan"])
+    _assert_png(plots.plot_lead_time(s, tmp_path / "lead.png"))
+    _assert_png(plots.plot_network_map(SCENARIO, s, tmp_path / "map.png"))
+    _assert_png(plots.plot_lead_time(summarize_records(None), tmp_path / "none.png"))
+
+
+def test_replicated_report_says_whose_tables_and_plots(tmp_path: Path) -> None:
+    reps = [_kpis(seed=11, on_time_rate=0.4, utilization={"WH_North": 0.123, "WH_South": 0.3}),
+            _kpis(seed=12, on_time_rate=0.6, utilization={"WH_North": 0.5, "WH_South": 0.3})]
+    k = {key: v for key, v in _kpis(utilization={"WH_North": 0.3115, "WH_South": 0.3}).items() if key != "seed"}
+    k.update(seeds=[11, 12], replications=reps, summary={"on_time_rate": {"mean": 0.5, "ci95": 0.05}})
+    run = _make_run(tmp_path / "reps", kpis=k)
+    text = write_report(run).read_text(encoding="utf-8")
+    assert "Tables and plots: replication 1 of 2, seed 11." in text
+    assert "KPI table: mean ± 95% CI over 2 replications" in text
+    for h in ("Warehouses", "Regions", "Plots"):
+        assert f"<h2>{h} (replication 1 of 2, seed 11)</h2>" in text
+    assert "<h2>Key performance indicators (mean ± 95% CI over 2 replications)</h2>" in text
+    assert "Seeds: <b>11, 12</b>" in text
+    # the warehouse table shows replication 1's utilisation (12.3%), the KPI table the mean (31.1 ...)
+    wh_table = text.split("<h2>Warehouses")[1].split("<h2>Regions")[0]
+    assert "12.3" in wh_table and "31.1" not in wh_table
+    single = write_report(_make_run(tmp_path / "one")).read_text(encoding="utf-8")
+    assert "replication 1 of" not in single and "<h2>Warehouses</h2>" in single

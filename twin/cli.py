@@ -222,20 +222,20 @@ def _cmd_run(a: argparse.Namespace) -> int:
     print(f"twin: output directory {out}/", file=sys.stderr)
     if a.replications == 1:
         res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet)
-        res.save(out)
+        res.save(out, progress=not a.quiet, wait=a.no_report)  # the report waits for orders.parquet
         kpis = res.kpis
         took = f"{res.wall_s:.1f} s, {res.kpis['orders_created'] / max(res.wall_s, 1e-9):,.0f} orders/s"
     else:
         rep = replicate(sc, range(seed, seed + a.replications), engine=a.engine, processes=a.processes,
                         progress=not a.quiet)
-        rep.save(out)
+        rep.save(out, progress=not a.quiet, wait=a.no_report)
         kpis = rep.kpis
         took = f"{a.replications} replications"
     _remove_stale_report(out)
     if not a.no_report:
         from twin.report.html import write_report
 
-        write_report(out)
+        write_report(out, result=res if a.replications == 1 else rep, progress=not a.quiet)  # records in memory
     print(f"\n{sc.name} (seed {seed}{', ' + str(a.replications) + ' replications' if a.replications > 1 else ''},"
           f" engine {a.engine}; {took})")
     print(format_kpis(kpis))

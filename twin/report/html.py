@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,15 @@ import numpy as np
 import pandas as pd
 
 from twin.report import plots
+from twin.report.summary import ORDER_COLUMNS, RecordSummary, summarize_records
 from twin.results.compare import NON_KPI_KEYS, load_kpis
-from twin.results.kpis import KPIS, order_table
+from twin.results.kpis import KPIS
 
 __all__ = [
     "KPI_INFO",
     "PLOT_FILES",
     "load_run",
+    "records_scope",
     "warehouse_summary",
     "region_summary",
     "write_report",
@@ -61,11 +64,12 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_run(run_dir: str | Path) -> dict[str, Any]:
+def load_run(run_dir: str | Path, orders_columns: Sequence[str] | None = None) -> dict[str, Any]:
     """Read a run directory's files.
 
     Args:
         run_dir: The run's output directory.
+        orders_columns: Read only these columns of ``orders.parquet`` (those it has); None: all.
 
     Returns:
         ``{"kpis": dict, "scenario": dict, "orders": DataFrame, "timeseries": DataFrame,
@@ -98,7 +102,16 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             notes.append(f"{name} not found.")
             continue
         try:
-            frames[key] = pd.read_parquet(p)
+            if key == "orders":  # 10M rows: pyarrow's table handed to pandas column by column (no 2-D copy)
+                import pyarrow.parquet as pq
+
+                columns = None
+                if orders_columns is not None:
+                    have = set(pq.read_schema(p).names)
+                    columns = [c for c in orders_columns if c in have]
+                frames[key] = pq.read_table(p, columns=columns).to_pandas(split_blocks=True, self_destruct=True)
+            else:
+                frames[key] = pd.read_parquet(p)
         except Exception as e:  # noqa: BLE001 - report what went wrong instead of failing
             notes.append(f"{name} could not be read: {type(e).__name__}: {e}")
     return {"kpis": kpis, "scenario": scenario, "orders": frames["orders"], "timeseries": frames["timeseries"],
@@ -113,44 +126,22 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(np.nan, index=df.index, dtype=float)
 
 
-def _obj(df: pd.DataFrame, name: str) -> pd.Series:
-    """A column as Python objects (None for missing), or all-None when absent."""
-    if name in df.columns:
-        s = df[name].astype(object)
-        return s.where(s.notna(), None)
-    return pd.Series([None] * len(df), index=df.index, dtype=object)
-
-
-def _shipment_on_time(orders: pd.DataFrame) -> pd.Series:
-    """Per shipment: 1.0 delivered by promised time, 0.0 delivered late, NaN not delivered / no promise."""
-    dl, pr = _col(orders, "delivered_at"), _col(orders, "promised_at")
-    delivered = (_obj(orders, "status") == "delivered") & dl.notna() & pr.notna()
-    return (dl <= pr).astype(float).where(delivered)
-
-
-def _order_frame(orders: pd.DataFrame) -> pd.DataFrame:
-    """One row per order: region, delivered, on_time, lost, lead_time_h (from :func:`twin.results.kpis.order_table`,
-    so the report's regional figures use the KPIs' definitions)."""
-    cols = ["region", "delivered", "on_time", "lost", "lead_time_h"]
-    if orders.empty or "order_id" not in orders.columns:
-        return pd.DataFrame(columns=cols)
-    t = order_table(orders)
-    return pd.DataFrame({
-        "region": t["region"].astype(object),
-        "delivered": t["status"] == "delivered",
-        "on_time": t["on_time"].astype(float),
-        "lost": t["status"] == "lost",
-        "lead_time_h": (t["delivered_at"] - t["created_at"]).astype(float),
-    })[cols]
+def _summary(orders: pd.DataFrame | RecordSummary | None, warehouses: Sequence[str] = (),
+             regions: Sequence[str] = ()) -> RecordSummary:
+    """``orders`` as a :class:`RecordSummary` (built with these names first if it is a table)."""
+    if isinstance(orders, RecordSummary):
+        return orders
+    return summarize_records(orders, warehouses, regions)
 
 
 def warehouse_summary(
-    orders: pd.DataFrame, ts: pd.DataFrame, kpis: Mapping[str, Any], scenario: Mapping[str, Any] | None
+    orders: pd.DataFrame | RecordSummary, ts: pd.DataFrame, kpis: Mapping[str, Any],
+    scenario: Mapping[str, Any] | None
 ) -> pd.DataFrame:
     """Per-warehouse figures.
 
     Args:
-        orders: The shipments table.
+        orders: The shipments table, or its :class:`~twin.report.summary.RecordSummary`.
         ts: The timeseries table.
         kpis: The kpis dict (its ``utilization`` mapping is preferred).
         scenario: The scenario dict (for the warehouse list and cold storage).
@@ -165,28 +156,31 @@ def warehouse_summary(
     util_k = kpis.get("utilization") if isinstance(kpis.get("utilization"), Mapping) else {}
     bl_cols = plots.per_warehouse_columns(ts, "backlog")
     ut_cols = plots.per_warehouse_columns(ts, "utilization")
-    wh_orders = _obj(orders, "warehouse")
-    for extra in [*util_k.keys(), *bl_cols.keys(), *ut_cols.keys(), *wh_orders.dropna().unique().tolist()]:
+    for extra in [*util_k.keys(), *bl_cols.keys(), *ut_cols.keys()]:
         if str(extra) not in names:
             names.append(str(extra))
+    summ = _summary(orders, names, plots.region_table(scenario)["name"])
+    names += [w for w in summ.warehouses if w not in names]  # others the records name
+    at = summ.warehouse_index()
     cold = dict(zip(wt["name"], wt["cold_storage"]))
-    on_time = _shipment_on_time(orders)
     rows = []
     for w in names:
         u = util_k.get(w)
         util = float(u) if isinstance(u, (int, float)) and not isinstance(u, bool) else math.nan
         if math.isnan(util) and w in ut_cols:
             util = float(_col(ts, ut_cols[w]).mean())
-        mask = (wh_orders == w).to_numpy(dtype=bool) if len(orders) else np.zeros(0, dtype=bool)
-        ot = on_time[mask] if len(orders) else pd.Series(dtype=float)
+        i = at.get(w)
+        shipments = int(summ.wh_shipments[i]) if i is not None else 0
+        delivered = int(summ.wh_delivered[i]) if i is not None else 0
+        on_time = int(summ.wh_on_time[i]) if i is not None else 0
         bl = _col(ts, bl_cols[w]) if w in bl_cols else pd.Series(dtype=float)
         rows.append({
             "warehouse": w,
             "cold_storage": cold.get(w),
             "utilization": util,
-            "shipments": int(mask.sum()),
-            "delivered": int(ot.notna().sum()) if len(ot) else 0,
-            "on_time_rate": float(ot.mean()) if ot.notna().any() else math.nan,
+            "shipments": shipments,
+            "delivered": delivered,
+            "on_time_rate": on_time / delivered if delivered else math.nan,
             "backlog_mean": float(bl.mean()) if bl.notna().any() else math.nan,
             "backlog_max": float(bl.max()) if bl.notna().any() else math.nan,
         })
@@ -196,11 +190,11 @@ def warehouse_summary(
     return pd.DataFrame(rows).set_index("warehouse")[cols]
 
 
-def region_summary(orders: pd.DataFrame, scenario: Mapping[str, Any] | None) -> pd.DataFrame:
+def region_summary(orders: pd.DataFrame | RecordSummary, scenario: Mapping[str, Any] | None) -> pd.DataFrame:
     """Per-region figures (regions of the scenario first, then any others seen in orders).
 
     Args:
-        orders: The shipments table.
+        orders: The shipments table, or its :class:`~twin.report.summary.RecordSummary`.
         scenario: The scenario dict.
 
     Returns:
@@ -209,27 +203,38 @@ def region_summary(orders: pd.DataFrame, scenario: Mapping[str, Any] | None) -> 
         shipment) and ``lead_time_mean_h``.
     """
     names = list(plots.region_table(scenario)["name"])
-    of = _order_frame(orders)
-    for r in of["region"].dropna().unique().tolist():
-        if str(r) not in names:
-            names.append(str(r))
+    summ = _summary(orders, plots.warehouse_table(scenario)["name"], names)
+    names += [r for r in summ.regions if r not in names]
+    at = summ.region_index()
     rows = []
     for r in names:
-        sub = of[of["region"] == r]
-        ot = pd.to_numeric(sub["on_time"], errors="coerce")
-        lt = pd.to_numeric(sub["lead_time_h"], errors="coerce")
+        i = at.get(r)
+        n, dl = (int(summ.rg_orders[i]), int(summ.rg_delivered[i])) if i is not None else (0, 0)
         rows.append({
             "region": r,
-            "orders": int(len(sub)),
-            "delivered": int(sub["delivered"].astype(bool).sum()),
-            "on_time_rate": float(ot.mean()) if ot.notna().any() else math.nan,
-            "lost": int(sub["lost"].astype(bool).sum()),
-            "lead_time_mean_h": float(lt.mean()) if lt.notna().any() else math.nan,
+            "orders": n,
+            "delivered": dl,
+            "on_time_rate": int(summ.rg_on_time[i]) / n if n else math.nan,
+            "lost": int(summ.rg_lost[i]) if i is not None else 0,
+            "lead_time_mean_h": float(summ.rg_lead_sum[i]) / dl if dl else math.nan,
         })
     cols = ["orders", "delivered", "on_time_rate", "lost", "lead_time_mean_h"]
     if not rows:
         return pd.DataFrame(columns=cols, index=pd.Index([], name="region"))
     return pd.DataFrame(rows).set_index("region")[cols]
+
+
+def records_scope(kpis: Mapping[str, Any]) -> str | None:
+    """For a replicated run, which replication the records (tables and plots) are from:
+    ``"replication 1 of N, seed S"``; None for a single run."""
+    reps = kpis.get("replications")
+    if not isinstance(reps, list) or not reps:
+        return None
+    seeds = kpis.get("seeds")
+    seed = reps[0].get("seed") if isinstance(reps[0], Mapping) else None
+    if seed is None and isinstance(seeds, list) and seeds:
+        seed = seeds[0]
+    return f"replication 1 of {len(reps)}" + (f", seed {seed}" if seed is not None else "")
 
 
 # --------------------------------------------------------------------------- formatting
@@ -346,31 +351,99 @@ def _region_section(rg: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- main entry
-def write_report(run_dir: str | Path) -> Path:
+def _bar(enabled: bool, total: int) -> Any:
+    """A tqdm bar on stderr for the report's steps (gone when closed), or None."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="report", unit="step", leave=False, file=sys.stderr)
+
+
+def _from_result(d: Path, result: Any) -> dict[str, Any]:
+    """What :func:`load_run` gives, from a run in memory: the small files (``kpis.json``,
+    ``scenario.json``) from ``d`` when :meth:`save` wrote them there, else from ``result``;
+    the records and time series of ``result`` (its first replication if it is replicated)."""
+    first = result.results[0] if hasattr(result, "results") else result
+    if (d / "kpis.json").is_file():
+        kpis = load_kpis(d)
+    else:
+        from twin.results.runs import jsonable
+
+        kpis = json.loads(json.dumps(jsonable(result.kpis)))
+    f = d / "scenario.json"
+    scenario = _read_json(f) if f.is_file() else json.loads(first.scenario.model_dump_json())
+    return {"kpis": kpis, "scenario": scenario if isinstance(scenario, dict) else {}, "orders": first.orders,
+            "timeseries": first.timeseries, "notes": []}
+
+
+def write_report(run_dir: str | Path, result: Any = None, progress: bool = False) -> Path:
     """Write the PNG plots and ``report.html`` into a run directory.
 
     Files written in ``run_dir``: ``kpis_over_time.png``, ``backlog.png``,
     ``utilization.png``, ``lead_time.png``, ``network_map.png`` and ``report.html``
     (self-contained: inline CSS, images by relative file name).
 
+    Every table and plot is drawn from a :class:`~twin.report.summary.RecordSummary` of the
+    records (counts per warehouse and region, a lead-time histogram) and from the time series;
+    with replications they are those of the first replication, and the page says so.
+
     Args:
         run_dir: A run's output directory (kpis.json required; scenario.json,
             orders.parquet, timeseries.parquet optional; missing data shows as n/a).
+        result: The :class:`~twin.results.runs.SimulationResult` or
+            :class:`~twin.results.runs.ReplicationResult` that was saved into ``run_dir``:
+            its records and time series are used from memory instead of being read back
+            (``twin run`` does this), and if its ``save(..., wait=False)`` is still writing
+            ``orders.parquet`` this waits for it before returning (and raises its error).
+            None: everything is read from the files.
+        progress: A progress bar on stderr while the report is made.
 
     Returns:
         The path of ``report.html``.
 
     Raises:
-        FileNotFoundError: If run_dir or its kpis.json does not exist.
+        FileNotFoundError: If run_dir or its kpis.json does not exist (and no result is given).
         ValueError: If kpis.json is not a valid JSON object.
     """
     d = Path(run_dir)
-    run = load_run(d)
+    bar = _bar(progress, 3 + len(PLOT_FILES))
+    try:
+        return _write_report(d, result, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        wait = getattr(result, "wait_saved", None)
+        if wait is not None:  # result.save(..., wait=False) may still be writing orders.parquet
+            wait()
+
+
+def _write_report(d: Path, result: Any, bar: Any) -> Path:
+    def step() -> None:
+        if bar is not None:
+            bar.update(1)
+
+    run = _from_result(d, result) if result is not None else load_run(d, orders_columns=ORDER_COLUMNS)
     kpis: dict[str, Any] = run["kpis"]
     scenario: dict[str, Any] = run["scenario"]
-    orders: pd.DataFrame = run["orders"]
     ts: pd.DataFrame = run["timeseries"]
     notes: list[str] = list(run["notes"])
+    scope = records_scope(kpis)
+    # the records' tables and plots: of the replication whose records these are
+    rec_kpis: Mapping[str, Any] = kpis
+    if scope is not None and isinstance(kpis["replications"][0], Mapping):
+        rec_kpis = kpis["replications"][0]
+
+    # the records, once, as counts: the tables and plots below never touch the 10M rows again
+    names = list(plots.warehouse_table(scenario)["name"])
+    util = rec_kpis.get("utilization")
+    for w in [*(util.keys() if isinstance(util, Mapping) else []), *plots.per_warehouse_columns(ts, "backlog"),
+              *plots.per_warehouse_columns(ts, "utilization")]:
+        if str(w) not in names:
+            names.append(str(w))
+    summ = summarize_records(run["orders"], names, plots.region_table(scenario)["name"])
+    del run
+    step()
 
     name = str(scenario.get("name") or kpis.get("scenario") or d.name)
     description = str(scenario.get("description") or "")
@@ -379,8 +452,8 @@ def write_report(run_dir: str | Path) -> Path:
         "kpis_over_time.png": lambda p: plots.plot_kpis_over_time(ts, p, title=name),
         "backlog.png": lambda p: plots.plot_backlog(ts, p, title=name),
         "utilization.png": lambda p: plots.plot_utilization(ts, p, title=name),
-        "lead_time.png": lambda p: plots.plot_lead_time(orders, p, title=name),
-        "network_map.png": lambda p: plots.plot_network_map(scenario, orders, p, title=name),
+        "lead_time.png": lambda p: plots.plot_lead_time(summ, p, title=name),
+        "network_map.png": lambda p: plots.plot_network_map(scenario, summ, p, title=name),
     }
     figures = []
     for fname, caption in PLOT_FILES:
@@ -390,18 +463,24 @@ def write_report(run_dir: str | Path) -> Path:
                            f"<figcaption>{_e(caption)}</figcaption></figure>")
         except Exception as e:  # noqa: BLE001 - one failed plot must not lose the whole report
             notes.append(f"plot {fname} failed: {type(e).__name__}: {e}")
+        step()
 
     meta = []
     for label, key in (("Seed", "seed"), ("Engine", "engine")):
         if kpis.get(key) is not None:
             meta.append(f"{label}: <b>{_e(kpis[key])}</b>")
+    seeds = kpis.get("seeds")
+    if isinstance(seeds, list) and seeds and kpis.get("seed") is None:
+        meta.insert(0, f"Seeds: <b>{_e(', '.join(str(x) for x in seeds))}</b>")
     if _isnum(scenario.get("horizon_h")):
         meta.append(f"Horizon: <b>{_fmt(scenario['horizon_h'], 'number', 0)} h</b>")
     reps = kpis.get("replications")
     if isinstance(reps, list):
         meta.append(f"Replications: <b>{len(reps)}</b>")
-    meta.append(f"Shipments recorded: <b>{len(orders):,}</b>")
+    meta.append(f"Shipments recorded: <b>{summ.shipments_recorded:,}</b>"
+                + (f" ({_e(scope)})" if scope is not None else ""))
 
+    tag = f" ({_e(scope)})" if scope is not None else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -412,20 +491,30 @@ def write_report(run_dir: str | Path) -> Path:
         f'<p class="meta">{" · ".join(meta)}</p>',
         f'<p class="desc">{_e(description)}</p>' if description else "",
     ]
+    if scope is not None:
+        parts.append(f'<p class="note scope"><b>Tables and plots: {_e(scope)}.</b> KPI table: mean ± 95% CI '
+                     f"over {len(reps)} replications. The per-warehouse and per-region tables and every plot "
+                     "are drawn from that one replication's records and time series (the files in this "
+                     "directory), not averaged over the replications.</p>")
     if notes:
         parts.append('<div class="note"><b>Notes</b><ul>' + "".join(f"<li>{_e(n)}</li>" for n in notes)
                      + "</ul></div>")
+    wh_table = _warehouse_section(warehouse_summary(summ, ts, rec_kpis, scenario))
+    rg_table = _region_section(region_summary(summ, scenario))
+    step()
     parts += [
-        "<h2>Key performance indicators</h2>",
+        "<h2>Key performance indicators" + (f" (mean ± 95% CI over {len(reps)} replications)" if scope else "")
+        + "</h2>",
         _kpi_section(kpis),
-        "<h2>Warehouses</h2>",
-        _warehouse_section(warehouse_summary(orders, ts, kpis, scenario)),
-        "<h2>Regions</h2>",
-        _region_section(region_summary(orders, scenario)),
-        "<h2>Plots</h2>",
+        f"<h2>Warehouses{tag}</h2>",
+        wh_table,
+        f"<h2>Regions{tag}</h2>",
+        rg_table,
+        f"<h2>Plots{tag}</h2>",
         *figures,
         "</body></html>",
     ]
     out = d / "report.html"
     out.write_text("\n".join(p for p in parts if p) + "\n", encoding="utf-8")
+    step()
     return out

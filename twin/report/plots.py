@@ -337,25 +337,35 @@ def plot_utilization(ts: pd.DataFrame, path: str | Path, title: str = "") -> Pat
 
 
 # --------------------------------------------------------------------------- orders plots
-def plot_lead_time(orders: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+def _record_summary(orders: Any, scenario: Mapping[str, Any] | None = None) -> Any:
+    """``orders`` (a records table or None) as a :class:`twin.report.summary.RecordSummary`."""
+    from twin.report.summary import RecordSummary, summarize_records
+
+    if isinstance(orders, RecordSummary):
+        return orders
+    return summarize_records(orders, warehouse_table(scenario)["name"], region_table(scenario)["name"])
+
+
+def plot_lead_time(orders: Any, path: str | Path, title: str = "") -> Path:
     """Histogram of order lead time (fully delivered orders) with the mean and p95 marked.
 
     Args:
-        orders: The shipments table (``orders.parquet``).
+        orders: The shipments table (``orders.parquet``) or its
+            :class:`~twin.report.summary.RecordSummary` (the histogram is its counts).
         path: Output PNG path.
         title: Optional title prefix.
 
     Returns:
         The PNG path.
     """
-    lead = order_lead_times(orders)
+    summ = _record_summary(orders)
     fig, ax = plt.subplots(figsize=(9, 5))
-    if len(lead):
-        n = len(lead)
-        bins = int(min(60, max(10, round(math.sqrt(n)))))
-        ax.hist(lead.to_numpy(), bins=bins, color="tab:blue", alpha=0.75, edgecolor="white", label=f"{n} orders")
-        mean = float(lead.mean())
-        p95 = float(np.percentile(lead.to_numpy(), 95))
+    if summ.lead_n:
+        n, edges = summ.lead_n, summ.lead_edges
+        # the histogram's counts drawn as one weighted value per bin: the same bars as ax.hist of the data
+        ax.hist(edges[:-1], bins=edges, weights=summ.lead_counts, color="tab:blue", alpha=0.75, edgecolor="white",
+                label=f"{n} orders")
+        mean, p95 = summ.lead_mean, summ.lead_p95
         ax.axvline(mean, color="tab:green", lw=2, label=f"mean {mean:.1f} h")
         ax.axvline(p95, color="tab:red", lw=2, ls="--", label=f"p95 {p95:.1f} h")
         ax.legend(loc="upper right")
@@ -370,7 +380,7 @@ def plot_lead_time(orders: pd.DataFrame, path: str | Path, title: str = "") -> P
 
 def plot_network_map(
     scenario: Mapping[str, Any] | None,
-    orders: pd.DataFrame | None,
+    orders: Any,
     path: str | Path,
     annotate_lost: bool = True,
     title: str = "",
@@ -383,7 +393,7 @@ def plot_network_map(
 
     Args:
         scenario: The scenario dict (``scenario.json``).
-        orders: The shipments table, or None.
+        orders: The shipments table, its :class:`~twin.report.summary.RecordSummary`, or None.
         path: Output PNG path.
         annotate_lost: Write the count of lost orders next to regions that have any.
         title: Optional title prefix.
@@ -393,37 +403,34 @@ def plot_network_map(
     """
     whs = warehouse_table(scenario).dropna(subset=["lat", "lon"])
     regs = region_table(scenario).dropna(subset=["lat", "lon"])
-    orders = orders if orders is not None else pd.DataFrame()
     fig, ax = plt.subplots(figsize=(10, 8))
     if whs.empty and regs.empty:
         _no_data(ax, "no coordinates in scenario")
         return _save(fig, path)
 
-    flows = pd.Series(dtype=float)
-    order_count = pd.Series(dtype=float)
-    lost = pd.Series(dtype=float)
-    if not orders.empty and {"region", "order_id"} <= set(orders.columns):
-        o = orders.copy()
-        o["region"] = o["region"].astype(object)
-        order_count = o.groupby("region")["order_id"].nunique()
-        if "warehouse" in o.columns:
-            o["warehouse"] = o["warehouse"].astype(object)
-            shipped = o[o["warehouse"].notna()]
-            if not shipped.empty:
-                flows = shipped.groupby(["warehouse", "region"]).size()
-        if "status" in o.columns:
-            lo = o[o["status"].astype(object) == "lost"]
-            lost = lo.groupby("region")["order_id"].nunique()
+    summ = _record_summary(orders, scenario)
+    w_at, r_at = summ.warehouse_index(), summ.region_index()
+    # shipments per lane (observed lanes only), orders and lost orders per region: from the counts
+    flows = pd.Series({(w, r): int(summ.flows[i, j]) for w, i in w_at.items() for r, j in r_at.items()
+                       if summ.flows[i, j] > 0}, dtype=float)
+    order_count = (pd.Series({r: int(summ.rg_orders[j]) for r, j in r_at.items()}, dtype=float)
+                   if summ.has_orders else pd.Series(dtype=float))
+    lost = pd.Series({r: int(summ.rg_lost[j]) for r, j in r_at.items() if summ.rg_lost[j] > 0}, dtype=float)
 
     wpos = {r.name: (r.lon, r.lat) for r in whs.itertuples()}
     rpos = {r.name: (r.lon, r.lat) for r in regs.itertuples()}
     if len(flows):
         fmax = float(flows.max())
+        segments, widths = [], []
         for (wh, rg), n in flows.items():
             if wh in wpos and rg in rpos:
-                (x0, y0), (x1, y1) = wpos[wh], rpos[rg]
-                ax.plot([x0, x1], [y0, y1], color="tab:gray", alpha=0.55, zorder=1,
-                        lw=0.4 + 7.0 * float(n) / fmax, solid_capstyle="round")
+                segments.append([wpos[wh], rpos[rg]])
+                widths.append(0.4 + 7.0 * float(n) / fmax)
+        if segments:  # one artist for every lane (a national network has hundreds)
+            from matplotlib.collections import LineCollection
+
+            ax.add_collection(LineCollection(segments, linewidths=widths, colors="tab:gray", alpha=0.55, zorder=1,
+                                             capstyle="round"), autolim=True)
 
     if not regs.empty:
         if len(order_count):
