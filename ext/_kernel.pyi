@@ -58,6 +58,10 @@ class Kernel:
         """Read the pick servers again (AGVs, outages) and start waiting picks if they grew."""
     def station_areas(self) -> tuple[np.ndarray, np.ndarray]:
         """Per warehouse: (busy pick server-hours, available pick server-hours) up to now."""
+    def backlog_areas(self) -> np.ndarray:
+        """Per warehouse: the backlog's time integral up to now (shipment-hours)."""
+    def backlog_peaks(self) -> tuple[np.ndarray, int]:
+        """``(per warehouse, network)``: the largest backlog reached so far."""
     def counters(self) -> tuple[int, int, int, int, int, float, float]:
         """``(created, delivered, on_time, lost, shipments, cost, co2_kg)`` up to now."""
     def columns(self, adopt: bool = True) -> dict[str, np.ndarray]:

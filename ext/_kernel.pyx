@@ -234,6 +234,11 @@ cdef class Kernel:
     cdef int64_t[:, ::1] inv
     cdef uint8_t[::1] wh_open, cold_ok, region_open
     cdef int64_t[::1] pick_servers, backlog, agv_up, agvs
+    # the largest backlog reached so far: per warehouse, and over the network
+    cdef int64_t[::1] bpeak
+    cdef int64_t btotal, bpeak_total
+    # its exact time integral per warehouse (shipment-hours), accounted at every change
+    cdef double[::1] barea, blast
     cdef double[::1] agv_disabled, duty
     cdef double[::1] ag_t
     cdef int32_t[::1] ag_w
@@ -357,6 +362,10 @@ cdef class Kernel:
         self.agvs = t.agvs
         self.duty = t.duty
         self.backlog = state.backlog
+        self.bpeak = np.array(state.backlog, dtype=np.int64)
+        self.barea = np.zeros(self.W)
+        self.blast = np.zeros(self.W)
+        self.btotal = self.bpeak_total = int(np.sum(state.backlog))
         self.transit_mult = state.region_transit_mult
         self.cap_mult = state.carrier_capacity_mult
         # routing
@@ -616,6 +625,22 @@ cdef class Kernel:
             busy[w] = self.p_busy_area[w]
             cap[w] = self.p_cap_area[w]
         return busy, cap
+
+    cdef inline void _bl_account(self, int w) noexcept:
+        self.barea[w] += self.backlog[w] * (self.now - self.blast[w])
+        self.blast[w] = self.now
+
+    def backlog_areas(self):
+        """Per warehouse: the backlog's time integral up to now (shipment-hours), exact."""
+        cdef int w
+        for w in range(self.W):
+            self._bl_account(w)
+        return np.array(self.barea, dtype=np.float64)
+
+    def backlog_peaks(self):
+        """``(per warehouse [W] int64, network)``: the largest backlog (shipments routed, not yet
+        shipped) reached so far, events at one instant taken in the kernel's order."""
+        return np.array(self.bpeak, dtype=np.int64), int(self.bpeak_total)
 
     def counters(self) -> tuple:
         """``(created, delivered, on_time, lost, shipments, cost, co2_kg)``: orders, then the
@@ -920,7 +945,13 @@ cdef class Kernel:
         self.s_delivered[sid] = NAN
         self.o_remaining[oid] += 1
         self.o_nship[oid] += 1
+        self._bl_account(w)
         self.backlog[w] += 1
+        if self.backlog[w] > self.bpeak[w]:
+            self.bpeak[w] = self.backlog[w]
+        self.btotal += 1
+        if self.btotal > self.bpeak_total:
+            self.bpeak_total = self.btotal
         return 0
 
     cdef int _unroutable(self, int64_t oid, int64_t bo, Py_ssize_t nl) except -1:
@@ -1211,7 +1242,9 @@ cdef class Kernel:
     cdef int _ship(self, int64_t sid, int c, int w, int r) except -1:
         self.s_shipped[sid] = self.now
         self.s_status[sid] = ST_TRANSIT
+        self._bl_account(w)
         self.backlog[w] -= 1
+        self.btotal -= 1
         cdef double mean = self.transit_mean[c, w, r] * self.transit_mult[r]
         cdef double dt = rng_scaled(&self.rng, self.tr_kind[c], mean, self.tr_sigma[c], self.tr_mu[c])
         return self._in_transit(sid, self.now + dt)

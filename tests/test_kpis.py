@@ -31,6 +31,9 @@ def _orders(shuffle: bool = False) -> pd.DataFrame:
     for c in ("region", "warehouse", "status"):
         df[c] = pd.Categorical(df[c])
     df["cold_violation"] = [False, False, False, False, False, True, False]
+    # in the backlog from routing until shipped (order 3 never shipped; shipment 2 after 20 h)
+    df["routed_at"] = [0.0, 1.0, 1.0, NAN, 3.0, 4.0, 4.0]
+    df["shipped_at"] = [2.0, 3.0, 25.0, NAN, NAN, 5.0, 6.0]
     return df.sample(frac=1.0, random_state=1) if shuffle else df
 
 
@@ -47,7 +50,7 @@ def test_order_table_by_hand(shuffle: bool) -> None:
 
 
 def test_kpis_by_hand() -> None:
-    ts = pd.DataFrame({"time_h": [10.0, 20.0, 40.0], "backlog": [3, 1, 0],
+    ts = pd.DataFrame({"time_h": [10.0, 20.0, 40.0], "backlog": [3, 1, 0], "backlog_peak": [3, 4, 4],
                        "server_hours[w1]": [5.0, 10.0, 20.0], "server_hours[w2]": [5.0, 10.0, 20.0]})
     k = compute_kpis(_orders(), ts, ["w1", "w2"], horizon_h=20.0)
     assert (k["orders_created"], k["orders_delivered"], k["orders_in_flight"], k["orders_lost"]) == (5, 3, 1, 1)
@@ -56,7 +59,9 @@ def test_kpis_by_hand() -> None:
     assert k["cost_per_order"] == pytest.approx((10 + 23 + 9 + 11) / 4)  # served orders: not the lost one
     assert k["co2_per_order_kg"] == pytest.approx((0.2 + 0.7 + 0.1 + 0.3) / 4)
     assert k["split_rate"] == pytest.approx(2 / 4)
-    assert k["backlog_max"] == 3 and k["cold_chain_violations"] == 1
+    assert k["backlog_max"] == 4 and k["cold_chain_violations"] == 1  # the engine's exact peak, last row
+    # backlog-hours in [0, 20): 2 + 2 + (20 - 1) + (20 - 3) + 1 + 2 = 43, over 20 h
+    assert k["backlog_mean"] == pytest.approx(43 / 20)
     assert math.isnan(k["service_gap"])  # no region has 30 orders
     # picks until the horizon (20 h) over server-hours at 20 h: w1 0.1+0.2+0.1, w2 0.1+(20-3.5)+0.1
     assert k["utilization"]["w1"] == pytest.approx(0.4 / 10.0)

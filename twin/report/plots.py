@@ -295,7 +295,8 @@ def _warehouse_panels(ts: pd.DataFrame, path: str | Path, top: str, top_label: s
 
 
 def plot_backlog(ts: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Backlog (shipments routed but not shipped) per warehouse, and stock on hand when known.
+    """Backlog (shipments routed but not shipped) per warehouse, each tick's time average (exact,
+    from the engines' integrals; the records agree), and stock on hand when known.
 
     Args:
         ts: The timeseries table.
@@ -305,7 +306,7 @@ def plot_backlog(ts: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     Returns:
         The PNG path.
     """
-    return _warehouse_panels(ts, path, "backlog", "backlog (shipments)",
+    return _warehouse_panels(ts, path, "backlog", "backlog (shipments, mean over each tick)",
                              f"{title + ': ' if title else ''}warehouse backlog (routed, not yet shipped)",
                              "stock", "stock on hand (units)", "stock on hand", "upper left", total="backlog")
 

@@ -112,6 +112,13 @@ class Engine(Protocol):
     def station_areas(self) -> tuple[np.ndarray, np.ndarray]:
         """Per warehouse: (busy pick server-hours, available pick server-hours) so far."""
 
+    def backlog_areas(self) -> np.ndarray:
+        """Per warehouse: the backlog's exact time integral up to now (shipment-hours)."""
+
+    def backlog_peaks(self) -> tuple[np.ndarray, int]:
+        """``(per warehouse, network)``: the largest backlog (shipments routed, not yet shipped)
+        reached so far: exact, kept at every change (a test checks it against the records)."""
+
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
         """The records as integer-coded columns (:mod:`twin.sim.records`); called once."""
 

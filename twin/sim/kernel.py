@@ -244,6 +244,14 @@ class KernelEngine:
         """Per warehouse: (busy pick server-hours, available pick server-hours) so far."""
         return self.k.station_areas()
 
+    def backlog_areas(self) -> np.ndarray:
+        """Per warehouse: the backlog's time integral up to now (shipment-hours)."""
+        return self.k.backlog_areas()
+
+    def backlog_peaks(self) -> tuple[np.ndarray, int]:
+        """``(per warehouse, network)``: the largest backlog reached so far."""
+        return self.k.backlog_peaks()
+
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
         """The records as columns (see :mod:`twin.sim.records`), sorted by order then shipment.
 

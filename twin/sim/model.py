@@ -97,8 +97,11 @@ class FulfillmentModel(mesa.Model):
         self.disruption = DisruptionAgent(self)  # after the engine: it notifies it at once
         self._last_busy = np.zeros(W)
         self._last_cap = np.zeros(W)
+        self._last_bl_area = np.zeros(W)
+        self._last_t = 0.0
         self._wh_columns = [[f"{kind}[{name}]" for name in self.net.warehouses]
-                            for kind in ("backlog", "utilization", "servers", "stock", "busy_hours", "server_hours")]
+                            for kind in ("backlog", "backlog_peak", "utilization", "servers", "stock", "busy_hours",
+                                         "server_hours")]
         # one table row per tick (Mesa's model reporters would deep-copy every value)
         self.datacollector = mesa.DataCollector(tables={"timeseries": self._columns()})
 
@@ -201,11 +204,13 @@ class FulfillmentModel(mesa.Model):
 
     # ------------------------------------------------------------------ time series
     def _columns(self) -> list[str]:
+        """``backlog``: the time-average backlog over the row's tick (exact, from the engine's
+        integral); ``backlog_peak``: the largest backlog reached so far; per warehouse likewise."""
         cols = ["time_h", "orders_created", "orders_delivered", "orders_lost", "orders_in_flight", "on_time_rate",
-                "backlog"]
+                "backlog", "backlog_peak"]
         for name in self.net.warehouses:
-            cols += [f"backlog[{name}]", f"utilization[{name}]", f"servers[{name}]", f"stock[{name}]",
-                     f"busy_hours[{name}]", f"server_hours[{name}]"]
+            cols += [f"backlog[{name}]", f"backlog_peak[{name}]", f"utilization[{name}]", f"servers[{name}]",
+                     f"stock[{name}]", f"busy_hours[{name}]", f"server_hours[{name}]"]
         return cols
 
     def _snapshot(self) -> dict[str, float]:
@@ -214,11 +219,17 @@ class FulfillmentModel(mesa.Model):
         d_busy, d_cap = busy - self._last_busy, cap - self._last_cap
         self._last_busy, self._last_cap = busy, cap
         util = np.divide(d_busy, d_cap, out=np.full_like(d_busy, np.nan), where=d_cap > 0)
-        row = {"time_h": float(self.env.now), "orders_created": c.created, "orders_delivered": c.delivered,
+        now = float(self.env.now)
+        area = self.engine.backlog_areas()
+        dt = now - self._last_t
+        bl = (area - self._last_bl_area) / dt if dt > 0 else np.asarray(st.backlog, dtype=float)
+        self._last_bl_area, self._last_t = area, now
+        peak_w, peak = self.engine.backlog_peaks()
+        row = {"time_h": now, "orders_created": c.created, "orders_delivered": c.delivered,
                "orders_lost": c.lost, "orders_in_flight": c.in_flight,
                "on_time_rate": c.on_time / c.delivered if c.delivered else float("nan"),
-               "backlog": int(st.backlog.sum())}
-        values = (st.backlog, util, np.where(st.wh_open, st.pick_servers, 0), st.inventory.sum(axis=1), busy, cap)
+               "backlog": float(bl.sum()), "backlog_peak": int(peak)}
+        values = (bl, peak_w, util, np.where(st.wh_open, st.pick_servers, 0), st.inventory.sum(axis=1), busy, cap)
         for names, v in zip(self._wh_columns, values, strict=True):
             row.update(zip(names, v.tolist(), strict=True))
         return row

@@ -128,6 +128,10 @@ class SimPyEngine:
         self._asking = False
         self._pending: tuple | None = None  # (order, sku, qty, event)
         self._decision: Decision | None = None
+        self._bpeak = host.state.backlog.astype(np.int64).copy()
+        self._btotal = self._bpeak_total = int(host.state.backlog.sum())
+        self._barea = np.zeros(len(self._bpeak))
+        self._blast = np.zeros(len(self._bpeak))
         self._arrivals_gen = 0  # the arrival window running: each start_arrivals() ends the last
         d = sc.demand
         rng = host.rng
@@ -226,6 +230,28 @@ class SimPyEngine:
         self._place(order, sku, qty)
         return None
 
+    def _note_backlog(self, w: int, delta: int) -> None:
+        """Change warehouse ``w``'s backlog by ``delta``, keeping its exact time integral and peaks."""
+        bl, now = self.m.state.backlog, self.env.now
+        self._barea[w] += int(bl[w]) * (now - self._blast[w])
+        self._blast[w] = now
+        bl[w] += delta
+        self._btotal += delta
+        if bl[w] > self._bpeak[w]:
+            self._bpeak[w] = bl[w]
+        if self._btotal > self._bpeak_total:
+            self._bpeak_total = self._btotal
+
+    def backlog_areas(self) -> np.ndarray:
+        """Per warehouse: the backlog's time integral up to now (shipment-hours), exact."""
+        now = self.env.now
+        return self._barea + self.m.state.backlog * (now - self._blast)
+
+    def backlog_peaks(self) -> tuple[np.ndarray, int]:
+        """``(per warehouse, network)``: the largest backlog (shipments routed, not yet shipped)
+        reached so far, events at one instant taken in the order SimPy runs them."""
+        return self._bpeak.copy(), int(self._bpeak_total)
+
     # ------------------------------------------------------------------ decision points
     def ask_decisions(self, on: bool = True) -> None:
         """While on, each new order waits for :meth:`decide` (found by :meth:`next_decision`)."""
@@ -288,7 +314,7 @@ class SimPyEngine:
         for w, lines in sorted(per_wh.items()):
             c = m.routing.carrier(w, order.region, order.cold)
             s = self.table.new_shipment(order, w, c, lines, now, m.net, self.counters)
-            m.state.backlog[w] += 1
+            self._note_backlog(w, +1)
             self.env.process(self._shipment(s))
         return True
 
@@ -329,7 +355,7 @@ class SimPyEngine:
         yield ev  # a departure took the parcel
         s.shipped_at = env.now
         s.status = Status.in_transit
-        self.m.state.backlog[w] -= 1
+        self._note_backlog(w, -1)
         mean = self.m.net.transit_mean_h[s.carrier, w, s.region] * self.m.state.region_transit_mult[s.region]
         yield Later(env, self._transit[s.carrier](mean))
         s.delivered_at = env.now
