@@ -199,6 +199,7 @@ def _remove_stale_report(out: Path) -> None:
 def _cmd_run(a: argparse.Namespace) -> int:
     from twin.results.runs import replicate, simulate
     from twin.scenario.loader import load_scenario
+    from twin.scenario.size import estimate_run
 
     if a.replications < 1:
         raise _UserError(f"--replications must be >= 1, got {a.replications}")
@@ -212,6 +213,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         from twin.scenario.loader import scale_scenario
 
         sc = scale_scenario(sc, a.scale)
+    estimate_run(sc).check()  # refuse a run that cannot fit before any work
     seed = sc.seed if a.seed is None else a.seed
     suffix = f"seed{seed}" if a.replications == 1 else f"seed{seed}-x{a.replications}"
     tag = _overrides_tag(a.overrides, a.scale)
@@ -256,12 +258,15 @@ def _cmd_scenarios(a: argparse.Namespace) -> int:
 
 def _cmd_validate(a: argparse.Namespace) -> int:
     from twin.scenario.loader import load_scenario
+    from twin.scenario.size import estimate_run
     from twin.world.network import build_network
 
     sc = load_scenario(a.scenario, a.overrides)
+    size = estimate_run(sc).check()  # a run that cannot fit is refused here too (before building it)
     net = build_network(sc)
     print(f"{sc.name}: valid ({net.n_warehouses} warehouses, {net.n_regions} regions, {len(net.carriers)} carriers,"
           f" {net.n_skus} SKUs, horizon {sc.horizon_h:g} h)")
+    print(size)
     return 0
 
 

@@ -16,22 +16,128 @@ from pydantic import BaseModel, ValidationError
 
 from scenarios import builtin_names, builtin_path
 from twin.errors import ScenarioError
-from twin.scenario.schema import Scenario
+from twin.scenario.schema import Demand, Scenario
 
 __all__ = ["load_scenario", "parse_overrides", "apply_overrides", "validate_scenario", "scale_scenario",
-           "format_overrides", "annotate_description"]
+           "format_overrides", "annotate_description", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"]
 
 _PATH_HEAD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
+#: The largest scenario file read (the national 37-warehouse scenario is 25 kB).
+MAX_FILE_BYTES = 16 * 2**20
+#: The deepest nesting of lists and mappings in a file (a scenario needs 4).
+MAX_DEPTH = 64
+#: The most values (scalars, lists, mappings) a file may hold once its aliases are expanded.
+MAX_NODES = 1_000_000
+
+
+class _ReadError(yaml.MarkedYAMLError):
+    """YAML that the twin will not read: too deep, too large once expanded, a key that is not
+    a name, a value Python cannot represent."""
+
+
+def _short(x: Any, n: int = 60) -> str:
+    """``repr(x)``, cut to about ``n`` characters."""
+    try:
+        r = repr(x)
+    except Exception:  # noqa: BLE001 - e.g. an int too long to print
+        r = f"<{type(x).__name__}>"
+    return r if len(r) <= n else r[: n - 5] + "...." + r[-1]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_expanded(root: yaml.Node) -> None:
+    """Refuse a document that is infinite (an alias inside its own anchor) or that expands to
+    more than :data:`MAX_NODES` values (the "billion laughs": aliases of aliases)."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            open_.discard(nid)
+            size[nid] = 1 + sum(size[id(k)] for k in _children(node))
+            if size[nid] > MAX_NODES:
+                raise _ReadError(None, None, f"the document expands to more than {MAX_NODES:,} values (aliases "
+                                 "*name repeat their anchor &name: an alias bomb?)", node.start_mark)
+            continue
+        if nid in size:
+            continue
+        if nid in open_:
+            raise _ReadError(None, None, "an alias refers to a list or mapping that contains it (the value would "
+                             "be infinite)", node.start_mark)
+        open_.add(nid)
+        stack.append((node, True))
+        stack.extend((k, False) for k in reversed(_children(node)) if id(k) not in size)
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice in one mapping (YAML would keep the
-    last silently, and a what-if would quietly not apply)."""
+    """A safe YAML loader for scenario files and override values.
+
+    It refuses a key given twice in one mapping (YAML would keep the last silently, and a
+    what-if would quietly not apply), a key that is not a string (a field or a name: ``yes``
+    and ``1`` are read as a boolean and a number), nesting deeper than :data:`MAX_DEPTH`, a
+    document expanding to more than :data:`MAX_NODES` values or to an infinite one through
+    its aliases, and a value Python cannot hold (an int of 5,000 digits, the date 2024-13-45);
+    each as a YAML error with its line."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201
+        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _ReadError(None, None, f"lists and mappings nested more than {MAX_DEPTH} deep",
+                                 self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self):  # noqa: ANN201
+        node = super().compose_document()
+        if node is not None:
+            _check_expanded(node)
+        return node
+
+    def construct_object(self, node, deep=False):  # noqa: ANN001, ANN201
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:
+            value = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+            why = "an integer of more than 4300 digits" if "4300" in str(exc) else str(exc)
+            raise _ReadError(None, None, f"cannot read the value {_short(value)}: {why}", node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged below, own keys win
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]: 1`, a complex key
+                a, b = key_node.start_mark, key_node.end_mark
+                text = a.buffer[a.pointer:b.pointer] if a.buffer is not None else ""
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise _ReadError(None, None, f"a key must be a name (a string), got the {kind} "
+                                 f"{_short(' '.join(text.split()))[1:-1] or '...'}", a)
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                hint = {bool: " (YAML reads yes/no/on/off/true/false as booleans: quote it)",
+                        type(None): " (YAML reads ~ and null as nothing: quote it)"}.get(type(key), " (quote it)")
+                raise _ReadError(None, None, f"a key must be a name (a string), got {_short(key)} "
+                                 f"({type(key).__name__}){hint}", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (it is given twice in one mapping)", key_node.start_mark)
@@ -39,11 +145,63 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """One line for a YAML error: what, and where (line and column)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        pos = exc.position
+        line, col = text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+        ch = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return f"not valid YAML at line {line}, column {col}: character U+{ch:04X} is not allowed ({exc.reason})"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    what = " ".join(str(getattr(exc, "problem", None) or getattr(exc, "context", None) or exc).split())
+    if isinstance(exc, _ReadError):
+        return f"at {where}: {what}" if where else what
+    return f"not valid YAML{' at ' + where if where else ''}: {what}"
+
+
+def _parse_yaml(text: str, source: str | None) -> Any:
+    """The document in ``text``; a :class:`ScenarioError` naming the line for anything wrong."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ScenarioError(_yaml_problem(exc, text), source) from None
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, at most :data:`MAX_FILE_BYTES`), or a :class:`ScenarioError`."""
+    src = str(path)
+    too_big = f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB (a scenario file is a few kB)"
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError(too_big, src)
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", src) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(too_big, src)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        at = exc.start
+        line, col = data.count(b"\n", 0, at) + 1, at - (data.rfind(b"\n", 0, at) + 1) + 1
+        raise ScenarioError(f"not UTF-8 text: byte 0x{data[at]:02x} at line {line}, column {col} cannot be "
+                            "decoded (save the file as UTF-8)", src) from None
+
+
 def _resolve(name_or_path: str | Path) -> Path:
+    if not isinstance(name_or_path, (str, Path)):
+        raise ScenarioError(f"expected a built-in scenario name, a YAML file path or a Scenario, got "
+                            f"{type(name_or_path).__name__}")
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
-        if not p.is_file():
+    try:
+        is_file = p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path)
+        if is_file and not p.is_file():
             raise ScenarioError(f"file not found: {str(p)!r}", source=str(p))
+    except OSError as exc:  # a name too long, say
+        raise ScenarioError(f"cannot read {_short(str(p))}: {exc.strerror or exc}", source=str(p)) from None
+    if is_file:
         return p
     found = builtin_path(str(name_or_path))
     if found is None:
@@ -154,8 +312,38 @@ def _model_at(loc: list[Any], doc: Any) -> type[BaseModel] | None:
         return None
 
 
+def _allowed_range(loc: list[Any], doc: Any) -> str:
+    """``"; allowed: 0 to 8760"``: the bounds of the number field at ``loc``, if it can tell."""
+    tp: Any = None
+    if loc and isinstance(loc[-1], str):
+        model = _model_at(loc, doc)
+        if model is not None and loc[-1] in model.model_fields:
+            f = model.model_fields[loc[-1]]
+            tp = Annotated[f.annotation, *f.metadata] if f.metadata else f.annotation
+    elif loc[:2] == ["demand", "profile"] and len(loc) == 4:  # a [time_h, multiplier] point
+        point = get_args(Demand.model_fields["profile"].annotation)[0]  # tuple[time, multiplier]
+        tp = get_args(point)[loc[3]] if loc[3] in (0, 1) else None
+    bounds: list[str] = []
+    stack = [tp]
+    while stack and not bounds:  # the number bounds under the type (through Optional)
+        t = stack.pop()
+        if get_origin(t) in (Union, UnionType):
+            stack.extend(get_args(t))
+        elif get_origin(t) is Annotated:
+            for m in get_args(t)[1:]:
+                for c in getattr(m, "metadata", [m]):
+                    for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+                        if getattr(c, attr, None) is not None:
+                            bounds.append(f"{op} {getattr(c, attr):g}")
+            stack.append(get_args(t)[0])
+    return f"; allowed: finite numbers {' and '.join(bounds)}" if bounds else ""
+
+
 def validate_scenario(doc: Any, source: str | None = None) -> Scenario:
     """Validate a parsed YAML document; raise :class:`ScenarioError` naming each bad path."""
+    if doc is None:
+        raise ScenarioError("the file is empty: it must hold a mapping of fields (name, horizon_h, warehouses, ...)",
+                            source)
     if not isinstance(doc, Mapping):
         raise ScenarioError(f"the file must hold a mapping of fields, got {type(doc).__name__}", source)
     try:
@@ -197,7 +385,8 @@ def validate_scenario(doc: Any, source: str | None = None) -> Scenario:
                     known = f"; allowed: {', '.join(model.model_fields)}" if model else ""
                     problems.append(f"{path}: unknown field {loc[-1]!r} (check the spelling){known}")
                 elif isinstance(bad, (int, float, str, bool)) and not isinstance(bad, Mapping):
-                    problems.append(f"{path or '<root>'}: {piece}, got {bad!r}")
+                    allowed = _allowed_range(loc, doc) if err["type"] == "finite_number" else ""
+                    problems.append(f"{path or '<root>'}: {piece}, got {_short(bad)}{allowed}")
                 else:
                     problems.append(f"{path or '<root>'}: {piece}")
         raise ScenarioError(list(dict.fromkeys(problems)), source) from None
@@ -212,15 +401,18 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None, flag: str =
         return dict(items)
     out: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
+        if not isinstance(item, str) or "=" not in item or not item.split("=", 1)[0].strip():
             if flag == "--set":  # a scenario override: a scenario error
-                raise ScenarioError(f"--set {item!r}: expected KEY=VALUE, e.g. warehouses.shanghai.pick.agvs=150")
-            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
+                raise ScenarioError(f"--set {_short(item)}: expected KEY=VALUE, e.g. warehouses.shanghai.pick.agvs=150")
+            raise ValueError(f"{flag} {_short(item)}: expected KEY=VALUE")
         key, value = item.split("=", 1)
+        key = key.strip()
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key] = yaml.load(value, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        except _ReadError as exc:  # YAML, but not a value the twin reads
+            raise ScenarioError(f"{flag} {key}: {_yaml_problem(exc, value)}") from None
         except yaml.YAMLError:
-            out[key.strip()] = value
+            out[key] = value  # not YAML: the text itself
     return out
 
 
@@ -231,6 +423,8 @@ def apply_overrides(doc: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     """
     doc = copy.deepcopy(doc)
     for key, value in overrides.items():
+        if not isinstance(key, str) or not key:
+            raise ScenarioError(f"--set {_short(key)}: the key must be a dotted path such as warehouses.shanghai.pick.agvs")
         parts = key.split(".")
         node: Any = doc
         for depth, part in enumerate(parts):
@@ -238,7 +432,7 @@ def apply_overrides(doc: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
             where = ".".join(parts[: depth + 1])
             if isinstance(node, list):
                 idx = None
-                if part.isdigit() and int(part) < len(node):
+                if part.isascii() and part.isdigit() and len(part) < 19 and int(part) < len(node):
                     idx = int(part)
                 else:
                     names = [e.get("name") for e in node if isinstance(e, Mapping)]
@@ -283,13 +477,7 @@ def load_scenario(
         doc = _with_override_note(apply_overrides(name_or_path.model_dump(mode="json"), ov), ov)
         return validate_scenario(doc, name_or_path.name)
     path = _resolve(name_or_path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", str(path)) from None
+    doc = _parse_yaml(_read_text(path), str(path))
     if isinstance(doc, dict) and ov:
         doc = _with_override_note(apply_overrides(doc, ov), ov)
     return validate_scenario(doc, str(path))
@@ -303,7 +491,10 @@ def format_overrides(overrides: Mapping[str, Any]) -> str:
             return v
         if isinstance(v, float) and not math.isfinite(v):
             return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"  # YAML's spelling
-        return json.dumps(v, separators=(",", ":"), default=str)
+        try:
+            return json.dumps(v, separators=(",", ":"), default=str)
+        except (ValueError, TypeError, RecursionError):  # a cyclic or very deep Python value
+            return _short(v)
 
     return ", ".join(f"{k}={typed(v)}" for k, v in overrides.items())
 
@@ -351,8 +542,9 @@ def scale_scenario(scenario: Scenario, factor: float) -> Scenario:
     doc = scenario.model_dump(mode="json")
     doc["description"] = annotate_description(doc.get("description", ""), f"scale x{factor:g}")
 
-    def up(x: float) -> int:
-        return max(1, round(x * factor)) if x > 0 else 0
+    def up(x: float) -> int | float:
+        v = x * factor
+        return (max(1, round(v)) if math.isfinite(v) else v) if x > 0 else 0  # inf: the schema says so
 
     doc["demand"]["base_rate_per_h"] *= factor
     for w in doc["warehouses"]:
@@ -362,4 +554,4 @@ def scale_scenario(scenario: Scenario, factor: float) -> Scenario:
     for c in doc["carriers"]:
         c["capacity"] = up(c["capacity"])
         c["reefer_capacity"] = up(c["reefer_capacity"])
-    return validate_scenario(doc, scenario.name)
+    return validate_scenario(doc, f"{scenario.name} (scaled x{factor:g})")

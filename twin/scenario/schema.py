@@ -1,24 +1,64 @@
 """The scenario schema: what a scenario YAML file may say, validated with pydantic.
 
 Times are hours from the scenario start, distances kilometres, costs in CNY, CO2 in kg.
+
+Every number has finite bounds that both engines honour (the ``MAX_*``/``MIN_*`` limits
+below; infinities and NaN are refused everywhere), and counts that the engines store in
+fixed-width fields are limited here too (at most 127 service levels: a record keeps the level
+in one byte). Whether a whole run fits in time and memory is :mod:`twin.scenario.size`'s
+estimate, checked before a run starts.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from twin.scenario.distributions import DISTRIBUTIONS
 
+# --------------------------------------------------------------------------- limits
+MAX_TIME_H = 87_600.0  #: the latest time, and the longest duration, a scenario may name (10 years)
+MAX_HORIZON_H = 8_760.0  #: the longest horizon, and the longest drain (a year)
+MIN_INTERVAL_H = 0.01  #: the shortest recurring interval (ticks, departures, reviews, retries...): 36 s
+MAX_INTERVAL_H = 8_760.0  #: the longest recurring interval
+MAX_RATE_PER_H = 1e8  #: orders per hour
+MAX_MULTIPLIER = 1_000.0  #: a demand profile's multiplier
+MAX_UNITS = 1_000_000_000  #: stock units per SKU, parcels per departure
+MAX_AGVS = 100_000  #: AGVs, and pack stations, per warehouse
+MAX_MONEY = 1e6  #: CNY per parcel / line
+MAX_WEIGHT = 1e12  #: a region's demand weight (a population, say)
+MAX_SEED = 2**63 - 1
+MAX_WAREHOUSES = 1_000
+MAX_REGIONS = 10_000
+MAX_CARRIERS = 100
+MAX_SKUS = 1_000_000
+MAX_SERVICE_LEVELS = 127  #: the records keep a service level in one signed byte
+MAX_WEATHER_STATES = 64
+MAX_EVENTS = 1_000  #: scripted weather events, and disruptions, each
+MAX_PROFILE_POINTS = 10_000
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_' -]*$")]
-Hours = Annotated[float, Field(ge=0)]
+#: A point in time or a duration that may be 0.
+Hours = Annotated[float, Field(ge=0, le=MAX_TIME_H)]
+#: A duration that must be > 0.
+Duration = Annotated[float, Field(gt=0, le=MAX_TIME_H)]
+#: The period of something that recurs (each period is an event of the run).
+Interval = Annotated[float, Field(ge=MIN_INTERVAL_H, le=MAX_INTERVAL_H)]
+Money = Annotated[float, Field(ge=0, le=MAX_MONEY)]
 #: A service-time distribution by name (what each means: :mod:`twin.scenario.distributions`).
 Distribution = Literal[*DISTRIBUTIONS]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+
+
+def _non_empty(v: object, what: str) -> object:
+    """A list of names that must name something (``"all"`` passes)."""
+    if isinstance(v, list) and not v:
+        raise ValueError(f"must name at least one {what}, or be 'all'")
+    return v
 
 
 class Window(_Strict):
@@ -38,28 +78,28 @@ class Window(_Strict):
 class AGVFleet(_Strict):
     """The AGV fleet that picks: ``agvs`` robots, each one pick server while it is up."""
 
-    agvs: Annotated[int, Field(ge=0, le=100_000)]
-    lines_per_agv_h: Annotated[float, Field(gt=0)] = 60.0
+    agvs: Annotated[int, Field(ge=0, le=MAX_AGVS)]
+    lines_per_agv_h: Annotated[float, Field(ge=0.01, le=100_000)] = 60.0
     pick_time: Distribution = "exponential"
     pick_time_cv: Annotated[float, Field(ge=0, le=5)] = 1.0
-    battery_h: Annotated[float, Field(gt=0)] | None = None
-    charge_h: Annotated[float, Field(gt=0)] = 1.0
-    mtbf_h: Annotated[float, Field(gt=0)] | None = None
-    mttr_h: Annotated[float, Field(gt=0)] = 2.0
+    battery_h: Annotated[float, Field(ge=MIN_INTERVAL_H, le=MAX_TIME_H)] | None = None
+    charge_h: Annotated[float, Field(ge=MIN_INTERVAL_H, le=MAX_TIME_H)] = 1.0
+    mtbf_h: Annotated[float, Field(ge=MIN_INTERVAL_H, le=1e6)] | None = None
+    mttr_h: Annotated[float, Field(ge=MIN_INTERVAL_H, le=MAX_TIME_H)] = 2.0
 
 
 class Pack(_Strict):
     """Pack stations after picking: a FIFO queue with ``stations`` servers."""
 
-    stations: Annotated[int, Field(ge=1, le=100_000)] = 1000
-    time_h: Annotated[float, Field(ge=0)] = 0.0
+    stations: Annotated[int, Field(ge=1, le=MAX_AGVS)] = 1000
+    time_h: Hours = 0.0
     distribution: Distribution = "deterministic"
 
 
 class Stock(_Strict):
     """Initial stock: ``units_per_sku`` units of the most popular ``sku_fraction`` of SKUs."""
 
-    units_per_sku: Annotated[int, Field(ge=0)] = 1000
+    units_per_sku: Annotated[int, Field(ge=0, le=MAX_UNITS)] = 1000
     sku_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
@@ -71,41 +111,41 @@ class Warehouse(_Strict):
     pack: Pack = Pack()
     stock: Stock = Stock()
     cold_storage: bool = False
-    handling_cost_per_line: Annotated[float, Field(ge=0)] = 1.0
+    handling_cost_per_line: Money = 1.0
 
 
 class Region(_Strict):
     name: Name
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
-    weight: Annotated[float, Field(gt=0)]
+    weight: Annotated[float, Field(gt=0, le=MAX_WEIGHT)]
 
 
 class RegionPreset(_Strict):
     """Regions from a built-in table: ``china_provinces`` (31 regions, weight = population)."""
 
     preset: Literal["china_provinces"]
-    include: list[Name] | None = None
+    include: Annotated[list[Name], Field(min_length=1)] | None = None
 
 
 class Transit(_Strict):
     """Transit time on a lane: ``base_h + distance_km / speed_kmh``, drawn around that mean."""
 
     base_h: Hours = 4.0
-    speed_kmh: Annotated[float, Field(gt=0)] = 60.0
+    speed_kmh: Annotated[float, Field(ge=1, le=10_000)] = 60.0
     distribution: Distribution = "lognormal"
     cv: Annotated[float, Field(ge=0, le=5)] = 0.25
 
 
 class Cost(_Strict):
-    per_parcel: Annotated[float, Field(ge=0)] = 5.0
-    per_km: Annotated[float, Field(ge=0)] = 0.005
-    reefer_surcharge: Annotated[float, Field(ge=0)] = 10.0
+    per_parcel: Money = 5.0
+    per_km: Annotated[float, Field(ge=0, le=10_000)] = 0.005
+    reefer_surcharge: Money = 10.0
 
 
 class CO2(_Strict):
-    per_parcel_kg: Annotated[float, Field(ge=0)] = 0.05
-    per_km_kg: Annotated[float, Field(ge=0)] = 0.0004
+    per_parcel_kg: Annotated[float, Field(ge=0, le=10_000)] = 0.05
+    per_km_kg: Annotated[float, Field(ge=0, le=100)] = 0.0004
 
 
 class Carrier(_Strict):
@@ -114,38 +154,44 @@ class Carrier(_Strict):
     name: Name
     warehouses: list[Name] | Literal["all"] = "all"
     regions: list[Name] | Literal["all"] = "all"
-    departure_interval_h: Annotated[float, Field(gt=0)] = 2.0
+    departure_interval_h: Interval = 2.0
     first_departure_h: Hours = 1.0
-    capacity: Annotated[int, Field(ge=0)] = 1000
-    reefer_capacity: Annotated[int, Field(ge=0)] = 0
+    capacity: Annotated[int, Field(ge=0, le=MAX_UNITS)] = 1000
+    reefer_capacity: Annotated[int, Field(ge=0, le=MAX_UNITS)] = 0
     transit: Transit = Transit()
     cost: Cost = Cost()
     co2: CO2 = CO2()
 
+    @field_validator("warehouses", "regions")
+    @classmethod
+    def _names_something(cls, v: object, info: ValidationInfo) -> object:
+        return _non_empty(v, str(info.field_name)[:-1])
+
 
 # --------------------------------------------------------------------------- demand
 class Skus(_Strict):
-    count: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    count: Annotated[int, Field(ge=1, le=MAX_SKUS)] = 200
     zipf_s: Annotated[float, Field(ge=0, le=5)] = 1.0
     cold_share: Annotated[float, Field(ge=0, le=1)] = 0.1
 
 
 class ServiceLevel(_Strict):
     share: Annotated[float, Field(ge=0, le=1)]
-    promise_h: Annotated[float, Field(gt=0)]
+    promise_h: Duration
 
 
 class Demand(_Strict):
-    base_rate_per_h: Annotated[float, Field(ge=0)]
-    profile: list[tuple[Hours, Annotated[float, Field(ge=0)]]] = [(0.0, 1.0)]
+    base_rate_per_h: Annotated[float, Field(ge=0, le=MAX_RATE_PER_H)]
+    profile: Annotated[list[tuple[Hours, Annotated[float, Field(ge=0, le=MAX_MULTIPLIER)]]],
+                       Field(max_length=MAX_PROFILE_POINTS)] = [(0.0, 1.0)]
     diurnal_amplitude: Annotated[float, Field(ge=0, lt=1)] = 0.0
     skus: Skus = Skus()
     lines_per_order: Annotated[float, Field(ge=1, le=50)] = 1.5
     cold_chain_share: Annotated[float, Field(ge=0, le=1)] = 0.0
     service_levels: dict[Name, ServiceLevel] = {"standard": ServiceLevel(share=1.0, promise_h=72.0)}
     unfulfillable: Literal["lost", "backorder"] = "lost"
-    backorder_retry_h: Annotated[float, Field(gt=0)] = 2.0
-    backorder_max_h: Annotated[float, Field(gt=0)] = 24.0
+    backorder_retry_h: Interval = 2.0
+    backorder_max_h: Duration = 24.0
 
     @field_validator("profile")
     @classmethod
@@ -160,6 +206,9 @@ class Demand(_Strict):
     @field_validator("service_levels")
     @classmethod
     def _shares_sum(cls, v: dict[str, ServiceLevel]) -> dict[str, ServiceLevel]:
+        if len(v) > MAX_SERVICE_LEVELS:
+            raise ValueError(f"at most {MAX_SERVICE_LEVELS} service levels (a record keeps the level in one byte), "
+                             f"got {len(v)}")
         total = sum(s.share for s in v.values())
         if not v or abs(total - 1.0) > 1e-6:
             raise ValueError(f"shares must sum to 1, got {total:g}")
@@ -175,7 +224,7 @@ class Replenishment(_Strict):
     """
 
     mode: Literal["none", "reorder_point", "scheduled"] = "reorder_point"
-    review_interval_h: Annotated[float, Field(gt=0)] = 6.0
+    review_interval_h: Interval = 6.0
     reorder_point_frac: Annotated[float, Field(ge=0, le=10)] = 0.3
     order_up_to_frac: Annotated[float, Field(gt=0, le=10)] = 1.0
     lead_time_h: Hours = 24.0
@@ -201,7 +250,7 @@ class WeatherEvent(Window):
     """A scripted weather event (a typhoon): it overrides the Markov state of its regions."""
 
     name: Name
-    regions: list[Name]
+    regions: Annotated[list[Name], Field(min_length=1)]
     transit_multiplier: Annotated[float, Field(ge=0.1, le=100)] = 1.0
     demand_multiplier: Annotated[float, Field(ge=0, le=100)] = 1.0
     closes_lanes: bool = False
@@ -210,11 +259,12 @@ class WeatherEvent(Window):
 class Weather(_Strict):
     """A per-region Markov chain over weather states, updated every ``update_interval_h``."""
 
-    states: list[WeatherState] = [WeatherState(name="clear")]
-    transition: list[list[Annotated[float, Field(ge=0, le=1)]]] = [[1.0]]
+    states: Annotated[list[WeatherState], Field(max_length=MAX_WEATHER_STATES)] = [WeatherState(name="clear")]
+    transition: Annotated[list[Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(max_length=MAX_WEATHER_STATES)]],
+                          Field(max_length=MAX_WEATHER_STATES)] = [[1.0]]
     initial: Name = "clear"
-    update_interval_h: Annotated[float, Field(gt=0)] = 1.0
-    events: list[WeatherEvent] = []
+    update_interval_h: Interval = 1.0
+    events: Annotated[list[WeatherEvent], Field(max_length=MAX_EVENTS)] = []
 
     @model_validator(mode="after")
     def _chain(self) -> Weather:
@@ -260,6 +310,11 @@ class DemandSurge(Window):
     regions: list[Name] | Literal["all"] = "all"
     multiplier: Annotated[float, Field(ge=0, le=100)]
 
+    @field_validator("regions")
+    @classmethod
+    def _names_something(cls, v: object) -> object:
+        return _non_empty(v, "region")
+
 
 Disruption = Annotated[
     Union[WarehouseOutage, CarrierCapacityLoss, AGVBreakdown, ColdChainFailure, DemandSurge],
@@ -269,9 +324,9 @@ Disruption = Annotated[
 
 # --------------------------------------------------------------------------- policy
 class ScoreWeights(_Strict):
-    cost: Annotated[float, Field(ge=0)] = 1.0
-    time_h: Annotated[float, Field(ge=0)] = 1.0
-    co2_kg: Annotated[float, Field(ge=0)] = 1.0
+    cost: Annotated[float, Field(ge=0, le=1e6)] = 1.0
+    time_h: Annotated[float, Field(ge=0, le=1e6)] = 1.0
+    co2_kg: Annotated[float, Field(ge=0, le=1e6)] = 1.0
 
 
 class RoutingConfig(_Strict):
@@ -279,13 +334,20 @@ class RoutingConfig(_Strict):
     weights: ScoreWeights = ScoreWeights()
     allow_split: bool = True
 
+    @model_validator(mode="after")
+    def _weighted(self) -> RoutingConfig:
+        w = self.weights
+        if self.name == "weighted" and w.cost == w.time_h == w.co2_kg == 0:
+            raise ValueError("weights: weighted routing needs at least one of cost, time_h, co2_kg > 0, got all 0")
+        return self
+
 
 class ReallocationConfig(_Strict):
     """``rebalance``: every ``interval_h``, SKUs whose stock at a warehouse is below
     ``low_frac`` of its initial level get transfers from warehouses above ``high_frac``."""
 
     name: Literal["none", "rebalance"] = "none"
-    interval_h: Annotated[float, Field(gt=0)] = 12.0
+    interval_h: Interval = 12.0
     lead_time_h: Hours = 12.0
     low_frac: Annotated[float, Field(ge=0, le=10)] = 0.2
     high_frac: Annotated[float, Field(ge=0, le=10)] = 0.6
@@ -308,18 +370,27 @@ class Scenario(_Strict):
 
     name: Name
     description: str = ""
-    horizon_h: Annotated[float, Field(gt=0, le=24 * 365)]
-    drain_h: Hours = 72.0
-    tick_h: Annotated[float, Field(gt=0)] = 1.0
-    seed: Annotated[int, Field(ge=0)] = 0
-    warehouses: list[Warehouse] = Field(min_length=1)
+    horizon_h: Annotated[float, Field(gt=0, le=MAX_HORIZON_H)]
+    drain_h: Annotated[float, Field(ge=0, le=MAX_HORIZON_H)] = 72.0
+    tick_h: Interval = 1.0
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    warehouses: list[Warehouse] = Field(min_length=1, max_length=MAX_WAREHOUSES)
     regions: list[Region] | RegionPreset
-    carriers: list[Carrier] = Field(min_length=1)
+    carriers: list[Carrier] = Field(min_length=1, max_length=MAX_CARRIERS)
     demand: Demand
     replenishment: Replenishment = Replenishment()
     weather: Weather = Weather()
-    disruptions: list[Disruption] = []
+    disruptions: Annotated[list[Disruption], Field(max_length=MAX_EVENTS)] = []
     policy: Policy = Policy()
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _region_count(cls, v: object) -> object:
+        if isinstance(v, list) and not v:
+            raise ValueError("must list at least one region, or name a preset ({preset: china_provinces})")
+        if isinstance(v, list) and len(v) > MAX_REGIONS:
+            raise ValueError(f"at most {MAX_REGIONS} regions, got {len(v)}")
+        return v
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:

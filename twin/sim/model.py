@@ -22,6 +22,7 @@ from agents import (
 )
 from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_policy, make_routing_policy
 from twin.scenario.schema import Scenario
+from twin.scenario.size import estimate_run
 from twin.sim.engine import ENGINES, Decision, Host, engine_names, engine_spec, make_engine
 from twin.sim.rng import Draws
 from twin.world.network import Network, network_for
@@ -67,6 +68,7 @@ class FulfillmentModel(mesa.Model):
                  engine_options: Mapping[str, Any] | None = None, timeseries: bool = True,
                  network: Network | None = None) -> None:
         engine_spec(engine)  # a clear error before any work
+        estimate_run(scenario).check()  # a run that cannot fit is refused up front, by every engine
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         super().__init__(rng=np.random.default_rng(int(seed)))
