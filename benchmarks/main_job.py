@@ -21,6 +21,7 @@ table for BENCHMARKS.md. Goal: the whole job within 1.5x of ``simulate`` alone, 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -52,15 +53,22 @@ def _max_rss_mb(text: str) -> float:
     return int(m.group(1)) / 1024
 
 
-def timed(cmd: list[str], log: Path) -> tuple[float, float]:
-    """Run ``cmd`` under ``/usr/bin/time -v``: (wall s, peak RSS MB). Its output goes to ``log``."""
+def _cpu_s(text: str) -> float:
+    user = re.search(r"User time \(seconds\): ([\d.]+)", text)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", text)
+    return float(user.group(1)) + float(system.group(1)) if user and system else math.nan
+
+
+def timed(cmd: list[str], log: Path) -> tuple[float, float, float]:
+    """Run ``cmd`` under ``/usr/bin/time -v``: (wall s, peak RSS MB, CPU s: user + system, all
+    threads). Its output goes to ``log``."""
     tf = log.with_suffix(".time")
     with open(log, "w") as out:
         rc = subprocess.call([TIME, "-v", "-o", str(tf), *cmd], stdout=out, stderr=subprocess.STDOUT)
     text = tf.read_text()
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {rc}; see {log}")
-    return _elapsed(text), _max_rss_mb(text)
+    return _elapsed(text), _max_rss_mb(text), _cpu_s(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,23 +96,27 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out, ignore_errors=True)
         job = timed([twin_cmd, "run", a.scenario, "--out", str(out)], work / f"run-{i}.log")
         rows.append((sim, job))
-        print(f"repeat {i + 1}: simulate {sim[0]:.1f} s, {sim[1]:,.0f} MB; twin run {job[0]:.1f} s, {job[1]:,.0f} MB;"
-              f" ratio {job[0] / sim[0]:.2f}  (load {os.getloadavg()[0]:.2f})", flush=True)
+        print(f"repeat {i + 1}: simulate {sim[0]:.1f} s ({sim[2]:.1f} s CPU), {sim[1]:,.0f} MB; twin run {job[0]:.1f} s"
+              f" ({job[2]:.1f} s CPU), {job[1]:,.0f} MB; ratio {job[0] / sim[0]:.2f}"
+              f"  (load {os.getloadavg()[0]:.2f})", flush=True)
         if not a.keep:
             shutil.rmtree(out, ignore_errors=True)
     med = statistics.median
     sim_t, sim_m = med(r[0][0] for r in rows), med(r[0][1] for r in rows)
     job_t, job_m = med(r[1][0] for r in rows), med(r[1][1] for r in rows)
     pair = med(r[1][0] / r[0][0] for r in rows)
+    sim_c, job_c = med(r[0][2] for r in rows), med(r[1][2] for r in rows)
     print(f"\nmedians over {len(rows)}: simulate {sim_t:.1f} s, {sim_m:,.0f} MB peak; twin run {job_t:.1f} s,"
           f" {job_m:,.0f} MB peak")
     print(f"ratio of medians {job_t / sim_t:.2f}; median of per-repeat ratios {pair:.2f}"
           f" (goal <= 1.5); peak RSS goal < 2,560 MB: {'met' if max(r[1][1] for r in rows) < 2560 else 'MISSED'}")
+    print(f"CPU (user + system, median): simulate {sim_c:.1f} s, twin run {job_c:.1f} s, ratio {job_c / sim_c:.2f}"
+          " (what the ratio tends to when no core is free)")
     print(f"({time.time() - t_start:.0f} s in all; load average now {os.getloadavg()[0]:.2f})\n")
-    print("| command | wall s (median) | peak RSS MB (median) |")
-    print("|---|---:|---:|")
-    print(f"| `twin.simulate({a.scenario!r})` alone | {sim_t:.1f} | {sim_m:,.0f} |")
-    print(f"| `twin run {a.scenario} --out DIR` | {job_t:.1f} | {job_m:,.0f} |")
+    print("| command | wall s (median) | CPU s (median) | peak RSS MB (median) |")
+    print("|---|---:|---:|---:|")
+    print(f"| `twin.simulate({a.scenario!r})` alone | {sim_t:.1f} | {sim_c:.1f} | {sim_m:,.0f} |")
+    print(f"| `twin run {a.scenario} --out DIR` | {job_t:.1f} | {job_c:.1f} | {job_m:,.0f} |")
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -182,7 +182,8 @@ def write_parquet(df: pd.DataFrame, path: str | Path, progress: Callable[[int], 
     integers delta-encoded (sorted ids take almost nothing); floats with few distinct values
     (costs, scheduled departures) as dictionaries (snappy), other floats plain and
     uncompressed (random times do not compress: snappy would only spend time); strings as
-    pandas writes them. Statistics are kept for the integer and categorical columns."""
+    pandas writes them. Statistics (min/max per row group) are kept for the integer columns:
+    order ids prune row groups; names' statistics would cost more than they give."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -195,7 +196,6 @@ def write_parquet(df: pd.DataFrame, path: str | Path, progress: Callable[[int], 
         if kind == "c":
             dictionary.append(name)
             compression[name] = "snappy"
-            stats.append(name)
         elif kind in "iu":
             encoding[name] = "DELTA_BINARY_PACKED"
             compression[name] = "none"
