@@ -360,7 +360,7 @@ def _ignore_sigint() -> None:
 
 
 def _pool_context() -> Any:
-    """The start method of replication workers: ``fork`` where there is one (Linux, macOS).
+    """The start method of replication workers: ``fork`` on Linux, ``spawn`` elsewhere.
 
     Importing Mesa sets multiprocessing's default to ``spawn``, and ``spawn`` (like
     ``forkserver``) runs the calling script again in every worker, so a script without an
@@ -368,9 +368,10 @@ def _pool_context() -> Any:
     copy of this process instead and runs only :func:`simulate`. Forking is safe here because
     the pool's workers are all forked at once, before the pool starts its own threads and before
     the progress bar (tqdm's monitor thread) exists; the workers use numpy and the kernel only.
+    (On macOS system libraries such as Accelerate are not fork-safe, so there scripts keep
+    the guard.)
     """
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
 def _stop(pool: ProcessPoolExecutor, futures: Sequence[Any]) -> None:
@@ -397,8 +398,8 @@ def replicate(
     """Run one simulation per seed, in parallel local processes (``processes`` defaults to the
     number of CPUs, at most the number of seeds; 1 runs in this process).
 
-    The workers are forked (see :func:`_pool_context`), so a script calling this needs no
-    ``if __name__ == "__main__":`` guard. Ctrl-C stops every worker and raises one
+    On Linux the workers are forked (see :func:`_pool_context`), so a script calling this needs
+    no ``if __name__ == "__main__":`` guard. Ctrl-C stops every worker and raises one
     KeyboardInterrupt here; a replication that fails stops the others and raises its error."""
     sc = load_scenario(scenario, overrides)
     seeds = [int(s) for s in seeds]
