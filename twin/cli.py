@@ -57,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
     r.add_argument("--replications", "-r", type=int, default=1,
                    help="independent runs on seeds seed, seed+1, ...; summary gives mean and 95%% CI")
-    r.add_argument("--engine", default="kernel", choices=["kernel", "simpy"],
-                   help="event engine: kernel (Cython, fast) or simpy (the readable reference); default: kernel")
+    from twin.sim.engine import engine_names, engine_spec
+
+    r.add_argument("--engine", default="kernel", choices=engine_names(),
+                   help="event engine: " + "; ".join(f"{n}: {engine_spec(n).description}" for n in engine_names())
+                   + "; default: kernel")
     r.add_argument("--out", "-o", default=None,
                    help="output directory (default: runs/<scenario>-seed<N>, plus -<hash> of --set and --scale)")
     r.add_argument("--force", action="store_true",
