@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import io
 import math
 import os
+import resource
 import signal
 import threading
 import time
@@ -379,6 +381,17 @@ def _cli_refuses(args: list[str]) -> str:
     return text
 
 
+def _rss() -> int:
+    """This process's resident memory now, in bytes."""
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak() -> int:
+    """This process's peak resident memory so far, in bytes (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _assert_one_line_problems(exc: ScenarioError) -> None:
     assert exc.problems, exc
     for p in exc.problems:
@@ -430,9 +443,11 @@ def test_every_accepted_scenario_runs_or_is_refused_up_front(tmp_path_factory: A
         event("load: refused")
         return
     small = _small(sc)  # scaling an accepted scenario down must work
+    linux = Path("/proc/self/statm").exists()
     with run_limits(**TEST_LIMITS):
         for engine in ("kernel", "simpy"):
             t0 = time.perf_counter()
+            before, peak_before = (_rss(), _peak()) if linux else (0, 0)
             try:
                 with _time_limit(RUN_BUDGET_S, f"simulate({engine})"):
                     res = simulate(small, engine=engine)
@@ -446,7 +461,12 @@ def test_every_accepted_scenario_runs_or_is_refused_up_front(tmp_path_factory: A
                               str(tmp / "out")])
                 _cli_refuses(["validate", str(small_file)])
                 break  # the estimate does not depend on the engine
+            if linux and _peak() > peak_before:  # a new peak: the run used at least this much
+                used, planned = _peak() - before, estimate_run(small).total_memory
+                assert used < planned + 2**30, f"{engine} used {used / 2**20:.0f} MiB, estimated {planned / 2**20:.0f}"
             event(f"run: finished ({engine})")
             event(f"run: wall {engine} {'<1' if res.wall_s < 1 else '<5' if res.wall_s < 5 else '>=5'} s")
             assert res.kpis["orders_created"] >= 0
             assert res.timeseries["time_h"].iloc[-1] == pytest.approx(small.horizon_h + small.drain_h)
+            del res
+            gc.collect()  # a model is a cycle (agents, processes): free its arrays before the next run

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +31,23 @@ from twin.world.network import Network, network_for
 from twin.world.state import State
 
 __all__ = ["FulfillmentModel", "ENGINES"]
+
+
+class _ModelIds(weakref.WeakKeyDictionary):
+    """``mesa.Agent``'s per-model counters of agent ids, held weakly: Mesa 3 keeps them in a plain
+    dict keyed by the model, so every model ever built (each run, each RL episode) stayed in
+    memory with its State and records."""
+
+    def __getitem__(self, model: Any) -> Any:
+        try:
+            return super().__getitem__(model)
+        except KeyError:
+            self[model] = counter = itertools.count(1)
+            return counter
+
+
+if not isinstance(mesa.Agent._ids, weakref.WeakKeyDictionary):
+    mesa.Agent._ids = _ModelIds(mesa.Agent._ids)
 
 
 class FulfillmentModel(mesa.Model):
