@@ -12,8 +12,9 @@ aliases, huge values; some also get ``--set`` overrides. The properties:
   and the CLI refuses it the same way.
 
 Profiles (``HYPOTHESIS_PROFILE``): ``ci`` (default, well under a minute), ``long`` (10,000
-examples of each property; ``HYPOTHESIS_SEED`` picks the seed). The example database is off:
-nothing is written into the repository.
+examples of each property; ``HYPOTHESIS_SEED`` picks the seed; ``FUZZ_EXAMPLES=N`` any other
+length). The example database is off and hypothesis's other storage goes to a temporary
+directory: nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import os
 import resource
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +37,9 @@ from typing import Any
 import pytest
 import yaml
 
+# nothing of hypothesis's goes into the repository: its storage (the constants cache; the example
+# database is off) lives in a temporary directory unless HYPOTHESIS_STORAGE_DIRECTORY says where
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="twin-hypothesis-"))
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, Phase, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
