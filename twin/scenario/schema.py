@@ -11,6 +11,7 @@ estimate, checked before a run starts.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -370,6 +371,9 @@ class Scenario(_Strict):
 
     name: Name
     description: str = ""
+    #: The calendar date-time of t = 0 (ISO 8601, e.g. ``2026-11-10T00:00``, local time);
+    #: only the report reads it (dates on its time axes). None: times stay hours from the start.
+    start: datetime | None = None
     horizon_h: Annotated[float, Field(gt=0, le=MAX_HORIZON_H)]
     drain_h: Annotated[float, Field(ge=0, le=MAX_HORIZON_H)] = 72.0
     tick_h: Interval = 1.0
@@ -382,6 +386,23 @@ class Scenario(_Strict):
     weather: Weather = Weather()
     disruptions: Annotated[list[Disruption], Field(max_length=MAX_EVENTS)] = []
     policy: Policy = Policy()
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _iso_start(cls, v: object) -> object:
+        if v is None or isinstance(v, datetime):
+            return v
+        if isinstance(v, date):  # YAML reads an unquoted 2026-11-10 as a date: its midnight
+            return datetime(v.year, v.month, v.day)
+        allowed = "must be an ISO date-time such as '2026-11-10T00:00' (the calendar time of t = 0)"
+        if isinstance(v, str):
+            try:
+                return datetime.fromisoformat(v.strip())
+            except ValueError as exc:
+                why = str(exc) if "must be" in str(exc) else "not a date-time"
+                raise ValueError(f"{allowed}: {why}") from None
+        # the loader appends ", got <value>" to a scalar's message
+        raise ValueError(allowed if isinstance(v, (int, float, bool)) else f"{allowed}, got {v!r}")
 
     @field_validator("regions", mode="before")
     @classmethod
