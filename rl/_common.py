@@ -15,6 +15,7 @@ import numpy as np
 
 from twin.scenario.loader import annotate_description, load_scenario, scale_scenario, validate_scenario
 from twin.scenario.schema import Scenario
+from twin.world.costs import ObjectiveWeights, objective_cny
 
 __all__ = ["RewardWeights", "Randomization", "Ledger", "base_scenario", "episode_scenario", "default_engine", "env_class",
            "network_features", "network_feature_names", "mean_rate_per_h", "RANDOMIZE_KEYS"]
@@ -41,21 +42,17 @@ def default_engine() -> str:
 
 
 @dataclass(frozen=True)
-class RewardWeights:
+class RewardWeights(ObjectiveWeights):
     """The objective, in CNY: cost + late_penalty x late orders + lost_penalty x lost orders +
-    co2_price x CO2 (+ transfer cost in Reallocation-v0). The reward of a step is ``-scale x``
-    that amount per expected order of a step, so a step's reward is O(1)."""
+    co2_price x CO2 (+ transfer cost in Reallocation-v0): the prices and the formula are
+    :class:`twin.world.costs.ObjectiveWeights` and :func:`~twin.world.costs.objective_cny`. The
+    reward of a step is ``-scale x`` that amount per expected order of a step, so a step's
+    reward is O(1)."""
 
-    late_penalty_cny: float = 50.0
-    lost_penalty_cny: float = 100.0
-    co2_price_cny_per_kg: float = 1.0
     scale: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("late_penalty_cny", "lost_penalty_cny", "co2_price_cny_per_kg"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+        super().__post_init__()
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"reward_scale must be finite and > 0, got {self.scale!r}")
 
@@ -228,9 +225,9 @@ class Ledger:
 
 
 def objective(part: Mapping[str, float], w: RewardWeights, transfer_cny: float = 0.0) -> float:
-    """The objective of a ledger part, CNY (lower is better)."""
-    return (part["cost_cny"] + w.late_penalty_cny * part["late"] + w.lost_penalty_cny * part["lost"]
-            + w.co2_price_cny_per_kg * part["co2_kg"] + transfer_cny)
+    """The objective of a ledger part, CNY (lower is better): :func:`twin.world.costs.objective_cny`
+    plus the transfer cost."""
+    return objective_cny(part["cost_cny"], part["late"], part["lost"], part["co2_kg"], w) + transfer_cny
 
 
 # --------------------------------------------------------------------------- observations

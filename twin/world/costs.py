@@ -5,13 +5,20 @@ plus handling per line.
 the carrier's price on the lane (per parcel + per km) plus its reefer surcharge for a cold
 parcel. Both engines' records, the running counters, the routing criteria and the RL envs read
 these tables (the kernel keeps a compiled copy of the formula; a test checks its records).
+
+Also the one definition of the objective every policy is judged by (the RL rewards, the
+hindsight bound): cost + late penalty x late orders + lost penalty x lost orders + CO2 price x
+CO2 (:class:`ObjectiveWeights`, :func:`objective_cny`).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["CostTable", "cost_table", "shipment_cost"]
+__all__ = ["CostTable", "cost_table", "shipment_cost", "ObjectiveWeights", "objective_cny"]
 
 
 class CostTable:
@@ -42,3 +49,25 @@ def shipment_cost(costs: CostTable, carrier, warehouse, region, cold, lines):  #
     """CNY of shipments (scalars or arrays that broadcast): the parcel on its lane plus handling."""
     return (costs.parcel[np.asarray(cold, dtype=np.int64), carrier, warehouse, region]
             + costs.handling_per_line[warehouse] * lines)
+
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """The prices of the objective, in CNY: per late order (delivered after its promise, or not
+    delivered by the end of the run), per lost order, per kg of CO2."""
+
+    late_penalty_cny: float = 50.0
+    lost_penalty_cny: float = 100.0
+    co2_price_cny_per_kg: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("late_penalty_cny", "lost_penalty_cny", "co2_price_cny_per_kg"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+
+
+def objective_cny(cost_cny, late, lost, co2_kg, w: ObjectiveWeights):  # noqa: ANN001, ANN201 - floats or arrays
+    """The objective in CNY (lower is better): ``cost + late_penalty x late + lost_penalty x
+    lost + co2_price x co2`` (counts or amounts of orders; scalars or arrays)."""
+    return cost_cny + w.late_penalty_cny * late + w.lost_penalty_cny * lost + w.co2_price_cny_per_kg * co2_kg
