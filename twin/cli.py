@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a scenario file (and overrides) without running it")
     v.add_argument("scenario")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--strict", action="store_true",
+                   help="exit 1 if there are warnings (demand far above capacity, regions without a carrier, ...)")
 
     c = sub.add_parser("compare", help="KPIs of two or more runs side by side, with differences and a plot")
     c.add_argument("dirs", nargs="+", help="run directories written by `twin run`")
@@ -201,8 +203,10 @@ def _remove_stale_report(out: Path) -> None:
 
 def _cmd_run(a: argparse.Namespace) -> int:
     from twin.results.runs import replicate, simulate
+    from twin.scenario.lint import format_warning
     from twin.scenario.loader import load_scenario
     from twin.scenario.size import estimate_run
+    from twin.world.lint import lint
 
     if a.replications < 1:
         raise _UserError(f"--replications must be >= 1, got {a.replications}")
@@ -224,6 +228,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if not a.force:
         _check_previous_run(out, sc, seed, a.engine, a.replications)
     print(f"twin: {sc.name}: {sc.description}".rstrip(": "), file=sys.stderr)
+    for w in lint(sc):  # a scenario that cannot work as meant says so, and still runs
+        print(f"twin: {format_warning(w)}", file=sys.stderr)
     print(f"twin: output directory {out}/", file=sys.stderr)
     if a.replications == 1:
         res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet)
@@ -260,8 +266,10 @@ def _cmd_scenarios(a: argparse.Namespace) -> int:
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
+    from twin.scenario.lint import format_warning
     from twin.scenario.loader import load_scenario
     from twin.scenario.size import estimate_run
+    from twin.world.lint import lint
     from twin.world.network import build_network
 
     sc = load_scenario(a.scenario, a.overrides)
@@ -270,7 +278,10 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     print(f"{sc.name}: valid ({net.n_warehouses} warehouses, {net.n_regions} regions, {len(net.carriers)} carriers,"
           f" {net.n_skus} SKUs, horizon {sc.horizon_h:g} h)")
     print(size)
-    return 0
+    warnings = lint(sc, net)
+    for w in warnings:
+        print(format_warning(w))
+    return 1 if warnings and a.strict else 0
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
