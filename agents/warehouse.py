@@ -40,7 +40,7 @@ class AGVFleetAgent(mesa.Agent):
         self.agvs = cfg.agvs
         self.duty = 1.0 if cfg.battery_h is None else cfg.battery_h / (cfg.battery_h + cfg.charge_h)
         #: ``(times, deltas)``: when a robot breaks down (-1) or is repaired (+1), in time order
-        self.schedule = self.draw_schedule(model.rng, model.end_time)
+        self.schedule = self.draw_schedule(model.streams.sub("agv", index), model.end_time)
         self.update()
 
     def draw_schedule(self, rng: np.random.Generator, end: float) -> tuple[np.ndarray, np.ndarray]:

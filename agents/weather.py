@@ -48,7 +48,7 @@ class WeatherAgent(mesa.Agent):
         now = self.model.env.now
         moved = not self._written
         if len(self.names) > 1:
-            rng = self.model.rng
+            rng = self.model.streams.weather
             while self._next_update <= now + 1e-9:
                 u = rng.random(len(self.state_index))
                 self.state_index = (u[:, None] >= self._cum[self.state_index]).sum(axis=1)

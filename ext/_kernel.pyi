@@ -41,7 +41,11 @@ class Kernel:
     cost_total: float
     co2_total: float
 
-    def __init__(self, *, seed: int, state: State, tables: KernelTables) -> None: ...
+    def __init__(self, *, seeds: tuple[int, int, int, int, int], state: State, tables: KernelTables,
+                 log_lines: bool = False) -> None:
+        """``seeds``: one per twin.sim.rng.KERNEL_STREAMS source (demand, pick, pack, transit, routing)."""
+    def order_lines(self) -> dict[str, np.ndarray]:
+        """Every order's lines as created (``log_lines``): order_id, sku, quantity."""
     def storage_bytes(self) -> tuple[int, int, int]:
         """``(bytes allocated for order and shipment records, shipment records, orders)``."""
     def start_arrivals(self, t0: float, t1: float, rates: np.ndarray) -> None:

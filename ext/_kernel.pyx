@@ -179,6 +179,13 @@ cdef int vec_push(Vec* v, int64_t x) except -1:
     return 0
 
 
+cdef object _vec_array(Vec* v):
+    """A copy of ``v``'s items as an int64 numpy array."""
+    if v.n == 0:
+        return np.empty(0, np.int64)
+    return np.array(<int64_t[:v.n]>v.buf, dtype=np.int64)
+
+
 cdef inline Py_ssize_t _bisect_right(const double* a, Py_ssize_t n, double x) noexcept:
     cdef Py_ssize_t lo = 0, hi = n, mid
     while lo < hi:
@@ -228,7 +235,11 @@ cdef class Kernel:
     # sizes and clock
     cdef int W, R, C, K
     cdef public double now
-    cdef Rng rng
+    # one generator per source of randomness (common random numbers): demand (arrivals and
+    # order contents), pick times, pack times, transit times, routing draws (allocation shares)
+    cdef Rng r_dem, r_pick, r_pack, r_tr, r_route
+    cdef bint log_lines
+    cdef Vec ln_order, ln_sku, ln_qty
     cdef Heap heap
     # State (views on the model's arrays)
     cdef int64_t[:, ::1] inv
@@ -342,14 +353,28 @@ cdef class Kernel:
         self.heap.a = NULL
         self.heap.n = self.heap.cap = 0
         self.heap.seq = 0
+        self.ln_order.buf = self.ln_sku.buf = self.ln_qty.buf = NULL
+        self.ln_order.n = self.ln_sku.n = self.ln_qty.n = 0
+        self.ln_order.cap = self.ln_sku.cap = self.ln_qty.cap = 0
 
-    def __init__(self, *, uint64_t seed, state, tables):
-        """``state``: the model's :class:`twin.world.state.State`; ``tables``: the prepared scenario
-        tables, a :class:`twin.sim.kernel.KernelTables` (typed in ``_kernel.pyi``)."""
+    def __init__(self, *, seeds, state, tables, bint log_lines=False):
+        """``seeds``: five 64-bit seeds, one per source of randomness, in the order of
+        :data:`twin.sim.rng.KERNEL_STREAMS` (demand, pick, pack, transit, routing); ``state``:
+        the model's :class:`twin.world.state.State`; ``tables``: the prepared scenario tables, a
+        :class:`twin.sim.kernel.KernelTables` (typed in ``_kernel.pyi``); ``log_lines``: keep
+        every order's lines (SKU, quantity) for :meth:`order_lines`."""
         cdef int w, c
         t = tables
         self.W, self.R, self.C = t.W, t.R, t.C
-        rng_seed(&self.rng, seed)
+        seeds = tuple(int(x) for x in seeds)
+        if len(seeds) != 5:
+            raise ValueError(f"kernel: seeds must be 5 (demand, pick, pack, transit, routing), got {len(seeds)}")
+        rng_seed(&self.r_dem, seeds[0])
+        rng_seed(&self.r_pick, seeds[1])
+        rng_seed(&self.r_pack, seeds[2])
+        rng_seed(&self.r_tr, seeds[3])
+        rng_seed(&self.r_route, seeds[4])
+        self.log_lines = log_lines
         self.now = 0.0
         self.state_obj = state
         self.inv = state.inventory
@@ -481,6 +506,9 @@ cdef class Kernel:
         free(self.bt_ls)
         free(self.bt_sku)
         free(self.bt_qty)
+        free(self.ln_order.buf)
+        free(self.ln_sku.buf)
+        free(self.ln_qty.buf)
         free(self.l_sku)
         free(self.l_qty)
         free(self.l_wh)
@@ -570,7 +598,7 @@ cdef class Kernel:
             self.arr_cum[i] = acc / total
         self.arr_total = total
         self.arr_end = t1
-        self.next_arr = t0 + rng_exponential(&self.rng) / total
+        self.next_arr = t0 + rng_exponential(&self.r_dem) / total
         if self.next_arr >= t1:
             self.next_arr = INFINITY
 
@@ -692,10 +720,10 @@ cdef class Kernel:
     cdef int _arrival(self) except -1:
         cdef Py_ssize_t region = 0
         if self.R > 1:
-            region = _bisect_right(self.arr_cum, self.R, rng_uniform(&self.rng))
+            region = _bisect_right(self.arr_cum, self.R, rng_uniform(&self.r_dem))
             if region >= self.R:
                 region = self.R - 1
-        self.next_arr = self.now + rng_exponential(&self.rng) / self.arr_total
+        self.next_arr = self.now + rng_exponential(&self.r_dem) / self.arr_total
         if self.next_arr >= self.arr_end:
             self.next_arr = INFINITY
         return self._new_order(<int>region)
@@ -708,16 +736,16 @@ cdef class Kernel:
         if oid == self.cap_o:
             self._grow_orders()
         self.created += 1
-        cold = self.cold_share > 0 and rng_uniform(&self.rng) < self.cold_share
+        cold = self.cold_share > 0 and rng_uniform(&self.r_dem) < self.cold_share
         if self.lam_lines > 0:
-            n += rng_poisson(&self.rng, self.lam_lines, self.exp_neg_lam)
+            n += rng_poisson(&self.r_dem, self.lam_lines, self.exp_neg_lam)
         if n > self.cap_l:
             self._ensure_lines(n)
         for i in range(n):
             if cold:
-                k = self.cold_sku[alias_draw(&self.rng, &self.cold_prob[0], &self.cold_alias[0], self.n_cold)]
+                k = self.cold_sku[alias_draw(&self.r_dem, &self.cold_prob[0], &self.cold_alias[0], self.n_cold)]
             else:
-                k = self.amb_sku[alias_draw(&self.rng, &self.amb_prob[0], &self.amb_alias[0], self.n_amb)]
+                k = self.amb_sku[alias_draw(&self.r_dem, &self.amb_prob[0], &self.amb_alias[0], self.n_amb)]
             for j in range(nl):
                 if self.l_sku[j] == k:
                     self.l_qty[j] += 1
@@ -728,7 +756,7 @@ cdef class Kernel:
                 nl += 1
         k = 0
         if self.K > 1:
-            k = _bisect_right(&self.sl_cum[0], self.K, rng_uniform(&self.rng) * self.sl_cum[self.K - 1])
+            k = _bisect_right(&self.sl_cum[0], self.K, rng_uniform(&self.r_dem) * self.sl_cum[self.K - 1])
             if k >= self.K:
                 k = self.K - 1
         self.o_first[oid] = -1
@@ -740,6 +768,11 @@ cdef class Kernel:
         self.o_nship[oid] = 0
         self.o_lines[oid] = <int32_t>n
         self.o_created[oid] = self.now
+        if self.log_lines:
+            for j in range(nl):
+                vec_push(&self.ln_order, oid)
+                vec_push(&self.ln_sku, self.l_sku[j])
+                vec_push(&self.ln_qty, self.l_qty[j])
         if self.mode == MODE_BATCH:
             return self._batch_add(oid, -1, nl)
         if self._route(oid, nl):
@@ -782,7 +815,7 @@ cdef class Kernel:
             # feasible shares' sum): s_w + (1 - S_F) * s_w / S_F = s_w / S_F.
             for w in range(self.W):
                 tot += self.shares[r, w]
-            u = rng_uniform(&self.rng) * tot
+            u = rng_uniform(&self.r_route) * tot
             for w in range(self.W):
                 sh = self.shares[r, w]
                 if sh > 0:
@@ -803,7 +836,7 @@ cdef class Kernel:
                 else:
                     self.share_tmp[w] = 0.0
             if tot > 0:
-                u = rng_uniform(&self.rng) * tot
+                u = rng_uniform(&self.r_route) * tot
                 for w in range(self.W):
                     sh = self.share_tmp[w]
                     if sh > 0:
@@ -824,7 +857,7 @@ cdef class Kernel:
             for w in range(self.W):
                 sh = self.shares[r, w]
                 if sh > 0 and self.static_score[c, r, w] < INFINITY:
-                    self.score[w] = rng_exponential(&self.rng) / sh
+                    self.score[w] = rng_exponential(&self.r_route) / sh
                 else:
                     self.score[w] = INFINITY
         return self._split(c, nl)
@@ -1156,7 +1189,7 @@ cdef class Kernel:
     cdef int _begin_pick(self, int64_t sid, int w) except -1:
         self.s_pstart[sid] = self.now
         self.s_status[sid] = ST_PICKING
-        cdef double dt = rng_scaled(&self.rng, self.pick_kind[w], self.pick_mean[w] * self.s_lines[sid],
+        cdef double dt = rng_scaled(&self.r_pick, self.pick_kind[w], self.pick_mean[w] * self.s_lines[sid],
                                     self.pick_sigma[w], self.pick_mu[w])
         return heap_push(&self.heap, self.now + dt, sid * 8 + EV_PICK_END)
 
@@ -1181,7 +1214,7 @@ cdef class Kernel:
         return self._to_dock(sid, w)
 
     cdef int _begin_pack(self, int64_t sid, int w) except -1:
-        cdef double dt = rng_scaled(&self.rng, self.pack_kind[w], self.pack_mean[w], self.pack_sigma[w],
+        cdef double dt = rng_scaled(&self.r_pack, self.pack_kind[w], self.pack_mean[w], self.pack_sigma[w],
                                     self.pack_mu[w])
         return heap_push(&self.heap, self.now + dt, sid * 8 + EV_PACK_END)
 
@@ -1246,7 +1279,7 @@ cdef class Kernel:
         self.backlog[w] -= 1
         self.btotal -= 1
         cdef double mean = self.transit_mean[c, w, r] * self.transit_mult[r]
-        cdef double dt = rng_scaled(&self.rng, self.tr_kind[c], mean, self.tr_sigma[c], self.tr_mu[c])
+        cdef double dt = rng_scaled(&self.r_tr, self.tr_kind[c], mean, self.tr_sigma[c], self.tr_mu[c])
         return self._in_transit(sid, self.now + dt)
 
     cdef int _in_transit(self, int64_t sid, double t) except -1:
@@ -1434,6 +1467,14 @@ cdef class Kernel:
         self.s_pstart = NULL; self.s_pend = NULL; self.s_shipped = NULL; self.s_delivered = NULL
         self._free_records()
         return {k: col[k] for k in _COLUMN_ORDER}
+
+    def order_lines(self) -> dict:
+        """Every order's lines as created (``log_lines``): ``order_id``, ``sku``, ``quantity``
+        (int64 arrays, in order of creation, distinct SKUs of an order in draw order)."""
+        if not self.log_lines:
+            raise RuntimeError("kernel: order lines are kept only with log_lines=True")
+        return {"order_id": _vec_array(&self.ln_order), "sku": _vec_array(&self.ln_sku),
+                "quantity": _vec_array(&self.ln_qty)}
 
     def release_records(self) -> None:
         """Free the record storage (after :meth:`columns`); counters and stations stay."""

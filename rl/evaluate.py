@@ -15,31 +15,13 @@ from typing import Any
 import numpy as np
 
 from rl.baselines import EPISODE_METRICS, Heuristic, Learned, baseline_names, run_episode
+from twin.results.kpis import paired_ci  # the one definition, re-exported
 from twin.results.runs import jsonable
 
 __all__ = ["paired_ci", "evaluate", "format_table", "load_run_args", "HELD_OUT_SEED"]
 
 #: Evaluation seeds start here; training uses seeds below it (``twin train --seed`` is small).
 HELD_OUT_SEED = 100_000
-
-
-def paired_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
-    """The mean of the paired differences ``a[i] - b[i]`` and its Student-t confidence interval:
-    ``mean ± t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` with ``sd`` the sample standard deviation
-    (``ddof=1``). NaN half-width for fewer than two pairs."""
-    from scipy.stats import t as student_t
-
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"paired samples must be 1-d and of one length, got {x.shape} and {y.shape}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    d = x - y
-    n = len(d)
-    mean = float(d.mean()) if n else math.nan
-    sd = float(d.std(ddof=1)) if n > 1 else math.nan
-    half = float(student_t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-    return {"mean": mean, "half_width": half, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
 
 
 def load_run_args(policy_path: str | Path) -> dict[str, Any]:

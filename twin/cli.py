@@ -295,6 +295,8 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
     write_compare(df, out)
     print(format_table(df))
+    for lab, p in df.attrs.get("paired", {}).items():
+        print(f"{lab} vs {df.attrs['runs'][0]}: {p['note']}")
     print(f"\nwrote {out}/compare.csv and compare.png")
     return 0
 

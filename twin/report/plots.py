@@ -501,7 +501,7 @@ def plot_compare(
     Returns:
         The PNG path.
     """
-    runs = [c for c in df.columns if not str(c).startswith("Δ ")]
+    runs = [c for c in df.columns if not str(c).startswith(("Δ ", "±"))]
     if kpis is None:
         kpis = [k for k in MAIN_COMPARE_KPIS if k in df.index]
         if not kpis:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from twin.results.kpis import KPIS, scalar_kpis
+from twin.results.kpis import KPIS, paired_ci, scalar_kpis
 
-__all__ = ["NON_KPI_KEYS", "load_kpis", "compare_runs", "format_table", "delta_label"]
+__all__ = ["NON_KPI_KEYS", "load_kpis", "compare_runs", "format_table", "delta_label", "ci_label", "pairing"]
 
 
 #: Keys of kpis.json that are metadata or nested structures, not scalar KPIs.
@@ -108,6 +108,59 @@ def delta_label(label: str, first: str) -> str:
     return f"Δ {label} vs {first}"
 
 
+def ci_label(label: str, first: str) -> str:
+    """The name of the paired 95% CI half-width column of run ``label`` against the first run."""
+    return f"±95% {label} vs {first}"
+
+
+def _rep_seeds(k: Mapping[str, Any]) -> list[int] | None:
+    reps = k.get("replications")
+    if not isinstance(reps, list) or not reps:
+        return None
+    seeds = [r.get("seed") if isinstance(r, Mapping) else None for r in reps]
+    return seeds if all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) else None
+
+
+def pairing(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[bool, str, list[int]]:
+    """Whether two runs' replications can be paired by seed (common random numbers: with one seed,
+    every policy and what-if sees the same orders and weather), why not, and the seeds in common.
+
+    Paired when both hold replications, on one engine, each seed once, with the same seed set."""
+    sa, sb = _rep_seeds(a), _rep_seeds(b)
+    if sa is None or sb is None:
+        which = "neither run has" if sa is None and sb is None else ("the first run has" if sa is None else "it has")
+        return False, f"not paired: {which} no replications (run with --replications N on the same --seed)", []
+    if a.get("engine") != b.get("engine"):
+        return False, f"not paired: engines differ ({a.get('engine')} vs {b.get('engine')})", []
+    if len(set(sa)) != len(sa) or len(set(sb)) != len(sb):
+        return False, "not paired: a seed repeats within a run", []
+    if set(sa) != set(sb):
+        common = sorted(set(sa) & set(sb))
+        return False, (f"not paired: the seeds differ ({_seed_text(sa)} vs {_seed_text(sb)}; {len(common)} in common)"), []
+    return True, f"paired on {len(sa)} common seeds ({_seed_text(sa)})", sorted(sa)
+
+
+def _seed_text(seeds: Sequence[int]) -> str:
+    s = sorted(seeds)
+    if len(s) > 1 and s == list(range(s[0], s[0] + len(s))):
+        return f"{s[0]}..{s[-1]}"
+    return ", ".join(map(str, s[:6])) + (", ..." if len(s) > 6 else "")
+
+
+def _paired_cis(a: Mapping[str, Any], b: Mapping[str, Any], seeds: list[int]) -> dict[str, dict[str, float]]:
+    """Per KPI row: :func:`twin.results.kpis.paired_ci` of ``b - a`` over the seeds."""
+    ra = {r["seed"]: _kpi_rows(r) for r in a["replications"]}
+    rb = {r["seed"]: _kpi_rows(r) for r in b["replications"]}
+    out: dict[str, dict[str, float]] = {}
+    for key in ra[seeds[0]]:
+        x = [rb[s].get(key, math.nan) for s in seeds]
+        y = [ra[s].get(key, math.nan) for s in seeds]
+        if any(math.isnan(v) for v in x + y):
+            continue
+        out[key] = paired_ci(x, y)
+    return out
+
+
 def compare_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     """Side-by-side KPIs of several runs, with differences against the first.
 
@@ -116,8 +169,12 @@ def compare_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     (labelled by the directory name, made unique) then, for every run after the
     first, ``Δ <label> vs <first label>`` = run - first. Missing values are NaN.
     ``df.attrs`` holds ``runs`` (labels), ``dirs``, ``meta`` ({label: {scenario,
-    seed, engine, replications}}) and ``ci95`` ({label: {kpi: half-width}}, from
-    "summary" when the run has replications).
+    seed, engine, replications}}), ``ci95`` ({label: {kpi: half-width}}, from
+    "summary" when the run has replications) and ``paired`` ({label: {paired, note,
+    seeds, ci: {kpi: paired_ci}}} for every run after the first). When a run's replications
+    are on the first run's seeds (:func:`pairing`), a ``±95% <label> vs <first>`` column
+    follows its difference: the half-width of the paired 95% CI of the per-seed differences
+    (:func:`twin.results.kpis.paired_ci`); the difference column is then their mean.
 
     Args:
         dirs: At least two run directories, each with a kpis.json.
@@ -152,8 +209,16 @@ def compare_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     data = {lab: [r.get(key, math.nan) for key in index] for lab, r in zip(labels, per_run)}
     df = pd.DataFrame(data, index=pd.Index(index, name="kpi"), dtype=float)
     first = labels[0]
-    for lab in labels[1:]:
+    paired: dict[str, dict[str, Any]] = {}
+    for lab, k in zip(labels[1:], kpis[1:]):
         df[delta_label(lab, first)] = df[lab] - df[first]
+        ok, note, seeds = pairing(kpis[0], k)
+        cis = _paired_cis(kpis[0], k, seeds) if ok else {}
+        paired[lab] = {"paired": ok, "note": note, "seeds": seeds, "ci": cis}
+        if ok:
+            df[delta_label(lab, first)] = [cis[key]["mean"] if key in cis else df.at[key, lab] - df.at[key, first]
+                                           for key in df.index]
+            df[ci_label(lab, first)] = [cis[key]["half_width"] if key in cis else math.nan for key in df.index]
 
     meta = {}
     ci95: dict[str, dict[str, float]] = {}
@@ -168,7 +233,7 @@ def compare_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
         summ = k.get("summary")
         if isinstance(summ, Mapping):
             ci95[lab] = {
-                str(n): float(s["ci95"])
+                str(n): _scalar(s.get("ci95"))  # JSON null (NaN: one replication, or no value) stays NaN
                 for n, s in summ.items()
                 if isinstance(s, Mapping) and _scalar(s.get("ci95")) is not None
             }
@@ -176,6 +241,7 @@ def compare_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     df.attrs["dirs"] = [str(p) for p in paths]
     df.attrs["meta"] = meta
     df.attrs["ci95"] = ci95
+    df.attrs["paired"] = paired
 
     return df
 
@@ -226,7 +292,8 @@ def format_table(df: pd.DataFrame) -> str:
     for key, r in df.iterrows():
         cells = [str(key)]
         for c in df.columns:
-            cells.append(_fmt(r[c], signed=str(c).startswith("Δ ")))
+            cells.append(_fmt(r[c], signed=str(c).startswith("Δ ")) if not str(c).startswith("±")
+                         else ("" if math.isnan(r[c]) else "±" + _fmt(r[c])))
         rows.append(cells)
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
 

@@ -14,7 +14,7 @@ import pandas as pd
 from twin.sim.records import is_on_time
 
 __all__ = ["backlog_hours", "KPI", "KPIS", "KPI_DOC", "KpiContext", "compute_kpis", "format_value", "format_ci", "kpi_for", "order_table",
-           "scalar_kpis", "summarize"]
+           "paired_ci", "scalar_kpis", "summarize"]
 
 #: Regions with fewer orders are left out of :data:`service_gap`.
 MIN_REGION_ORDERS = 30
@@ -339,6 +339,25 @@ def _t975(df: int) -> float:
     from scipy.stats import t
 
     return float(t.ppf(0.975, df))
+
+
+def paired_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+    """The mean of the paired differences ``a[i] - b[i]`` and its Student-t confidence interval:
+    ``mean ± t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` with ``sd`` the sample standard deviation
+    (``ddof=1``). NaN half-width for fewer than two pairs."""
+    from scipy.stats import t as student_t
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired samples must be 1-d and of one length, got {x.shape} and {y.shape}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    d = x - y
+    n = len(d)
+    mean = float(d.mean()) if n else math.nan
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    half = float(student_t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": mean, "half_width": half, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
 
 
 def summarize(kpis: Sequence[dict]) -> dict[str, dict[str, float]]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from twin.sim.records import Counters
     from twin.policies.base import RoutingPolicy
     from twin.scenario.schema import Scenario
-    from twin.sim.rng import Draws
+    from twin.sim.rng import RunStreams
     from twin.world.network import Network
     from twin.world.state import State
 
@@ -39,8 +39,10 @@ class Host:
         state: the one mutable State (agents write it at coarse events, engines per order).
         env: the SimPy environment the agents' processes run on (the engine's clock).
         routing: the bound routing policy.
-        rng: the generator the engine draws from.
-        draws: buffered streams of ``rng`` (the reference engine draws one value at a time).
+        streams: the run's random streams, one per source (:class:`twin.sim.rng.RunStreams`):
+            an engine draws order arrivals and contents from ``demand`` only, pick, pack and
+            transit times from their own, so policies and what-ifs see the same orders.
+        log_lines: keep every order's lines (SKU, quantity) for ``order_lines()``.
         agv_schedules: per warehouse, the fleet's breakdowns and repairs ``(times, deltas)``.
         agvs: per warehouse, the fleet size; ``duty``: the share of up robots not charging.
         agv_players: per warehouse, a SimPy process function that plays that fleet's
@@ -56,14 +58,14 @@ class Host:
     state: State
     env: simpy.Environment
     routing: RoutingPolicy
-    rng: np.random.Generator
-    draws: Draws
+    streams: RunStreams
     agv_schedules: tuple[tuple[np.ndarray, np.ndarray], ...]
     agvs: np.ndarray
     duty: np.ndarray
     agv_players: tuple[Callable[[], Generator], ...] = field(repr=False)
     carrier_capacity_now: Callable[[int], tuple[int, int]] = field(repr=False)
     expected_orders: float = 0.0
+    log_lines: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ class Engine(Protocol):
     def backlog_peaks(self) -> tuple[np.ndarray, int]:
         """``(per warehouse, network)``: the largest backlog (shipments routed, not yet shipped)
         reached so far: exact, kept at every change (a test checks it against the records)."""
+
+    def order_lines(self) -> dict[str, np.ndarray]:
+        """Every order's lines as created (``order_id``, ``sku``, ``quantity``); only when the
+        host asked for them (``Host.log_lines``)."""
 
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
         """The records as integer-coded columns (:mod:`twin.sim.records`); called once."""

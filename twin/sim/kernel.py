@@ -6,8 +6,9 @@ the kernel between the agents' coarse events: ``advance(until)`` runs the kernel
 agent event, lets the agent change the State, and goes on. The routing policy's
 :class:`~twin.policies.plan.RoutingPlan` says how the kernel runs it: natively (static
 scores, scores plus the queue term, allocation shares) or by calling ``policy.route`` on
-batches. Random streams differ from the ``simpy`` engine (agreement is statistical); for one
-seed the kernel is deterministic.
+batches. The kernel draws from its own generators, one per source, seeded from the run's
+streams (:class:`twin.sim.rng.RunStreams`): common random numbers across policies and
+what-ifs; the draws differ from the ``simpy`` engine's (agreement is statistical).
 """
 
 from __future__ import annotations
@@ -188,8 +189,8 @@ class KernelEngine:
         _check_state(host.state)
         plan = pol.plan()
         self.tables = kernel_tables(host, plan, self.routing_interval_h)
-        seed = int(host.rng.integers(0, 2**63 - 1))
-        self.k = Kernel(seed=seed, state=host.state, tables=self.tables)
+        self.k = Kernel(seeds=host.streams.kernel_seeds(), state=host.state, tables=self.tables,
+                        log_lines=host.log_lines)
         self._shares = plan.shares if plan.mode == "shares" else None
         # the fleets' breakdowns and repairs, merged in time order, run inside the kernel
         sched = host.agv_schedules
@@ -251,6 +252,10 @@ class KernelEngine:
     def backlog_peaks(self) -> tuple[np.ndarray, int]:
         """``(per warehouse, network)``: the largest backlog reached so far."""
         return self.k.backlog_peaks()
+
+    def order_lines(self) -> dict[str, np.ndarray]:
+        """Every order's lines as created (``Host.log_lines``): ``order_id``, ``sku``, ``quantity``."""
+        return self.k.order_lines()
 
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
         """The records as columns (see :mod:`twin.sim.records`), sorted by order then shipment.

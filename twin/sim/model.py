@@ -26,7 +26,7 @@ from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_p
 from twin.scenario.schema import Scenario
 from twin.scenario.size import estimate_run
 from twin.sim.engine import ENGINES, Decision, Host, engine_names, engine_spec, make_engine
-from twin.sim.rng import Draws
+from twin.sim.rng import RunStreams
 from twin.world.network import Network, network_for
 from twin.world.state import State
 
@@ -64,7 +64,9 @@ class FulfillmentModel(mesa.Model):
 
     Args:
         scenario: a validated scenario.
-        seed: seeds the run's one ``numpy.random.Generator`` (``self.rng``).
+        seed: the run's one seed: every source of randomness draws from its own stream spawned
+            from it (``self.streams``, :class:`twin.sim.rng.RunStreams`: common random numbers
+            across policies and what-ifs); Mesa's ``self.rng`` is seeded with it too.
         engine: a registered engine (:mod:`twin.sim.engine`): ``"kernel"`` (the Cython
             engine, the default) or ``"simpy"`` (the reference).
         routing: a routing policy to use instead of the scenario's.
@@ -77,6 +79,7 @@ class FulfillmentModel(mesa.Model):
         network: a network built from a scenario with the same warehouses, regions, carriers and
             SKUs (:func:`twin.world.network.same_network`), whose arrays this model reuses instead of
             building them again (RL envs, once per episode); otherwise it is built.
+        log_lines: keep every order's lines (SKU, quantity): :meth:`order_lines`.
     """
 
     #: the end of the tick's arrival window (set by :meth:`begin_tick`; see :meth:`demand_changed`)
@@ -85,7 +88,7 @@ class FulfillmentModel(mesa.Model):
     def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "kernel",
                  routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None,
                  engine_options: Mapping[str, Any] | None = None, timeseries: bool = True,
-                 network: Network | None = None) -> None:
+                 network: Network | None = None, log_lines: bool = False) -> None:
         engine_spec(engine)  # a clear error before any work
         estimate_run(scenario).check()  # a run that cannot fit is refused up front, by every engine
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -96,12 +99,13 @@ class FulfillmentModel(mesa.Model):
         self.net = network_for(scenario, network)
         self.state = State.initial(self.net)
         self.env = simpy.Environment()
-        self.draws = Draws(self.rng)
-        self.routing = (routing.bind(self.net, self.rng) if routing is not None
-                        else make_routing_policy(scenario.policy.routing, self.net, self.rng))
+        self.streams = RunStreams(self.seed)
+        self.routing = (routing.bind(self.net, self.streams.routing) if routing is not None
+                        else make_routing_policy(scenario.policy.routing, self.net, self.streams.routing))
         self.reallocation = reallocation or make_reallocation_policy(scenario.policy.reallocation)
         self.end_time = scenario.horizon_h + scenario.drain_h
         self.record_timeseries = timeseries
+        self.log_lines = bool(log_lines)
         self.n_ticks = math.ceil(self.end_time / scenario.tick_h - 1e-9)
 
         W = self.net.n_warehouses
@@ -130,7 +134,7 @@ class FulfillmentModel(mesa.Model):
         """The narrow view of this model that its engine gets (:class:`twin.sim.engine.Host`)."""
         return Host(
             scenario=self.scenario, net=self.net, state=self.state, env=self.env, routing=self.routing,
-            rng=self.rng, draws=self.draws, agv_schedules=tuple(f.schedule for f in self.fleets),
+            streams=self.streams, log_lines=self.log_lines, agv_schedules=tuple(f.schedule for f in self.fleets),
             agvs=np.array([f.agvs for f in self.fleets], dtype=np.int64),
             duty=np.array([f.duty for f in self.fleets], dtype=np.float64),
             agv_players=tuple(f.play for f in self.fleets),
@@ -222,6 +226,15 @@ class FulfillmentModel(mesa.Model):
             self.step()
             if progress is not None:
                 progress(self.steps, self.n_ticks)
+
+    def order_lines(self):  # noqa: ANN201 - a pandas DataFrame
+        """Every order's lines as created: ``order_id``, ``sku``, ``quantity`` (needs
+        ``log_lines=True``)."""
+        import pandas as pd
+
+        if not self.log_lines:
+            raise RuntimeError("order lines are kept only with FulfillmentModel(..., log_lines=True)")
+        return pd.DataFrame(self.engine.order_lines())
 
     # ------------------------------------------------------------------ time series
     def _columns(self) -> list[str]:

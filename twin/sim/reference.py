@@ -22,7 +22,7 @@ import simpy
 from simpy.events import NORMAL, Timeout
 
 from twin.sim.records import Counters, ShipmentTable, Status
-from twin.sim.rng import Stream
+from twin.sim.rng import Draws, Stream
 
 from twin.sim.engine import Decision
 
@@ -120,7 +120,10 @@ class SimPyEngine:
     def __init__(self, host: Host) -> None:
         self.m = host
         self.env = env = host.env
-        sc, net, draws = host.scenario, host.net, host.draws
+        sc, net = host.scenario, host.net
+        # one stream per source (common random numbers): orders from ``demand`` only
+        rng = host.streams.demand
+        self._demand = draws = Draws(rng)
         self.table = ShipmentTable()
         self.counters = Counters()
         # An outside decider (rl's OrderRouting-v0) may route each new order: while asking
@@ -134,7 +137,7 @@ class SimPyEngine:
         self._blast = np.zeros(len(self._bpeak))
         self._arrivals_gen = 0  # the arrival window running: each start_arrivals() ends the last
         d = sc.demand
-        rng = host.rng
+        self._lines: tuple[list, list, list] | None = ([], [], []) if host.log_lines else None
         # order content
         self._u = draws.uniform
         self._extra_lines = Stream(lambda n: rng.poisson(d.lines_per_order - 1.0, n)) if d.lines_per_order > 1 else None
@@ -151,10 +154,11 @@ class SimPyEngine:
         # stations
         self.pick = [Station(env, self._pick_capacity(w)) for w in range(net.n_warehouses)]
         self.pack = [Station(env, wh.pack.stations) if wh.pack.time_h > 0 else None for wh in sc.warehouses]
-        self._pick_time = [draws.sampler(wh.pick.pick_time, 1.0 / wh.pick.lines_per_agv_h, wh.pick.pick_time_cv)
+        pick, pack, transit = Draws(host.streams.pick), Draws(host.streams.pack), Draws(host.streams.transit)
+        self._pick_time = [pick.sampler(wh.pick.pick_time, 1.0 / wh.pick.lines_per_agv_h, wh.pick.pick_time_cv)
                            for wh in sc.warehouses]
-        self._pack_time = [draws.sampler(wh.pack.distribution, wh.pack.time_h, 1.0) for wh in sc.warehouses]
-        self._transit = [draws.sampler(c.transit.distribution, 1.0, c.transit.cv) for c in sc.carriers]
+        self._pack_time = [pack.sampler(wh.pack.distribution, wh.pack.time_h, 1.0) for wh in sc.warehouses]
+        self._transit = [transit.sampler(c.transit.distribution, 1.0, c.transit.cv) for c in sc.carriers]
         for sched, play in zip(host.agv_schedules, host.agv_players, strict=True):  # AGV breakdowns, repairs
             if len(sched[0]):
                 env.process(play())
@@ -190,7 +194,7 @@ class SimPyEngine:
 
     # ------------------------------------------------------------------ processes
     def _arrivals(self, t0: float, t1: float, total: float, cum: list[float], gen: int):  # noqa: ANN202
-        env, exp, u = self.env, self.m.draws.exponential, self._u
+        env, exp, u = self.env, self._demand.exponential, self._u
         last = len(cum) - 1
         t = t0
         while True:
@@ -220,6 +224,10 @@ class SimPyEngine:
         order = self.table.new_order(oid, region, cold, k, n, now, now + self._sl_promise[k])
         sku = list(skus.keys())
         qty = list(skus.values())
+        if self._lines is not None:
+            self._lines[0].extend([oid] * len(sku))
+            self._lines[1].extend(sku)
+            self._lines[2].extend(qty)
         if self._asking:
             ev = self.env.event()
             ev.callbacks.append(lambda e: self._place(order, sku, qty, e.value))
@@ -401,6 +409,12 @@ class SimPyEngine:
         """Per warehouse: (busy pick server-hours, available pick server-hours) so far."""
         a = np.array([s.areas() for s in self.pick], dtype=float)
         return a[:, 0], a[:, 1]
+
+    def order_lines(self) -> dict[str, np.ndarray]:
+        """Every order's lines as created (``Host.log_lines``): ``order_id``, ``sku``, ``quantity``."""
+        if self._lines is None:
+            raise RuntimeError("order lines are kept only with Host.log_lines")
+        return {k: np.asarray(v, dtype=np.int64) for k, v in zip(("order_id", "sku", "quantity"), self._lines)}
 
     def finish(self, end_time: float) -> dict[str, np.ndarray]:
         """The shipment records as columns (see :mod:`twin.sim.records`)."""
