@@ -89,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild report.html and the plots of a run directory")
     rep.add_argument("dir")
 
+    bd = sub.add_parser("bound", help="hindsight bound: the least objective per order any routing could reach on "
+                                      "a run's orders (an LP), beside the run's own; writes bound.json")
+    bd.add_argument("dir", help="a run directory written by `twin run`")
+    bd.add_argument("--bucket-h", type=float, default=1.0,
+                    help="width of the LP's time buckets, hours (smaller: tighter bound, larger LP; default 1)")
+    bd.add_argument("--late-penalty-cny", type=float, default=50.0, help="CNY per late order (default 50)")
+    bd.add_argument("--lost-penalty-cny", type=float, default=100.0, help="CNY per lost order (default 100)")
+    bd.add_argument("--co2-price-cny-per-kg", type=float, default=1.0, help="CNY per kg of CO2 (default 1)")
+    bd.add_argument("--force", action="store_true", help="overwrite a bound.json of other inputs")
+
     tr = sub.add_parser("train", help="train an RL policy on a twin env (needs the rl extra)")
     ev = sub.add_parser("evaluate", help="a trained policy vs every baseline on common seeds, paired 95%% CIs")
     _rl_arguments(tr, ev)
@@ -310,6 +320,24 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bound(a: argparse.Namespace) -> int:
+    from twin.results.bound import bound_run_dir, format_bound
+    from twin.world.costs import ObjectiveWeights
+
+    if not (math.isfinite(a.bucket_h) and a.bucket_h > 0):
+        raise _UserError(f"--bucket-h must be a finite number of hours > 0, got {a.bucket_h:g}")
+    for name in ("late_penalty_cny", "lost_penalty_cny", "co2_price_cny_per_kg"):
+        v = getattr(a, name)
+        if not (math.isfinite(v) and v >= 0):
+            raise _UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v:g}")
+    w = ObjectiveWeights(a.late_penalty_cny, a.lost_penalty_cny, a.co2_price_cny_per_kg)
+    doc = bound_run_dir(a.dir, weights=w, bucket_h=a.bucket_h, force=a.force)
+    print(f"{doc['scenario']}: hindsight bound on {a.dir}")
+    print(format_bound(doc))
+    print(f"\nwrote {Path(a.dir) / 'bound.json'}")
+    return 0
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     if not hasattr(a, "total_timesteps"):
         raise _UserError("training needs the rl extra: pip install -e '.[rl]'")
@@ -347,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     handler = {"run": _cmd_run, "scenarios": _cmd_scenarios, "validate": _cmd_validate, "compare": _cmd_compare,
-               "report": _cmd_report, "train": _cmd_train, "evaluate": _cmd_evaluate}[a.command]
+               "report": _cmd_report, "bound": _cmd_bound, "train": _cmd_train, "evaluate": _cmd_evaluate}[a.command]
     try:
         return handler(a)
     except (TwinError, _UserError, OSError, json.JSONDecodeError) as exc:  # OSError: a file that cannot be written
