@@ -105,13 +105,11 @@ class _Demand:
         if peak <= PEAK_FACTOR * capacity and mean <= MEAN_FACTOR * capacity:
             return None
         hours = float((flow > capacity).sum() * self.step)
-
-        def ratio(x: float) -> str:
-            return f"{x / capacity:.2f}x" if capacity > 0 else "infinitely"
-
+        over = (f"{peak / capacity:.2f}x capacity at the peak, {mean / capacity:.2f}x on average over the "
+                f"{self.horizon_h:g} h horizon, above it for ~{hours:,.0f} h" if capacity > 0 else
+                f"none of it can be served in the {self.horizon_h:g} h horizon")
         msg = (f"at the peak (t = {self.t[i]:g} h) {self.rate[i]:,.0f} orders/h {need.format(peak=_n(peak))}; "
-               f"{have.format(cap=_n(capacity))}: {ratio(peak)} capacity at the peak, {ratio(mean)} on average over "
-               f"the {self.horizon_h:g} h horizon, above it for ~{hours:,.0f} h; {advice}")
+               f"{have.format(cap=_n(capacity))}: {over}; {advice}")
         return LintWarning(code, path, msg)
 
 
