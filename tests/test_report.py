@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from twin.report import plots, write_compare
 from twin.report.html import KPI_INFO, PLOT_FILES, region_summary, warehouse_summary, write_report
@@ -354,9 +355,11 @@ def test_plots_from_counts(tmp_path: Path) -> None:
     from twin.report.summary import summarize_records
 
     s = summarize_records(_categorical(_orders()), ["WH_North", "WH_South"], ["Beijing", "Guangdong", "Sichuan"])
-    _assert_png(plots.plot_lead_time(s, tmp_path / "lead.png"))
-    _assert_png(plots.plot_network_map(SCENARIO, s, tmp_path / "map.png"))
-    _assert_png(plots.plot_lead_time(summarize_records(None), tmp_path / "none.png"))
+    for make, name in ((lambda p: plots.plot_lead_time(s, p), "lead.png"),
+                       (lambda p: plots.plot_network_map(SCENARIO, s, p), "map.png"),
+                       (lambda p: plots.plot_lead_time(summarize_records(None), p), "none.png")):
+        assert isinstance(make(tmp_path / name), Figure)
+        _assert_png(tmp_path / name)
 
 
 def test_replicated_report_says_whose_tables_and_plots(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Self-contained HTML report (KPI tables and PNG plots) of one twin run directory."""
+"""Self-contained HTML report of one twin run directory: a verdict first (the worst warehouses and
+regions, the binding constraint and when it bound), KPI tables, and PNG plots."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import html
 import json
 import math
 import sys
+from datetime import datetime, timedelta
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,15 +16,26 @@ import numpy as np
 import pandas as pd
 
 from twin.report import plots
-from twin.report.summary import ORDER_COLUMNS, RecordSummary, summarize_records
+from twin.report.summary import (
+    LINEHAUL_BOUND,
+    ORDER_COLUMNS,
+    PICK_BOUND,
+    STOCK_BOUND,
+    RecordSummary,
+    Verdict,
+    hourly_utilization,
+    summarize_records,
+    verdict,
+)
 from twin.results.compare import NON_KPI_KEYS, load_kpis
-from twin.results.kpis import KPIS
+from twin.results.kpis import KPIS, MIN_REGION_ORDERS
 
 __all__ = [
     "KPI_INFO",
     "PLOT_FILES",
     "load_run",
     "records_scope",
+    "verdict_html",
     "warehouse_summary",
     "region_summary",
     "write_report",
@@ -34,11 +47,16 @@ KPI_INFO = KPIS
 
 #: PNG files written beside report.html, in page order: (file name, caption).
 PLOT_FILES: tuple[tuple[str, str], ...] = (
-    ("kpis_over_time.png", "Orders and on-time rate over time"),
-    ("backlog.png", "Backlog per warehouse"),
-    ("utilization.png", "Pick-server utilisation per warehouse"),
+    ("kpis_over_time.png", "Throughput per hour (orders created, shipments shipped, orders delivered), orders in "
+                           "flight, and the on-time rate of the orders delivered in each hour; disruption windows "
+                           "shaded"),
+    ("backlog.png", "Backlog per warehouse (each tick's time average) and stock on hand; disruption windows shaded"),
+    ("utilization.png", "Pick utilisation per warehouse over each hour, each warehouse's peak hour beside its mean; "
+                        "pick servers available; disruption windows shaded"),
     ("lead_time.png", "Lead-time distribution of delivered orders"),
-    ("network_map.png", "Network map: warehouses, regions and shipment flows"),
+    ("network_map.png", "Network map on a basemap of China (Natural Earth 1:110m national outline and coastline, "
+                        "public domain, shipped with the package; no province boundaries): warehouses sized by "
+                        "shipments, regions by orders, lanes by shipments"),
 )
 
 _NA = "n/a"
@@ -53,6 +71,8 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertica
 th { background: #f2f4f7; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr:nth-child(even) td { background: #fafbfc; } code { font-size: 0.9em; color: #555; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 0.8em; }
+.verdict { background: #eef4fb; border-left: 4px solid #2f6db5; padding: 0.5em 1em; }
+.verdict ul { margin: 0.3em 0; } .rules { color: #555; font-size: 0.85em; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 """
@@ -162,8 +182,11 @@ def warehouse_summary(
 
     Returns:
         DataFrame indexed by warehouse with columns ``cold_storage`` (bool or None),
-        ``utilization`` (0..1), ``shipments``, ``delivered``, ``on_time_rate`` (0..1 of
-        its delivered shipments), ``backlog_mean``, ``backlog_max`` (NaN where unknown).
+        ``utilization`` (0..1), ``utilization_peak`` (the highest utilisation over one hour of the
+        run, :func:`~twin.report.summary.hourly_utilization`), ``hours_at_bound`` (hours at
+        :data:`~twin.report.summary.PICK_BOUND` or more), ``shipments``, ``delivered``,
+        ``on_time_rate`` (0..1 of its delivered shipments), ``backlog_mean``, ``backlog_max``
+        (NaN where unknown).
     """
     wt = plots.warehouse_table(scenario)
     names: list[str] = list(wt["name"])
@@ -177,6 +200,7 @@ def warehouse_summary(
     names += [w for w in summ.warehouses if w not in names]  # others the records name
     at = summ.warehouse_index()
     cold = dict(zip(wt["name"], wt["cold_storage"]))
+    hourly = hourly_utilization(ts)
     rows = []
     for w in names:
         u = util_k.get(w)
@@ -189,17 +213,21 @@ def warehouse_summary(
         on_time = int(summ.wh_on_time[i]) if i is not None else 0
         bl = _col(ts, bl_cols[w]) if w in bl_cols else pd.Series(dtype=float)
         peak = _col(ts, f"backlog_peak[{w}]") if f"backlog_peak[{w}]" in ts.columns else bl
+        hu = hourly[w] if w in hourly.columns else pd.Series(dtype=float)
         rows.append({
             "warehouse": w,
             "cold_storage": cold.get(w),
             "utilization": util,
+            "utilization_peak": float(hu.max()) if hu.notna().any() else math.nan,
+            "hours_at_bound": int((hu >= PICK_BOUND).sum()) if hu.notna().any() else 0,
             "shipments": shipments,
             "delivered": delivered,
             "on_time_rate": on_time / delivered if delivered else math.nan,
             "backlog_mean": _time_mean(ts, bl),
             "backlog_max": float(peak.max()) if peak.notna().any() else math.nan,
         })
-    cols = ["cold_storage", "utilization", "shipments", "delivered", "on_time_rate", "backlog_mean", "backlog_max"]
+    cols = ["cold_storage", "utilization", "utilization_peak", "hours_at_bound", "shipments", "delivered",
+            "on_time_rate", "backlog_mean", "backlog_max"]
     if not rows:
         return pd.DataFrame(columns=cols, index=pd.Index([], name="warehouse"))
     return pd.DataFrame(rows).set_index("warehouse")[cols]
@@ -347,10 +375,12 @@ def _warehouse_section(wh: pd.DataFrame) -> str:
         cold = _NA if r["cold_storage"] is None or (isinstance(r["cold_storage"], float)
                                                      and math.isnan(r["cold_storage"])) else (
             "yes" if bool(r["cold_storage"]) else "no")
-        rows.append([_e(w), cold, _fmt(r["utilization"], "rate"), _fmt(r["shipments"], "count"),
+        rows.append([_e(w), cold, _fmt(r["utilization"], "rate"), _fmt(r["utilization_peak"], "rate"),
+                     _fmt(r["hours_at_bound"], "count"), _fmt(r["shipments"], "count"),
                      _fmt(r["delivered"], "count"), _fmt(r["on_time_rate"], "rate"),
                      _fmt(r["backlog_mean"], "number", 1), _fmt(r["backlog_max"], "count")])
-    head = ["Warehouse", "Cold storage", "Utilisation (%)", "Shipments", "Delivered shipments",
+    head = ["Warehouse", "Cold storage", "Utilisation, mean (%)", "Utilisation, peak hour (%)",
+            f"Hours at &ge; {100 * PICK_BOUND:.0f}%", "Shipments", "Delivered shipments",
             "On-time (% of delivered shipments)", "Mean backlog (shipments, time average)",
             "Peak backlog (shipments)"]
     return _table(head, rows, num_cols=set(range(2, len(head))))
@@ -364,6 +394,61 @@ def _region_section(rg: pd.DataFrame) -> str:
              _fmt(x["lost"], "count"), _fmt(x["lead_time_mean_h"], "number", 1)] for r, x in rg.iterrows()]
     head = ["Region", "Orders", "Delivered orders", "On-time (% of orders)", "Lost orders", "Mean lead time (h)"]
     return _table(head, rows, num_cols=set(range(1, len(head))))
+
+
+# --------------------------------------------------------------------------- verdict
+def _when(h0: int, h1: int, start: datetime | None) -> str:
+    """Hours ``[h0, h1)`` as text: dates when the scenario has a start."""
+    if start is None:
+        return f"h {h0}\u2013{h1}"
+    a, b = start + timedelta(hours=h0), start + timedelta(hours=h1)
+    return f"{a:%d %b %H:%M}\u2013{b:%H:%M}" if a.date() == b.date() or b == datetime.combine(
+        a.date() + timedelta(days=1), datetime.min.time()) else f"{a:%d %b %H:%M}\u2013{b:%d %b %H:%M}"
+
+
+def _spans(hours: Sequence[int], start: datetime | None, most: int = 4) -> str:
+    spans = Verdict.spans(hours)
+    text = ", ".join(_when(a, b, start) for a, b in spans[:most])
+    return text + (f" and {len(spans) - most} more spells" if len(spans) > most else "")
+
+
+def verdict_html(v: Verdict, start: datetime | None = None) -> str:
+    """The verdict as an HTML block (hours as dates when ``start`` is given)."""
+    items = []
+    if v.binding == "none":
+        items.append("<li><b>Binding constraint: none.</b> No warehouse's pick utilisation reached "
+                     f"{100 * PICK_BOUND:.0f}% in any hour, no hour had {100 * LINEHAUL_BOUND:.0f}% of its parcels "
+                     f"miss a departure, and no hour had {100 * STOCK_BOUND:.0f}% of its orders short of stock.</li>")
+    else:
+        hours = v.bound_hours[v.binding]
+        where = ""
+        if v.binding == "pick capacity":
+            at = sorted(((w, len(h)) for w, h in v.pick_hours.items() if h), key=lambda x: -x[1])
+            where = " (" + ", ".join(f"{_e(w)} {n} h" for w, n in at) + ")"
+        others = [f"{k} in {len(h)} h" for k, h in v.bound_hours.items() if k != v.binding and h]
+        items.append(f'<li><b class="binding">Binding constraint: {_e(v.binding)}</b>, in {len(hours)} hours'
+                     f"{where}: {_e(_spans(hours, start))}."
+                     + (f" Also bound: {_e('; '.join(others))}." if others else "") + "</li>")
+    if v.worst_warehouses:
+        parts = [f"<b>{_e(w['warehouse'])}</b> ({_fmt(w['backlog_hours'], 'count')} shipment-hours of backlog; "
+                 f"peak hour {_fmt(w['utilization_peak'], 'rate')}% utilised, {w['hours_at_bound']} h at "
+                 f"&ge; {100 * PICK_BOUND:.0f}%)" for w in v.worst_warehouses]
+        items.append('<li class="worst-warehouses">Worst warehouses, by backlog: ' + "; ".join(parts) + ".</li>")
+    else:
+        items.append('<li class="worst-warehouses">Worst warehouses: none had a backlog.</li>')
+    if v.worst_regions:
+        parts = [f"<b>{_e(r['region'])}</b> {_fmt(r['on_time_rate'], 'rate')}% on time of "
+                 f"{_fmt(r['orders'], 'count')} orders" for r in v.worst_regions]
+        items.append('<li class="worst-regions">Worst regions, by on-time rate: ' + "; ".join(parts) + ".</li>")
+    rules = (f"Rules: pick capacity binds in an hour when a warehouse's pick utilisation over that hour is at least "
+             f"{100 * PICK_BOUND:.0f}%; linehaul capacity when at least {100 * LINEHAUL_BOUND:.0f}% of the parcels "
+             "picked in it waited longer than their carrier's departure interval plus the pack time (a full "
+             f"departure or a closed lane); stock when at least {100 * STOCK_BOUND:.0f}% of the orders created in it "
+             "were lost or backordered. The binding constraint bound in the most hours. Warehouses are ranked by "
+             "their backlog's time integral, regions by on-time rate (regions with at least "
+             f"{MIN_REGION_ORDERS} orders when any has).")
+    return ('<div class="verdict" id="verdict"><h2>Verdict</h2><ul>' + "".join(items) + "</ul>"
+            f'<p class="rules">{_e(rules)}</p></div>')
 
 
 # --------------------------------------------------------------------------- main entry
@@ -457,17 +542,18 @@ def _write_report(d: Path, result: Any, bar: Any) -> Path:
               *plots.per_warehouse_columns(ts, "utilization")]:
         if str(w) not in names:
             names.append(str(w))
-    summ = summarize_records(run["orders"], names, plots.region_table(scenario)["name"])
+    summ = summarize_records(run["orders"], names, plots.region_table(scenario)["name"], scenario=scenario)
     del run
     step()
 
     name = str(scenario.get("name") or kpis.get("scenario") or d.name)
     description = str(scenario.get("description") or "")
 
+    mean_util = util if isinstance(util, Mapping) else None
     makers = {
-        "kpis_over_time.png": lambda p: plots.plot_kpis_over_time(ts, p, title=name),
-        "backlog.png": lambda p: plots.plot_backlog(ts, p, title=name),
-        "utilization.png": lambda p: plots.plot_utilization(ts, p, title=name),
+        "kpis_over_time.png": lambda p: plots.plot_kpis_over_time(ts, summ, p, title=name, scenario=scenario),
+        "backlog.png": lambda p: plots.plot_backlog(ts, p, title=name, scenario=scenario),
+        "utilization.png": lambda p: plots.plot_utilization(ts, p, title=name, scenario=scenario, mean=mean_util),
         "lead_time.png": lambda p: plots.plot_lead_time(summ, p, title=name),
         "network_map.png": lambda p: plots.plot_network_map(scenario, summ, p, title=name),
     }
@@ -488,6 +574,9 @@ def _write_report(d: Path, result: Any, bar: Any) -> Path:
     seeds = kpis.get("seeds")
     if isinstance(seeds, list) and seeds and kpis.get("seed") is None:
         meta.insert(0, f"Seeds: <b>{_e(', '.join(str(x) for x in seeds))}</b>")
+    start = plots.scenario_start(scenario)
+    if start is not None:
+        meta.append(f"Start: <b>{start:%Y-%m-%d %H:%M}</b>")
     if _isnum(scenario.get("horizon_h")):
         meta.append(f"Horizon: <b>{_fmt(scenario['horizon_h'], 'number', 0)} h</b>")
     reps = kpis.get("replications")
@@ -506,6 +595,7 @@ def _write_report(d: Path, result: Any, bar: Any) -> Path:
         f"<h1>Fulfillment Twin report: {_e(name)}</h1>",
         f'<p class="meta">{" · ".join(meta)}</p>',
         f'<p class="desc">{_e(description)}</p>' if description else "",
+        verdict_html(verdict(summ, ts), start) if summ.shipments_recorded or len(ts) else "",
     ]
     if scope is not None:
         parts.append(f'<p class="note scope"><b>Tables and plots: {_e(scope)}.</b> KPI table: mean ± 95% CI '
