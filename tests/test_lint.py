@@ -15,7 +15,7 @@ from tests.test_hardening_loader import _readme_scenario
 from twin.cli import main
 from twin.scenario.lint import CODES, LintWarning
 from twin.scenario.loader import load_scenario, validate_scenario
-from twin.world.lint import PEAK_FACTOR, lint
+from twin.world.lint import lint
 
 # baseline's fleets: 390 AGVs (16+28+38+52+44+72+93+47) x 20 lines/h x battery duty 6/(6+1.5)
 # x availability 150/(150+2) = 6,157.89 lines/h
@@ -65,57 +65,78 @@ def test_every_code_is_documented_in_the_readme() -> None:
 
 # --------------------------------------------------------------------------- capacity
 def test_pick_capacity_mean_over_capacity() -> None:
-    # flat demand: 4,200 orders/h x 1.5 lines = 6,300 lines/h against 6,157.89: 1.0231x all 48 h
+    # flat demand: 4,200 orders/h x 1.5 lines = 6,300 lines/h against 6,157.89: 1.0231x all 48 h;
+    # the backlog grows by 142.1 lines/h to 6,821 at 48 h (1.1 h of picking)
     sc = load_scenario("baseline", {"demand.base_rate_per_h": 4200, "demand.diurnal_amplitude": 0})
     assert round(6300 / BASELINE_PICK, 2) == 1.02
+    assert (round((6300 - BASELINE_PICK) * 48), round((6300 - BASELINE_PICK) * 48 / BASELINE_PICK, 1)) == (6821, 1.1)
     w = _only(sc, "pick-capacity")
     assert w.path == "warehouses.*.pick.agvs"
     assert w.message == (f"at the peak (t = 0 h) 4,200 orders/h x 1.5 lines need 6,300 pick lines/h; {PICK_CAP}: 1.02x "
-                         f"capacity at the peak, 1.02x on average over the 48 h horizon, above it for ~48 h; {PICK_ADVICE}")
+                         "capacity at the peak, 1.02x on average over the 48 h horizon, above it for ~48 h; the backlog "
+                         "would reach ~6,821 lines at t = 48 h, 1.1 h of work at capacity (the longest promise is 72 h); "
+                         f"{PICK_ADVICE}")
 
 
-def test_pick_capacity_peak_far_over_capacity() -> None:
-    # 2,200/h x a profile spike 1 -> 3 -> 1 over [20, 28] h: 6,600 orders/h at 24 h, 9,900 lines/h,
-    # 1.61x; the mean is 2,200 x (48 + 8) / 48 x 1.5 = 3,850 lines/h (0.63x). Above 6,157.89
-    # while 3,300 x (1 + |t - 20| / 2) > 6,157.89, i.e. 21.732 < t < 26.268: 4.54 h (19 of the
-    # 0.25 h points: 4.75 h)
-    spike = [[0, 1], [20, 1], [24, 3], [28, 1]]
-    sc = load_scenario("baseline", {"demand.base_rate_per_h": 2200, "demand.diurnal_amplitude": 0,
-                                    "demand.profile": spike})
-    lo, hi = 20 + 2 * (BASELINE_PICK / 3300 - 1), 28 - 2 * (BASELINE_PICK / 3300 - 1)
-    assert (round(lo, 3), round(hi, 3)) == (21.732, 26.268)
-    assert sum(1 for k in range(192) if lo < k / 4 < hi) == 19
-    w = _only(sc, "pick-capacity")
-    assert w.message == (f"at the peak (t = 24 h) 6,600 orders/h x 1.5 lines need 9,900 pick lines/h; {PICK_CAP}: 1.61x "
-                         f"capacity at the peak, 0.63x on average over the 48 h horizon, above it for ~5 h; {PICK_ADVICE}")
-    # below the rule's 1.5x at the peak (2,000/h: 9,000 lines/h, 1.46x) and under capacity on average: no warning
-    assert 9000 / BASELINE_PICK < PEAK_FACTOR
-    assert lint(load_scenario(sc, {"demand.base_rate_per_h": 2000})) == []
+# 1,500/h x 4 during [20, 24) h (the profile steps within 0.001 h, between the 0.25 h points):
+# 9,000 lines/h against 6,157.89 (1.46x) for 4 h, so 4 x 2,842.1 = 11,368 lines queue by 24 h,
+# 1.85 h of picking; the mean is 2,250 x (44 + 4 x 4) / 48 = 2,812.5 lines/h (0.46x)
+STEP = {"demand.base_rate_per_h": 1500, "demand.diurnal_amplitude": 0,
+        "demand.profile": [[0, 1], [19.999, 1], [20, 4], [23.999, 4], [24, 1]]}
+
+
+def _promise(h: float) -> dict:
+    return {"demand.service_levels": {"standard": {"share": 1.0, "promise_h": h}}}
+
+
+def test_pick_capacity_peak_whose_backlog_outlasts_every_promise() -> None:
+    assert round(4 * (9000 - BASELINE_PICK)) == 11_368 and round(4 * (9000 - BASELINE_PICK) / BASELINE_PICK, 2) == 1.85
+    w = _only(load_scenario("baseline", {**STEP, **_promise(1.5)}), "pick-capacity")
+    assert w.message == (f"at the peak (t = 20 h) 6,000 orders/h x 1.5 lines need 9,000 pick lines/h; {PICK_CAP}: 1.46x "
+                         "capacity at the peak, 0.46x on average over the 48 h horizon, above it for ~4 h; the backlog "
+                         "would reach ~11,368 lines at t = 24 h, 1.8 h of work at capacity (the longest promise is "
+                         f"1.5 h); {PICK_ADVICE}")
+    # the same peak is what a peak does when the backlog clears within a promise: no warning
+    assert lint(load_scenario("baseline", {**STEP, **_promise(2)})) == []
+    assert lint(load_scenario("baseline", STEP)) == []  # baseline's promises: 24 and 72 h
 
 
 def test_pick_capacity_with_a_diurnal_cycle() -> None:
     # 5,000/h x (1 + 0.3 sin(2 pi (t - 6) / 24)) x 1.5: 9,750 lines/h at noon (1.58x), 7,500 on
-    # average (1.22x); above 6,157.89 except where sin < -0.5965, 7.12 h a day: ~33.8 h of 48
+    # average (1.22x); below 6,157.89 where sin(x) < -a, 7.12 h a day: above it ~33.8 h of 48
     sc = load_scenario("baseline", {"demand.base_rate_per_h": 5000})
-    a = (1 - BASELINE_PICK / 7500) / 0.3  # below capacity while sin(...) < -a
+    a = (1 - BASELINE_PICK / 7500) / 0.3
     below = (math.pi - 2 * math.asin(a)) / (2 * math.pi) * 24  # hours a day
     assert round(48 - 2 * below) == 34
+    # the backlog: from the first upward crossing, t1 = 6 - asin(a) 24 / 2 pi (3.56 h), to the
+    # last downward one, t2 = 42 + asin(a) 24 / 2 pi (44.44 h): the integral of 7,500 - 6,157.89
+    # + 2,250 sin(x), i.e. 1,342.1 (t2 - t1) + 2,250 (24 / 2 pi) 2 cos(asin(a)) = 68,665 lines
+    t1, t2 = 6 - math.asin(a) * 24 / (2 * math.pi), 42 + math.asin(a) * 24 / (2 * math.pi)
+    backlog = (7500 - BASELINE_PICK) * (t2 - t1) + 2250 * 24 / (2 * math.pi) * 2 * math.cos(math.asin(a))
+    assert round(backlog) == 68_665
     w = _only(sc, "pick-capacity")
-    assert w.message == (f"at the peak (t = 12 h) 6,500 orders/h x 1.5 lines need 9,750 pick lines/h; {PICK_CAP}: 1.58x "
-                         f"capacity at the peak, 1.22x on average over the 48 h horizon, above it for ~34 h; {PICK_ADVICE}")
+    head = (f"at the peak (t = 12 h) 6,500 orders/h x 1.5 lines need 9,750 pick lines/h; {PICK_CAP}: 1.58x capacity at "
+            "the peak, 1.22x on average over the 48 h horizon, above it for ~34 h; the backlog would reach ~")
+    assert w.message.startswith(head) and w.message.endswith(f"(the longest promise is 72 h); {PICK_ADVICE}")
+    lines, at = w.message[len(head):].split(" lines at t = ")
+    assert abs(float(lines.replace(",", "")) - backlog) < 0.005 * backlog  # the 0.25 h grid against the integral
+    assert at.startswith("44.5 h, 11.2 h of work at capacity")  # the end of the 0.25 h step that holds t2
 
 
-ERLANG_SHORT = [  # erlang_c: 68 orders/h (a shipment and a parcel each) against 40/h: 1.70x for the whole 2,000 h
+ERLANG_SHORT = [  # erlang_c: 68 orders/h (a shipment and a parcel each) against 40/h: 1.70x for the whole 2,000 h,
+    # 28/h queueing: 56,000 by the end, 1,400 h of work
     ({"warehouses.shanghai.pack.stations": 20, "warehouses.shanghai.pack.time_h": 0.5}, "pack-capacity",
      "warehouses.*.pack",
      ("at the peak (t = 0 h) 68 orders/h need at least 68 shipments/h packed; the 1 warehouse can pack 40 shipments/h "
      "(stations / time_h): 1.70x capacity at the peak, 1.70x on average over the 2000 h horizon, above it for "
-     "~2,000 h; add pack stations (warehouses.*.pack.stations) or shorten pack.time_h, or lower "
+     "~2,000 h; the backlog would reach ~56,000 shipments at t = 2000 h, 1400.0 h of work at capacity (the longest "
+     "promise is 72 h); add pack stations (warehouses.*.pack.stations) or shorten pack.time_h, or lower "
      "demand.base_rate_per_h")),
     ({"carriers.sf_express.capacity": 40}, "carrier-capacity", "carriers.*.capacity",
      ("at the peak (t = 0 h) 68 orders/h need at least 68 parcels/h of linehaul; the departures of 1 carrier carry 40 "
      "parcels/h (capacity / departure_interval_h at each warehouse served, all carriers together): 1.70x capacity "
-     "at the peak, 1.70x on average over the 2000 h horizon, above it for ~2,000 h; raise carriers.*.capacity or "
+     "at the peak, 1.70x on average over the 2000 h horizon, above it for ~2,000 h; the backlog would reach "
+     "~56,000 parcels at t = 2000 h, 1400.0 h of work at capacity (the longest promise is 72 h); raise carriers.*.capacity or "
      "depart more often (lower departure_interval_h), or lower demand.base_rate_per_h")),
 ]
 
@@ -142,7 +163,8 @@ def test_carrier_capacity_counts_every_warehouse_a_carrier_departs_from() -> Non
 
 def test_reefer_capacity() -> None:
     # reefer room from the 4 cold-storage sites: sf 10/2 h x 4 + jd_cold 12/3 h x 4 = 36 cold parcels/h;
-    # 6% of 2,210 orders/h at noon = 132.6 (3.68x), of 1,700 on average = 102 (2.83x), all 48 h
+    # 6% of 2,210 orders/h at noon = 132.6 (3.68x), of 1,700 on average = 102 (2.83x), all 48 h; the
+    # backlog grows by (102 - 36) x 48 = 3,168 cold parcels (88 h of room)
     sc = load_scenario("baseline", {"carriers.sf_express.reefer_capacity": 10, "carriers.jd_cold.reefer_capacity": 12,
                                     "demand.cold_chain_share": 0.06})
     w = _only(sc, "reefer-capacity")
@@ -150,7 +172,8 @@ def test_reefer_capacity() -> None:
     assert w.message == (
         "at the peak (t = 12 h) 2,210 orders/h x 0.06 cold-chain share need 133 reefer parcels/h; the departures from 4 "
         "cold-storage warehouses have reefer room for 36 parcels/h (reefer_capacity / departure_interval_h): 3.68x "
-        "capacity at the peak, 2.83x on average over the 48 h horizon, above it for ~48 h; raise "
+        "capacity at the peak, 2.83x on average over the 48 h horizon, above it for ~48 h; the backlog would reach ~3,168 "
+        "cold parcels at t = 48 h, 88.0 h of work at capacity (the longest promise is 72 h); raise "
         "carriers.*.reefer_capacity at the cold-storage warehouses, or lower demand.cold_chain_share")
 
 

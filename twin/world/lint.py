@@ -7,14 +7,19 @@ size estimate and ``twin run`` before it starts; neither refuses a run for a war
 size estimate, :meth:`twin.scenario.size.RunSize.check`, refuses).
 
 **Capacity: the rule for "by far".** Each capacity check compares a demand over the horizon
-``[0, horizon_h)`` (the network order rate of ``DemandRate.total`` every 0.25 h, before weather
-and surges) with a capacity of the whole network, and warns when the demand at its peak is
-more than :data:`PEAK_FACTOR` (1.5) times the capacity, or its mean over the horizon more than
-:data:`MEAN_FACTOR` (1.0) times. A peak a little over capacity is what a peak does (a
-backlog that clears after it); 1.5 times at the peak, or more than the capacity on average,
-is a backlog that keeps growing. The capacities are network-wide sums, so the warnings are
-necessary conditions: a warehouse can be overloaded while the network is not (the routing
-decides where orders go); disruptions, which only take capacity away, are not counted.
+``[0, horizon_h)`` (the network order rate of ``DemandRate.total`` every :data:`STEP_H` h,
+before weather and surges) with a capacity of the whole network, as a fluid queue: work
+above the capacity queues, and the queue is served at the capacity when demand falls below
+it. It warns when the mean demand over the horizon is more than :data:`MEAN_FACTOR` (1.0)
+times the capacity (the backlog grows for the whole horizon), or when the backlog at its
+largest is more work than the capacity clears within the longest promise
+(``demand.service_levels``' largest ``promise_h``: even running flat out, what queues then
+misses every promise). A peak above the capacity whose backlog clears in time is what a peak
+does, and gets no warning (the warning gives the figures: peak and mean against capacity, the
+hours above it, the backlog's size, when, and its hours of work). The capacities are
+network-wide sums, so the warnings are necessary conditions: a warehouse can be overloaded
+while the network is not (the routing decides where orders go); disruptions, which only take
+capacity away, are not counted.
 
 * ``pick-capacity``: order lines per hour (orders x ``lines_per_order``) against the AGV
   fleets' lines per hour, ``agvs x lines_per_agv_h x duty x availability``, where duty is
@@ -50,11 +55,10 @@ from twin.scenario.schema import AGVFleet, Scenario
 from twin.world.demand import DemandRate
 from twin.world.network import Network, build_network
 
-__all__ = ["MEAN_FACTOR", "PEAK_FACTOR", "STEP_H", "STOCK_SHORT_SHARE", "lint", "pick_lines_per_h"]
+__all__ = ["MEAN_FACTOR", "STEP_H", "STOCK_SHORT_SHARE", "lint", "pick_lines_per_h"]
 
-#: Warn when the demand at its peak exceeds this many times the capacity ...
-PEAK_FACTOR = 1.5
-#: ... or its mean over the horizon this many times.
+#: Warn when the mean demand over the horizon exceeds this many times the capacity (or when the
+#: backlog takes longer than the longest promise to clear; see the module's text).
 MEAN_FACTOR = 1.0
 #: Warn when the initial stock, never replenished, leaves more than this share of lines unserved.
 STOCK_SHORT_SHARE = 0.05
@@ -91,23 +95,36 @@ class _Demand:
         self.t = np.arange(0.0, sc.horizon_h, step)
         self.step = step
         self.horizon_h = sc.horizon_h
+        self.promise_h = max(s.promise_h for s in sc.demand.service_levels.values())
         self.rate = np.asarray(DemandRate(sc.demand).total(self.t), dtype=float)
         self.orders = float(self.rate.sum() * step)  # expected orders over the horizon
 
-    def load(self, code: str, path: str, per_order: float, capacity: float, need: str, have: str,
+    def load(self, code: str, path: str, per_order: float, capacity: float, unit: str, need: str, have: str,
              advice: str) -> LintWarning | None:
-        """A warning if ``per_order x`` the order rate exceeds ``capacity`` by far (see the
-        module's rule); ``need`` is the demand's text (``{peak}`` the figure at the peak),
+        """A warning if ``per_order x`` the order rate (in ``unit``) exceeds ``capacity`` by far
+        (the module's rule); ``need`` is the demand's text (``{peak}`` the figure at the peak),
         ``have`` the capacity's (``{cap}``)."""
+        if math.isinf(capacity):
+            return None
         flow = self.rate * per_order
         i = int(np.argmax(flow))
         peak, mean = float(flow[i]), float(flow.mean())
-        if peak <= PEAK_FACTOR * capacity and mean <= MEAN_FACTOR * capacity:
+        # the fluid queue after each step: B_k = S_k - min(0, min_{j<=k} S_j), S the summed excess
+        summed = np.cumsum((flow - capacity) * self.step)
+        backlog = summed - np.minimum(0.0, np.minimum.accumulate(summed))
+        k = int(np.argmax(backlog))
+        most = float(backlog[k])
+        work_h = most / capacity if capacity > 0 else math.inf
+        if mean <= MEAN_FACTOR * capacity and work_h <= self.promise_h:
             return None
-        hours = float((flow > capacity).sum() * self.step)
-        over = (f"{peak / capacity:.2f}x capacity at the peak, {mean / capacity:.2f}x on average over the "
-                f"{self.horizon_h:g} h horizon, above it for ~{hours:,.0f} h" if capacity > 0 else
-                f"none of it can be served in the {self.horizon_h:g} h horizon")
+        if capacity > 0:
+            hours = float((flow > capacity).sum() * self.step)
+            over = (f"{peak / capacity:.2f}x capacity at the peak, {mean / capacity:.2f}x on average over the "
+                    f"{self.horizon_h:g} h horizon, above it for ~{hours:,.0f} h; the backlog would reach "
+                    f"~{most:,.0f} {unit} at t = {(k + 1) * self.step:g} h, {work_h:.1f} h of work at capacity (the "
+                    f"longest promise is {self.promise_h:g} h)")
+        else:
+            over = f"none of it can be served in the {self.horizon_h:g} h horizon"
         msg = (f"at the peak (t = {self.t[i]:g} h) {self.rate[i]:,.0f} orders/h {need.format(peak=_n(peak))}; "
                f"{have.format(cap=_n(capacity))}: {over}; {advice}")
         return LintWarning(code, path, msg)
@@ -119,13 +136,13 @@ def _capacity_warnings(sc: Scenario, net: Network, dem: _Demand) -> list[LintWar
     out = []
     pick = sum(pick_lines_per_h(w.pick) for w in sc.warehouses)
     out.append(dem.load(
-        "pick-capacity", "warehouses.*.pick.agvs", d.lines_per_order, pick,
+        "pick-capacity", "warehouses.*.pick.agvs", d.lines_per_order, pick, "lines",
         f"x {d.lines_per_order:g} lines need {{peak}} pick lines/h",
         f"the {_count(W, 'warehouse')} can pick {{cap}} lines/h (agvs x lines_per_agv_h x battery duty x availability)",
         "add AGVs (warehouses.*.pick.agvs) or faster picks (lines_per_agv_h), or lower demand.base_rate_per_h"))
     pack = sum(w.pack.stations / w.pack.time_h if w.pack.time_h > 0 else math.inf for w in sc.warehouses)
     out.append(dem.load(
-        "pack-capacity", "warehouses.*.pack", 1.0, pack, "need at least {peak} shipments/h packed",
+        "pack-capacity", "warehouses.*.pack", 1.0, pack, "shipments", "need at least {peak} shipments/h packed",
         f"the {_count(W, 'warehouse')} can pack {{cap}} shipments/h (stations / time_h)",
         "add pack stations (warehouses.*.pack.stations) or shorten pack.time_h, or lower demand.base_rate_per_h"))
 
@@ -134,7 +151,7 @@ def _capacity_warnings(sc: Scenario, net: Network, dem: _Demand) -> list[LintWar
     reefer_per_h = np.array([c.reefer_capacity / c.departure_interval_h for c in sc.carriers])
     room = float(per_h @ departs.sum(axis=1))
     out.append(dem.load(
-        "carrier-capacity", "carriers.*.capacity", 1.0, room, "need at least {peak} parcels/h of linehaul",
+        "carrier-capacity", "carriers.*.capacity", 1.0, room, "parcels", "need at least {peak} parcels/h of linehaul",
         f"the departures of {_count(len(sc.carriers), 'carrier')} carry {{cap}} parcels/h (capacity / "
         "departure_interval_h at each warehouse served, all carriers together)",
         "raise carriers.*.capacity or depart more often (lower departure_interval_h), or lower "
@@ -142,7 +159,7 @@ def _capacity_warnings(sc: Scenario, net: Network, dem: _Demand) -> list[LintWar
     if d.cold_chain_share > 0:
         cold_room = float(reefer_per_h @ (departs & net.cold_capable[None, :]).sum(axis=1))
         out.append(dem.load(
-            "reefer-capacity", "carriers.*.reefer_capacity", d.cold_chain_share, cold_room,
+            "reefer-capacity", "carriers.*.reefer_capacity", d.cold_chain_share, cold_room, "cold parcels",
             f"x {d.cold_chain_share:g} cold-chain share need {{peak}} reefer parcels/h",
             f"the departures from {_count(int(net.cold_capable.sum()), 'cold-storage warehouse')} have reefer room "
             f"for {{cap}} parcels/h (reefer_capacity / departure_interval_h)",
