@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -380,3 +381,222 @@ def test_replicated_report_says_whose_tables_and_plots(tmp_path: Path) -> None:
     assert "12.3" in wh_table and "31.1" not in wh_table
     single = write_report(_make_run(tmp_path / "one")).read_text(encoding="utf-8")
     assert "replication 1 of" not in single and "<h2>Warehouses</h2>" in single
+
+
+# --------------------------------------------------------------------------- the peak (issue 9)
+def _small_run(tmp_path: Path, name: str = "baseline", agvs: dict[str, int] | None = None,
+               hours: float = 8.0, **extra: object) -> tuple[object, dict, Path]:
+    """A scaled-down run of a built-in scenario (its scenario dict changed by ``agvs`` and
+    ``extra``), saved with its report."""
+    import twin
+    from twin.scenario.loader import scale_scenario, validate_scenario
+
+    doc = scale_scenario(twin.load_scenario(name), 0.05).model_dump(mode="json")
+    doc.update(horizon_h=hours, drain_h=24.0, **extra)
+    for w in doc["warehouses"]:
+        w["pick"]["agvs"] = (agvs or {}).get(w["name"], w["pick"]["agvs"])
+    res = twin.simulate(validate_scenario(doc), seed=3)
+    out = res.save(tmp_path / name)
+    write_report(out, result=res)
+    return res, json.loads((out / "scenario.json").read_text()), out
+
+
+def _hand_orders(records: pd.DataFrame) -> pd.DataFrame:
+    """Per order, by plain pandas: delivered (every shipment delivered), its last delivery, its
+    promise and whether it was on time."""
+    r = records.assign(done=records["status"].astype(str) == "delivered")
+    g = r.groupby("order_id")
+    o = pd.DataFrame({"created": g["created_at"].first(), "promised": g["promised_at"].first(),
+                      "all_done": g["done"].all(), "last": g["delivered_at"].max()})
+    o["delivered_at"] = o["last"].where(o["all_done"])
+    o["on_time"] = o["all_done"] & (o["delivered_at"] <= o["promised"])
+    return o
+
+
+def test_hourly_counts_of_the_hand_made_records() -> None:
+    from twin.report.summary import summarize_records
+
+    s = summarize_records(_orders(), ["WH_North", "WH_South"], ["Beijing", "Guangdong", "Sichuan"])
+    # the latest time is 5.0, a delivery: hours 0..5, the last one holding it
+    assert s.n_hours == 6 and s.delivered_h.tolist() == [0, 0, 0, 1, 0, 1]
+    orders = _orders().assign(delivered_at=lambda d: d["delivered_at"] - 0.5)
+    orders["routed_at"] = orders["created_at"].where(orders["order_id"] != 4, orders["created_at"] + 0.5)
+    s = summarize_records(orders, ["WH_North", "WH_South"], ["Beijing", "Guangdong", "Sichuan"])
+    assert s.n_hours == 5  # the latest time is 4.5
+    assert s.created_h.tolist() == [1, 1, 2, 0, 0]  # orders created at 0, 1, 2, 2.5
+    assert s.delivered_h.tolist() == [0, 0, 1, 0, 1]  # order 1 at 2.5, order 2 at max(4.5, 3.5)
+    assert s.on_time_h.tolist() == [0, 0, 1, 0, 0]  # 4.5 > its promise 4
+    assert s.shipped_h.tolist() == [1, 2, 1, 1, 0]  # shipments at created + 0.5: 0.5, 1.5, 1.5, 2.5, 3.0
+    assert plots.hourly_on_time_rate(s)[[2, 4]].tolist() == [1.0, 0.0]
+    assert np.isnan(plots.hourly_on_time_rate(s)[[0, 1, 3]]).all()
+    assert s.short_h.tolist() == [0, 0, 2, 0, 0]  # order 3 (created at 2) lost, order 4 (at 2.5) backordered
+
+
+def test_hourly_panels_equal_a_hand_aggregation_of_the_records(tmp_path: Path) -> None:
+    res, scenario, out = _small_run(tmp_path)
+    from twin.report.summary import summarize_records
+
+    s = summarize_records(res.orders, [w["name"] for w in scenario["warehouses"]], [], scenario=scenario)
+    o = _hand_orders(res.orders)
+    n = s.n_hours
+    hour = lambda t: np.floor(t.dropna()).astype(int)  # noqa: E731
+    per_h = lambda t: np.bincount(hour(t), minlength=n)[:n].tolist()  # noqa: E731
+    assert n == int(np.floor(np.nanmax(res.orders[["created_at", "shipped_at", "delivered_at"]].to_numpy()))) + 1
+    assert s.created_h.tolist() == per_h(o["created"])
+    assert s.delivered_h.tolist() == per_h(o["delivered_at"])
+    assert s.on_time_h.tolist() == per_h(o["delivered_at"][o["on_time"]])
+    assert s.shipped_h.tolist() == per_h(res.orders["shipped_at"])
+    assert s.delivered_h.sum() == res.kpis["orders_delivered"] > 0
+    assert 0 < s.on_time_h.sum() < s.delivered_h.sum()  # some late orders: the rate is not trivially 1
+    # the plot draws exactly these rates (steps: one value per hour, the last repeated)
+    fig = plots.plot_kpis_over_time(res.timeseries, s, scenario=scenario)
+    ax_rate = fig.axes[2]
+    drawn = ax_rate.lines[0].get_ydata()[:-1]
+    with np.errstate(invalid="ignore"):  # 0 / 0 in hours without deliveries: NaN, no line there
+        want = 100.0 * np.array(per_h(o["delivered_at"][o["on_time"]])) / np.array(per_h(o["delivered_at"]))
+    np.testing.assert_array_equal(np.isnan(drawn), np.isnan(want))
+    np.testing.assert_allclose(drawn[~np.isnan(want)], want[~np.isnan(want)], rtol=0, atol=1e-12)
+    created = fig.axes[0].lines[1]
+    assert created.get_label() == "orders created" and created.get_ydata()[:-1].tolist() == s.created_h.tolist()
+    # the report has the panels, the peak-hour column and the verdict before the KPI table
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert text.index('<div class="verdict"') < text.index("<h2>Key performance indicators")
+    assert "Utilisation, peak hour (%)" in text and "Hours at &ge; 95%" in text
+    assert "Start: <b>2026-10-13 00:00</b>" in text
+
+
+def _span_x(p: object) -> tuple[float, float]:
+    """An axvspan's x extent (a Rectangle from matplotlib 3.9, a Polygon before)."""
+    if hasattr(p, "get_width"):
+        return float(p.get_x()), float(p.get_x() + p.get_width())
+    xs = np.asarray(p.get_xy())[:, 0]
+    return float(xs.min()), float(xs.max())
+
+
+@pytest.mark.parametrize("dated", [True, False])
+def test_every_time_plot_shades_exactly_the_scenarios_windows(dated: bool) -> None:
+    import matplotlib.dates as mdates
+    from matplotlib.dates import ConciseDateFormatter
+
+    import twin
+
+    scenario = json.loads(twin.load_scenario("typhoon").model_dump_json())
+    scenario["disruptions"] = [
+        {"type": "warehouse_outage", "warehouse": "nanjing", "start_h": 14.0, "end_h": 38.0},
+        {"type": "carrier_capacity_loss", "carrier": "sf_express", "fraction": 0.6, "start_h": 12.0, "end_h": 36.0},
+    ]
+    if not dated:
+        scenario["start"] = None
+    expected_hours = {
+        "disruption:warehouse outage: nanjing": (14.0, 38.0),
+        "disruption:carrier capacity loss: sf_express -60%": (12.0, 36.0),
+        "disruption:weather: typhoon_landfall (lanes closed, Zhejiang, Shanghai, Fujian, Jiangsu)": (14.0, 38.0),
+        "disruption:weather: typhoon_aftermath (Zhejiang, Shanghai, Fujian, Jiangsu)": (38.0, 50.0),
+    }
+    assert [e["start_h"] for e in scenario["weather"]["events"]] == [14.0, 38.0]  # what the test assumes
+    start = datetime(2026, 10, 13)
+    to_x = (lambda h: mdates.date2num(start) + h / 24.0) if dated else (lambda h: h)
+    expected = {gid: (pytest.approx(to_x(a)), pytest.approx(to_x(b))) for gid, (a, b) in expected_hours.items()}
+    ts, orders = _timeseries(), _orders()
+    figures = [plots.plot_kpis_over_time(ts, orders, scenario=scenario), plots.plot_backlog(ts, scenario=scenario),
+               plots.plot_utilization(ts, scenario=scenario)]
+    for fig in figures:
+        assert len(fig.axes) >= 2
+        for ax in fig.axes:
+            spans = {p.get_gid(): _span_x(p) for p in ax.patches if (p.get_gid() or "").startswith("disruption:")}
+            assert spans == expected
+            assert isinstance(ax.xaxis.get_major_formatter(), ConciseDateFormatter) is dated
+        labels = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "window-label"]
+        assert sorted(labels) == sorted(g.removeprefix("disruption:") for g in expected)
+    # no disruptions, no weather events: nothing shaded
+    quiet = dict(scenario, disruptions=[], weather={})
+    fig = plots.plot_backlog(ts, scenario=quiet)
+    assert not [p for ax in fig.axes for p in ax.patches if (p.get_gid() or "").startswith("disruption:")]
+
+
+def test_verdict_names_the_warehouse_with_the_largest_backlog(tmp_path: Path) -> None:
+    # chengdu (~19% of the orders, 4 AGVs at this scale) left with 1 AGV: its queue grows all day
+    res, scenario, out = _small_run(tmp_path, agvs={"chengdu": 1})
+    from twin.report.summary import hourly_utilization, summarize_records, verdict
+
+    ts = res.timeseries
+    dt = np.diff(np.r_[0.0, ts["time_h"].to_numpy()])
+    backlog_hours = {w["name"]: float((ts[f"backlog[{w['name']}]"] * dt).sum()) for w in scenario["warehouses"]}
+    worst = max(backlog_hours, key=backlog_hours.get)
+    assert worst == "chengdu"
+    s = summarize_records(res.orders, list(backlog_hours), [], scenario=scenario)
+    v = verdict(s, ts)
+    assert [w["warehouse"] for w in v.worst_warehouses][0] == "chengdu"
+    assert v.worst_warehouses[0]["backlog_hours"] == pytest.approx(backlog_hours["chengdu"])
+    assert v.binding == "pick capacity"
+    # hourly ticks: an hour's utilisation is that tick's busy over server hours; pick bound where >= 0.95
+    busy, cap = ts["busy_hours[chengdu]"].diff().fillna(ts["busy_hours[chengdu]"]), \
+        ts["server_hours[chengdu]"].diff().fillna(ts["server_hours[chengdu]"])
+    hand = busy / cap
+    np.testing.assert_allclose(hourly_utilization(ts)["chengdu"].to_numpy(), hand.to_numpy(), rtol=1e-12)
+    assert v.pick_hours["chengdu"] == [int(h) for h in np.flatnonzero(hand.to_numpy() >= 0.95)]
+    assert len(v.pick_hours["chengdu"]) >= 5
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert '<b class="binding">Binding constraint: pick capacity</b>' in text
+    first = text.split('<li class="worst-warehouses">Worst warehouses, by backlog: ')[1]
+    assert first.startswith("<b>chengdu</b>")
+    # the hours, as dates from the scenario's start (13 Oct 2026), and chengdu's count of them
+    assert f"chengdu {len(v.pick_hours['chengdu'])} h" in text and "13 Oct " in text
+    table = text.split("<h2>Warehouses")[1].split("<h2>Regions")[0]
+    row = table.split("<td>chengdu</td>")[1].split("</tr>")[0]
+    assert '<td class="num">100.0</td>' in row or f'<td class="num">{100 * hand.max():.1f}</td>' in row
+
+
+def test_verdict_rules_on_constructed_counts() -> None:
+    from twin.report.summary import RecordSummary, Verdict, verdict
+
+    s = RecordSummary(["a"], ["r1", "r2", "r3", "r4"], n_hours=4,
+                      ready_h=np.array([100, 100, 100, 100]), rolled_h=np.array([4, 5, 50, 0]),
+                      created_h=np.array([200, 200, 200, 200]), short_h=np.array([1, 2, 0, 0]),
+                      rg_orders=np.array([40, 40, 10, 40]), rg_on_time=np.array([30, 40, 0, 20]))
+    v = verdict(s, None)
+    assert v.bound_hours == {"pick capacity": [], "linehaul capacity": [1, 2], "stock": [1]}
+    assert v.binding == "linehaul capacity"
+    # r3 has fewer than 30 orders: left out while others have enough
+    assert [r["region"] for r in v.worst_regions] == ["r4", "r1", "r2"]
+    assert Verdict.spans([3, 4, 5, 9]) == [(3, 6), (9, 10)]
+    assert verdict(RecordSummary(["a"], []), None).binding == "none"
+
+
+def test_network_map_on_the_basemap_with_labels_that_do_not_overlap(tmp_path: Path) -> None:
+    import twin
+    from twin.report.summary import summarize_records
+
+    bm = plots.china_basemap()
+    assert "public domain" in bm["licence"] and len(bm["china"][-1]) > 200
+    assert (Path(plots.__file__).parent / "data" / "china_basemap.json").stat().st_size < 100_000
+    scenario = json.loads(twin.load_scenario("national_peak").model_dump_json())  # 37 warehouses, 31 regions
+    fig = plots.plot_network_map(scenario, summarize_records(None), tmp_path / "map.png")
+    _assert_png(tmp_path / "map.png")
+    ax = fig.axes[0]
+    gids = {c.get_gid() for c in ax.collections}
+    assert {"basemap:china", "basemap:land"} <= gids
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if (t.get_gid() or "").startswith("label:")]
+    names = {t.get_text() for t in labels}
+    assert {w["name"] for w in scenario["warehouses"]} <= names  # every warehouse labelled
+    assert sum(t.get_gid() == "label:region" for t in labels) >= 5
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    overlaps = [(labels[i].get_text(), labels[j].get_text()) for i in range(len(boxes))
+                for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+    assert len(overlaps) <= len(scenario["warehouses"]) // 10  # only a crowded warehouse's label may touch one
+
+
+def test_scenario_start_is_validated() -> None:
+    import twin
+    from twin.errors import ScenarioError
+
+    assert twin.load_scenario("singles_day").start == datetime(2026, 11, 10)
+    assert twin.load_scenario("erlang_c").start is None
+    assert twin.load_scenario("baseline", overrides=["start=2026-11-10 08:30"]).start == datetime(2026, 11, 10, 8, 30)
+    with pytest.raises(ScenarioError, match=r"start: must be an ISO date-time such as '2026-11-10T00:00' "
+                                            r"\(the calendar time of t = 0\): month must be in 1\.\.12, "
+                                            r"got '2026-13-10T00:00'"):
+        twin.load_scenario("baseline", overrides=["start=2026-13-10T00:00"])
+    with pytest.raises(ScenarioError, match=r"start: must be an ISO date-time .*: not a date-time, got 'soon'"):
+        twin.load_scenario("baseline", overrides=["start=soon"])

@@ -68,7 +68,7 @@ class RecordSummary:
             (:func:`lead_time_bins` bins over their range).
         lead_n, lead_mean, lead_p95: their number, mean and 95th percentile (NaN if none).
         n_hours: the hours ``[h, h + 1)``, h = 0 .. n_hours - 1, that the hourly arrays cover
-            (up to the latest time in the records).
+            (through the hour of the latest time in the records).
         created_h, delivered_h, on_time_h: orders created in each hour; orders delivered in it
             (their last shipment's delivery), and of those the ones on time
             (:func:`~twin.results.kpis.order_table`'s ``on_time``).
@@ -287,7 +287,7 @@ def summarize_records(orders: pd.DataFrame | None, warehouses: Sequence[str] = (
 def _hourly_shipments(s: RecordSummary, orders: pd.DataFrame, scenario: Mapping[str, Any] | None) -> None:
     """The per-hour shipment counts of ``s``: shipped, ready (picked) and rolled over."""
     end = _latest(orders, ("created_at", "routed_at", "pick_end", "shipped_at", "delivered_at"))
-    s.n_hours = max(1, math.ceil(end)) if end > 0 else 1
+    s.n_hours = int(math.floor(end)) + 1  # the hour of the latest time too
     zeros = np.zeros(s.n_hours, np.int64)
     s.created_h, s.delivered_h, s.on_time_h, s.short_h = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
     s.shipped_h = hourly_counts(_float(orders, "shipped_at"), s.n_hours) if "shipped_at" in orders.columns else zeros
