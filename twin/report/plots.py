@@ -614,7 +614,7 @@ def _place_labels(ax: plt.Axes, items: Sequence[dict[str, Any]], obstacles: list
             for dx, dy in dirs:
                 ha = "left" if dx > 0 else "right" if dx < 0 else "center"
                 va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
-                arrow = {"arrowstyle": "-", "color": "0.45", "lw": 0.6, "shrinkA": 0, "shrinkB": 2} if ring else None
+                arrow = {"arrowstyle": "-", "color": "0.2", "lw": 0.8, "shrinkA": 1, "shrinkB": 1} if ring else None
                 t = ax.annotate(it["text"], it["xy"], xytext=(dx * r + it.get("pad", 0) * np.sign(dx),
                                                                dy * r + it.get("pad", 0) * np.sign(dy)),
                                 textcoords="offset points", ha=ha, va=va, arrowprops=arrow, zorder=6,
