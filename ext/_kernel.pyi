@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from twin.sim.kernel import KernelTables
     from twin.world.state import State
 
-__all__ = ["Kernel", "build_alias", "STATUS_CODES", "RECORD_COLUMNS", "ROUTE_MODES", "DIST_CODES"]
+__all__ = ["Kernel", "build_alias", "STATUS_CODES", "RECORD_COLUMNS", "ROUTE_MODES", "DIST_CODES", "PICK_PRIORITY_CODES"]
 
 #: Status name (twin.sim.records.Status) -> the code the kernel writes.
 STATUS_CODES: dict[str, int]
@@ -20,6 +20,8 @@ RECORD_COLUMNS: tuple[str, ...]
 ROUTE_MODES: dict[str, int]
 #: Distribution name (twin.scenario.distributions.DISTRIBUTIONS) -> the kernel's code.
 DIST_CODES: dict[str, int]
+#: Pick priority (twin.scenario.schema.PICK_PRIORITIES) -> the kernel's code.
+PICK_PRIORITY_CODES: dict[str, int]
 
 def build_alias(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Walker/Vose alias tables ``(prob float64, alias int32)`` of the categorical law ``p``."""

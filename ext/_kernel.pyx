@@ -18,7 +18,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from cython.view cimport array as cyarray
 from libc.string cimport memmove
-from libc.math cimport INFINITY, NAN, floor, log1p, nearbyint, sqrt
+from libc.math cimport INFINITY, NAN, ceil, erfc, exp, floor, log, log1p, nearbyint, sqrt
 
 from ext._core cimport (DIST_DETERMINISTIC, DIST_EXPONENTIAL, DIST_LOGNORMAL, Ev, Heap, Rng, alias_draw, heap_pop,
                         heap_push, rng_exponential, rng_next, rng_normal, rng_poisson, rng_scaled, rng_seed,
@@ -26,7 +26,7 @@ from ext._core cimport (DIST_DETERMINISTIC, DIST_EXPONENTIAL, DIST_LOGNORMAL, Ev
 
 import numpy as np
 
-__all__ = ["Kernel", "build_alias", "STATUS_CODES", "RECORD_COLUMNS", "ROUTE_MODES", "DIST_CODES"]
+__all__ = ["Kernel", "build_alias", "STATUS_CODES", "RECORD_COLUMNS", "ROUTE_MODES", "DIST_CODES", "PICK_PRIORITY_CODES"]
 
 # the record columns in the order ``columns()`` returns them (twin.sim.records.RECORD_DTYPES)
 _COLUMN_ORDER = ("order_id", "shipment_id", "region", "warehouse", "carrier", "status", "cold_chain", "service_level",
@@ -43,6 +43,16 @@ cdef enum:
     EV_BATCH = 5
     EV_AGV = 6
 
+# pick priorities: the compiled copy of twin.scenario.schema.PICK_PRIORITIES (exposed as
+# PICK_PRIORITY_CODES; tests/test_seams.py checks both agree)
+cdef enum:
+    PRIO_FIFO = 0
+    PRIO_EXPRESS = 1
+    PRIO_PROMISE = 2
+
+#: Pick priority name (twin.scenario.schema.PICK_PRIORITIES) -> the kernel's code.
+PICK_PRIORITY_CODES = {"fifo": PRIO_FIFO, "express_first": PRIO_EXPRESS, "earliest_promise": PRIO_PROMISE}
+
 # route modes: the compiled copy of twin.policies.plan.PLAN_MODES (exposed as ROUTE_MODES;
 # tests/test_seams.py checks both agree)
 cdef enum:
@@ -50,9 +60,11 @@ cdef enum:
     MODE_DYNAMIC = 1
     MODE_SHARES = 2
     MODE_BATCH = 3
+    MODE_PROMISE = 4
 
 #: Plan mode name (twin.policies.plan.RoutingPlan.mode) -> the kernel's code.
-ROUTE_MODES = {"static": MODE_STATIC, "queue": MODE_DYNAMIC, "shares": MODE_SHARES, "batch": MODE_BATCH}
+ROUTE_MODES = {"static": MODE_STATIC, "queue": MODE_DYNAMIC, "shares": MODE_SHARES, "batch": MODE_BATCH,
+               "promise": MODE_PROMISE}
 #: Distribution name (twin.scenario.distributions.DISTRIBUTIONS) -> the code ``rng_scaled`` reads.
 DIST_CODES = {"deterministic": DIST_DETERMINISTIC, "exponential": DIST_EXPONENTIAL, "lognormal": DIST_LOGNORMAL}
 
@@ -265,6 +277,10 @@ cdef class Kernel:
     cdef double[::1] pick_h
     cdef double dyn_a, dyn_b
     cdef double[:, ::1] shares
+    cdef double prom_late, prom_co2, lines_mean
+    cdef int route_car  # promise mode: the carrier _route chose for the whole order
+    cdef int64_t[:, ::1] dock_waiting
+    cdef double[::1] clock, dep_first_v
     cdef object policy, policy_label, state_obj, batch_cls, wh_names
     cdef double route_interval
     cdef bint batch_scheduled
@@ -281,6 +297,8 @@ cdef class Kernel:
     cdef double[::1] pick_mean, pick_sigma, pick_mu, pack_mean, pack_sigma, pack_mu, tr_sigma, tr_mu
     cdef int64_t[::1] pack_cap, car_cap, car_reefer
     cdef double[::1] dep_interval
+    cdef bint spill
+    cdef uint8_t[:, :, ::1] lane_ok  # [C, W, R]: the carrier serves the lane
     cdef double[:, :, ::1] transit_mean
     cdef long* p_busy
     cdef long* p_cap
@@ -289,6 +307,9 @@ cdef class Kernel:
     cdef double* p_last
     cdef long* k_busy
     cdef Fifo* pick_q
+    cdef Heap* pick_pq  # per warehouse: the pick queue when its priority is not FIFO
+    cdef int32_t[::1] pick_prio
+    cdef double[::1] sl_rank
     cdef Fifo* pack_q
     cdef Vec* docks
     # parcels in transit, by the hour of their delivery (bucket b holds [b, b + 1)); see _flush
@@ -318,6 +339,7 @@ cdef class Kernel:
     cdef int64_t* s_order
     cdef int32_t* s_wh
     cdef int32_t* s_car
+    cdef uint8_t* s_left  # the parcel was left behind by a full departure of its carrier (spill)
     cdef int8_t* s_status
     cdef int32_t* s_lines
     cdef double* s_routed
@@ -403,6 +425,11 @@ cdef class Kernel:
         self.pick_h = t.pick_h
         self.dyn_a, self.dyn_b = t.dyn_a, t.dyn_b
         self.shares = t.shares
+        self.prom_late, self.prom_co2, self.lines_mean = t.late_penalty, t.co2_price, t.lines_mean
+        self.route_car = -1
+        self.dock_waiting = state.dock_waiting
+        self.clock = state.clock
+        self.dep_first_v = t.dep_first
         self.policy = t.policy
         self.policy_label = t.policy_label
         self.batch_cls = t.batch_cls
@@ -416,6 +443,7 @@ cdef class Kernel:
         self.cold_prob, self.cold_alias, self.cold_sku = t.cold_prob, t.cold_alias, t.cold_sku
         self.n_amb, self.n_cold = self.amb_sku.shape[0], self.cold_sku.shape[0]
         self.sl_cum, self.sl_promise = t.sl_cum, t.sl_promise
+        self.pick_prio, self.sl_rank = t.pick_prio, t.sl_rank
         self.K = self.sl_cum.shape[0]
         if self.K > 127:
             raise ValueError(f"kernel: at most 127 service levels, got {self.K}")
@@ -431,6 +459,7 @@ cdef class Kernel:
         self.parcel_cost, self.lane_co2 = t.parcel_cost, t.lane_co2
         self.handling = t.handling
         self.car_cap, self.car_reefer, self.dep_interval = t.car_cap, t.car_reefer, t.dep_interval
+        self.spill, self.lane_ok = t.spill, t.lane_ok
         W, C = self.W, self.C
         self.p_busy = <long*>_grow(NULL, W, sizeof(long))
         self.p_cap = <long*>_grow(NULL, W, sizeof(long))
@@ -439,6 +468,7 @@ cdef class Kernel:
         self.p_cap_area = <double*>_grow(NULL, W, sizeof(double))
         self.p_last = <double*>_grow(NULL, W, sizeof(double))
         self.pick_q = <Fifo*>_grow(NULL, W, sizeof(Fifo))
+        self.pick_pq = <Heap*>_grow(NULL, W, sizeof(Heap))
         self.pack_q = <Fifo*>_grow(NULL, W, sizeof(Fifo))
         self.docks = <Vec*>_grow(NULL, W * C, sizeof(Vec))
         self.arr_cum = <double*>_grow(NULL, self.R, sizeof(double))
@@ -453,6 +483,8 @@ cdef class Kernel:
             self.p_last[w] = 0.0
             self.pick_q[w].buf = NULL
             self.pick_q[w].cap = self.pick_q[w].head = self.pick_q[w].n = 0
+            self.pick_pq[w].a = NULL
+            self.pick_pq[w].n = self.pick_pq[w].cap = self.pick_pq[w].seq = 0
             self.pack_q[w].buf = NULL
             self.pack_q[w].cap = self.pack_q[w].head = self.pack_q[w].n = 0
         for w in range(W * C):
@@ -476,11 +508,13 @@ cdef class Kernel:
         if self.pick_q != NULL:
             for i in range(self.W):
                 free(self.pick_q[i].buf)
+                free(self.pick_pq[i].a)
                 free(self.pack_q[i].buf)
         if self.docks != NULL:
             for i in range(self.W * self.C):
                 free(self.docks[i].buf)
         free(self.pick_q)
+        free(self.pick_pq)
         free(self.pack_q)
         free(self.docks)
         free(self.p_busy)
@@ -518,11 +552,11 @@ cdef class Kernel:
     cdef void _free_records(self) noexcept:
         free(self.o_first); free(self.o_region); free(self.o_cold); free(self.o_service); free(self.o_status)
         free(self.o_remaining); free(self.o_nship); free(self.o_lines); free(self.o_created)
-        free(self.s_order); free(self.s_wh); free(self.s_car); free(self.s_status); free(self.s_lines)
+        free(self.s_order); free(self.s_wh); free(self.s_car); free(self.s_left); free(self.s_status); free(self.s_lines)
         free(self.s_routed); free(self.s_pstart); free(self.s_pend); free(self.s_shipped); free(self.s_delivered)
         self.o_first = NULL; self.o_region = NULL; self.o_cold = NULL; self.o_service = NULL
         self.o_status = NULL; self.o_remaining = NULL; self.o_nship = NULL; self.o_lines = NULL
-        self.o_created = NULL; self.s_order = NULL; self.s_wh = NULL; self.s_car = NULL; self.s_status = NULL
+        self.o_created = NULL; self.s_order = NULL; self.s_wh = NULL; self.s_car = NULL; self.s_left = NULL; self.s_status = NULL
         self.s_lines = NULL; self.s_routed = NULL; self.s_pstart = NULL; self.s_pend = NULL
         self.s_shipped = NULL; self.s_delivered = NULL
         self.cap_o = 0
@@ -564,6 +598,7 @@ cdef class Kernel:
         self.s_order = <int64_t*>_grow(self.s_order, n, sizeof(int64_t))
         self.s_wh = <int32_t*>_grow(self.s_wh, n, sizeof(int32_t))
         self.s_car = <int32_t*>_grow(self.s_car, n, sizeof(int32_t))
+        self.s_left = <uint8_t*>_grow(self.s_left, n, sizeof(uint8_t))
         self.s_status = <int8_t*>_grow(self.s_status, n, sizeof(int8_t))
         self.s_lines = <int32_t*>_grow(self.s_lines, n, sizeof(int32_t))
         self.s_routed = <double*>_grow(self.s_routed, n, sizeof(double))
@@ -577,7 +612,7 @@ cdef class Kernel:
     def storage_bytes(self) -> tuple:
         """``(bytes allocated for order and shipment records, shipment records, orders)``."""
         per_order = 8 + 4 + 1 + 1 + 1 + 4 + 4 + 4 + 8
-        per_ship = 8 + 4 + 4 + 1 + 4 + 5 * 8
+        per_ship = 8 + 4 + 4 + 1 + 1 + 4 + 5 * 8
         return self.cap_o * per_order + self.cap_s * per_ship, self.n_s, self.created
 
     # ------------------------------------------------------------------ driving
@@ -800,6 +835,8 @@ cdef class Kernel:
                 if self._whole_ok(w, c, nl):
                     best = w
                     break
+        elif self.mode == MODE_PROMISE:
+            best = self._promise_best(oid, c, r, nl)
         elif self.mode == MODE_DYNAMIC:
             self._dynamic_scores(c, r)
             for i in range(n):  # the score order, ties to the static order (a stable sort)
@@ -850,7 +887,7 @@ cdef class Kernel:
             return 1
         if not self.allow_split or nl == 1:
             return 0
-        if self.mode == MODE_STATIC:
+        if self.mode == MODE_STATIC or self.mode == MODE_PROMISE:
             for w in range(self.W):
                 self.score[w] = self.static_score[c, r, w]
         elif self.mode == MODE_SHARES:  # the exponential race of AllocationShares.scores
@@ -861,6 +898,57 @@ cdef class Kernel:
                 else:
                     self.score[w] = INFINITY
         return self._split(c, nl)
+
+    cdef int _promise_best(self, int64_t oid, int c, int r, Py_ssize_t nl) except -2:
+        """``promise_aware`` (:mod:`twin.policies.promise`, the reference): the warehouse able to
+        serve the order whole, and the carrier (``route_car``), of the lowest expected objective;
+        -1 if none can."""
+        cdef int w, car, i, best = -1, n = self.npref[c, r], k = self.o_service[oid]
+        cdef long srv
+        cdef int64_t cap
+        cdef double t = self.now, ready, dep, mean, slack, p_late, s, best_s = INFINITY, z
+        cdef double lines = self.o_lines[oid]
+        cdef Py_ssize_t lane
+        self.clock[0] = t
+        self.route_car = -1
+        for i in range(n):
+            w = self.pref[c, r, i]
+            if not self._whole_ok(w, c, nl):
+                continue
+            srv = self.pick_servers[w]
+            if srv < 1:
+                srv = 1
+            ready = (t + self.backlog[w] * self.pick_h[w] * self.lines_mean / srv + lines * self.pick_h[w]
+                     + self.pack_mean[w])
+            for car in range(self.C):
+                if not self.lane_ok[car, w, r] or (c and self.car_reefer[car] <= 0):
+                    continue
+                cap = <int64_t>((self.car_reefer[car] if c else self.car_cap[car]) * self.cap_mult[car])
+                if cap <= 0:
+                    p_late = 1.0
+                else:
+                    dep = self.dep_first_v[car]
+                    if ready > dep:
+                        dep = dep + self.dep_interval[car] * ceil((ready - dep) / self.dep_interval[car])
+                    dep += (self.dock_waiting[car, w] // cap) * self.dep_interval[car]
+                    mean = self.transit_mean[car, w, r] * self.transit_mult[r]
+                    slack = t + self.sl_promise[k] - dep
+                    if not slack > 0:
+                        p_late = 1.0
+                    elif self.tr_kind[car] == DIST_EXPONENTIAL:
+                        p_late = exp(-slack / mean) if mean > 0 else 0.0
+                    elif self.tr_kind[car] == DIST_LOGNORMAL and self.tr_sigma[car] > 0 and mean > 0:
+                        z = (log(slack) - log(mean) - self.tr_mu[car]) / (self.tr_sigma[car] * sqrt(2.0))
+                        p_late = 0.5 * erfc(z)
+                    else:
+                        p_late = 1.0 if mean > slack else 0.0
+                lane = (car * self.W + w) * self.R + r
+                s = self._cost(car, w, r, <int64_t>lines, c) + self.prom_co2 * self.lane_co2[lane] + self.prom_late * p_late
+                if s < best_s:
+                    best_s = s
+                    best = w
+                    self.route_car = car
+        return best
 
     cdef void _dynamic_scores(self, int c, int r) noexcept:
         """``score = static + dyn_a * (backlog * pick_h / max(servers, 1) + pick_h) / dyn_b``
@@ -933,7 +1021,8 @@ cdef class Kernel:
             lines = 0
             for j in range(nl):
                 lines += self.l_qty[j]
-            self._new_ship(oid, <int>self.l_wh[0], <int>self.lane_carrier[c, self.l_wh[0], r], lines)
+            self._new_ship(oid, <int>self.l_wh[0], self.route_car if self.mode == MODE_PROMISE and self.route_car >= 0
+                           else <int>self.lane_carrier[c, self.l_wh[0], r], lines)
             return self._arrive_pick(first)
         while True:
             nxt = self.W
@@ -969,6 +1058,7 @@ cdef class Kernel:
         self.s_order[sid] = oid
         self.s_wh[sid] = <int32_t>w
         self.s_car[sid] = <int32_t>car
+        self.s_left[sid] = 0
         self.s_status[sid] = ST_QUEUED
         self.s_lines[sid] = <int32_t>lines
         self.s_routed[sid] = self.now
@@ -1180,11 +1270,19 @@ cdef class Kernel:
 
     cdef int _arrive_pick(self, int64_t sid) except -1:
         cdef int w = self.s_wh[sid]
-        if self.p_busy[w] < self.p_cap[w] and self.pick_q[w].n == 0:
+        cdef int64_t oid
+        cdef int prio = self.pick_prio[w]
+        if self.p_busy[w] < self.p_cap[w] and self.pick_q[w].n == 0 and self.pick_pq[w].n == 0:
             self._account(w)
             self.p_busy[w] += 1
             return self._begin_pick(sid, w)
-        return fifo_push(&self.pick_q[w], sid)
+        if prio == PRIO_FIFO:
+            return fifo_push(&self.pick_q[w], sid)
+        oid = self.s_order[sid]
+        if prio == PRIO_EXPRESS:  # by the service level's rank (shortest promise first), FIFO within
+            return heap_push(&self.pick_pq[w], self.sl_rank[self.o_service[oid]], sid)
+        # earliest promised delivery first, FIFO on ties
+        return heap_push(&self.pick_pq[w], self.o_created[oid] + self.sl_promise[self.o_service[oid]], sid)
 
     cdef int _begin_pick(self, int64_t sid, int w) except -1:
         self.s_pstart[sid] = self.now
@@ -1197,6 +1295,9 @@ cdef class Kernel:
         while self.pick_q[w].n > 0 and self.p_busy[w] < self.p_cap[w]:
             self.p_busy[w] += 1
             self._begin_pick(fifo_pop(&self.pick_q[w]), w)
+        while self.pick_pq[w].n > 0 and self.p_busy[w] < self.p_cap[w]:
+            self.p_busy[w] += 1
+            self._begin_pick(heap_pop(&self.pick_pq[w]).data, w)
         return 0
 
     cdef int _pick_end(self, int64_t sid) except -1:
@@ -1228,26 +1329,31 @@ cdef class Kernel:
 
     cdef int _to_dock(self, int64_t sid, int w) except -1:
         self.s_status[sid] = ST_AWAITING
+        self.dock_waiting[self.s_car[sid], w] += 1
         return vec_push(&self.docks[self.s_car[sid] * self.W + w], sid)
 
     # ------------------------------------------------------------------ carriers
     cdef int _depart(self, int d) except -1:
         """A linehaul leaves dock ``d`` = (carrier, warehouse): FIFO, ambient parcels take
         ``capacity``, cold ones ``reefer_capacity`` (both x the State's multiplier); parcels
-        into closed regions wait."""
+        into closed regions wait; with ``spill``, room left then takes parcels other carriers'
+        full departures left behind (:meth:`_take_spill`)."""
         cdef int c = d // self.W, w = d % self.W
         cdef Vec* v = &self.docks[d]
-        cdef Py_ssize_t i, keep = 0, n = v.n
+        cdef Py_ssize_t i, keep = 0, n = v.n, keep_i
         cdef int64_t cap, reefer, sid, oid
         cdef double mult
         heap_push(&self.heap, self.now + self.dep_interval[c], (<int64_t>d) * 8 + EV_DEPART)
-        if n == 0 or not self.wh_open[w]:
+        if (n == 0 and not self.spill) or not self.wh_open[w]:
             return 0
         mult = self.cap_mult[c]
         cap = <int64_t>(self.car_cap[c] * mult)
         reefer = <int64_t>(self.car_reefer[c] * mult)
         for i in range(n):
             if cap <= 0 and reefer <= 0:
+                if self.spill:  # the rest is left behind for lack of room
+                    for keep_i in range(i, n):
+                        self.s_left[v.buf[keep_i]] = 1
                 memmove(&v.buf[keep], &v.buf[i], (n - i) * sizeof(int64_t))
                 keep += n - i
                 break
@@ -1261,20 +1367,63 @@ cdef class Kernel:
                     reefer -= 1
                     self._ship(sid, c, w, self.o_region[oid])
                 else:
+                    self.s_left[sid] = 1  # no reefer room: left behind
                     v.buf[keep] = sid
                     keep += 1
             elif cap > 0:
                 cap -= 1
                 self._ship(sid, c, w, self.o_region[oid])
             else:
+                self.s_left[sid] = 1  # no room: left behind
                 v.buf[keep] = sid
                 keep += 1
         v.n = keep
+        if self.spill and (cap > 0 or reefer > 0):
+            self._take_spill(c, w, cap, reefer)
+        return 0
+
+    cdef int _take_spill(self, int c, int w, int64_t cap, int64_t reefer) except -1:
+        """Spill: after its own parcels, a departure of carrier ``c`` from ``w`` with room takes
+        the parcels that full departures of other carriers left behind at ``w`` (docks in carrier
+        order, each oldest first) into regions it serves and that are open, cold ones in reefer
+        room; each becomes ``c``'s parcel (its cost and CO2 those of ``c``'s lane)."""
+        cdef int c2, r
+        cdef Vec* v
+        cdef Py_ssize_t i, keep, n
+        cdef int64_t sid, oid
+        cdef double old
+        for c2 in range(self.C):
+            if c2 == c or (cap <= 0 and reefer <= 0):
+                continue
+            v = &self.docks[c2 * self.W + w]
+            n = v.n
+            keep = 0
+            for i in range(n):
+                sid = v.buf[i]
+                oid = self.s_order[sid]
+                r = self.o_region[oid]
+                if (self.s_left[sid] and self.lane_ok[c, w, r] and self.region_open[r]
+                        and ((reefer > 0) if self.o_cold[oid] else (cap > 0))):
+                    if self.o_cold[oid]:
+                        reefer -= 1
+                    else:
+                        cap -= 1
+                    self.cost_total += (self._cost(c, w, r, self.s_lines[sid], self.o_cold[oid])
+                                        - self._cost(c2, w, r, self.s_lines[sid], self.o_cold[oid]))
+                    self.co2_total += (self.lane_co2[(c * self.W + w) * self.R + r]
+                                       - self.lane_co2[(c2 * self.W + w) * self.R + r])
+                    self._ship(sid, c, w, r)
+                    self.s_car[sid] = <int32_t>c
+                else:
+                    v.buf[keep] = sid
+                    keep += 1
+            v.n = keep
         return 0
 
     cdef int _ship(self, int64_t sid, int c, int w, int r) except -1:
         self.s_shipped[sid] = self.now
         self.s_status[sid] = ST_TRANSIT
+        self.dock_waiting[self.s_car[sid], w] -= 1  # the dock it waited at (before a spill)
         self._bl_account(w)
         self.backlog[w] -= 1
         self.btotal -= 1

@@ -234,13 +234,21 @@ AGREEMENT_KPIS = ["orders_created", "orders_delivered", "orders_lost", "on_time_
 _BUILTINS = builtin_names()
 #: Every built-in, and the baseline under the policies whose scores follow the queues (the
 #: built-ins all route nearest-with-stock), so the kernel's dynamic scoring is checked too.
-_CASES = [(n, None) for n in _BUILTINS] + [("baseline", "weighted"), ("baseline", "fastest")]
+#: Then promise_aware (its per-order warehouse x carrier choice runs natively in the kernel), and
+#: the levers together ("levers": promise_aware, spill and express-first picking everywhere).
+_CASES = [(n, None) for n in _BUILTINS] + [("baseline", "weighted"), ("baseline", "fastest"),
+                                          ("baseline", "promise_aware"), ("singles_day", "promise_aware"),
+                                          ("singles_day", "levers")]
 
 
 def _agreement_scenario(name: str, policy: str | None = None) -> twin.Scenario:
     if name == "erlang_c":  # keep the M/M/8 queue: a shorter run instead of a smaller network
         return twin.load_scenario(name, {"horizon_h": 50, "drain_h": 10})
     sc = small(name, 0.0003 if name == "national_peak" else 0.02)
+    if policy == "levers":
+        over = {"policy.routing.name": "promise_aware", "policy.routing.spill": True}
+        over.update({f"warehouses.{w.name}.pick.priority": "express_first" for w in sc.warehouses})
+        return twin.load_scenario(sc, over)
     return twin.load_scenario(sc, {"policy.routing.name": policy}) if policy else sc
 
 

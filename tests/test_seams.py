@@ -32,6 +32,9 @@ def _small(**kw: float) -> twin.Scenario:
 def test_kernel_codes_equal_the_python_definitions() -> None:
     assert _kernel.ROUTE_MODES == PLAN_MODES
     assert _kernel.DIST_CODES == DISTRIBUTIONS
+    from twin.scenario.schema import PICK_PRIORITIES
+
+    assert _kernel.PICK_PRIORITY_CODES == {p: i for i, p in enumerate(PICK_PRIORITIES)}
 
 
 def test_lognormal_spec_keeps_the_mean_and_the_cv() -> None:
@@ -153,7 +156,7 @@ def test_a_batch_plan_routes_through_the_policy() -> None:
 
 def test_a_plan_checks_itself() -> None:
     lc = np.zeros((2, 1, 1), dtype=np.int64)
-    with pytest.raises(ValueError, match="RoutingPlan.mode must be one of static, queue, shares, batch; got 'x'"):
+    with pytest.raises(ValueError, match="RoutingPlan.mode must be one of static, queue, shares, batch, promise; got 'x'"):
         RoutingPlan("x", lc, True, np.zeros((2, 1, 1)))
     with pytest.raises(ValueError, match="RoutingPlan.shares must be given in mode 'shares'"):
         RoutingPlan("shares", lc, True, np.zeros((2, 1, 1)))

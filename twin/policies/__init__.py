@@ -23,10 +23,11 @@ from twin.policies.reallocation import (
     make_reallocation_policy,
     transfers_from_nearest,
 )
+from twin.policies.promise import PromiseAware
 from twin.policies.shares import AllocationShares
 
 __all__ = [
     "AllocationShares", "OrderBatch", "RoutingPolicy", "NearestWithStock", "Cheapest", "Fastest", "Greenest",
-    "WeightedScore", "ReallocationPolicy", "NoReallocation", "Rebalance", "make_routing_policy",
+    "WeightedScore", "PromiseAware", "ReallocationPolicy", "NoReallocation", "Rebalance", "make_routing_policy",
     "make_reallocation_policy", "assign_lines", "assign_order", "transfers_from_nearest", "ROUTING_POLICIES", "INF",
 ]

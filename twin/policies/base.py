@@ -122,9 +122,12 @@ class RoutingPolicy(ABC):
         served whole. Pure: reads ``state``, reserves nothing."""
         return assign_lines(batch, self.scores(batch, state), state, self.allow_split)
 
-    def route_one(self, region: int, cold: bool, sku: list[int], qty: list[int], state: State) -> list[int] | None:
+    def route_one(self, region: int, cold: bool, sku: list[int], qty: list[int], state: State,
+                  service: int = 0) -> list[int] | None:
         """:meth:`route` for one order (the reference engine calls it at each arrival): the
-        warehouse of each line, or None if the order cannot be served whole.
+        warehouse of each line, or None if the order cannot be served whole. ``service``: the
+        order's service level index (policies that weigh promises read it; ``state.clock``
+        holds the time).
 
         Same decisions as :func:`assign_order`, faster for one order: it walks the warehouses
         in score order and takes the first that can serve every line.

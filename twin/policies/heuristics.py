@@ -6,6 +6,7 @@ import numpy as np
 
 from twin.policies.base import INF, RoutingPolicy
 from twin.policies.plan import RoutingPlan
+from twin.policies.promise import PromiseAware
 from twin.scenario.schema import RoutingConfig
 from twin.world.network import Network
 from twin.world.state import State
@@ -115,7 +116,7 @@ class WeightedScore(Fastest):
 
 
 ROUTING_POLICIES: dict[str, type[RoutingPolicy]] = {
-    p.name: p for p in (NearestWithStock, Cheapest, Fastest, Greenest, WeightedScore)
+    p.name: p for p in (NearestWithStock, Cheapest, Fastest, Greenest, WeightedScore, PromiseAware)
 }
 
 
@@ -125,6 +126,8 @@ def make_routing_policy(cfg: RoutingConfig | str, net: Network, rng: np.random.G
         cfg = RoutingConfig(name=cfg)
     if cfg.name == "weighted":
         p: RoutingPolicy = WeightedScore(cfg.weights.cost, cfg.weights.time_h, cfg.weights.co2_kg, cfg.allow_split)
+    elif cfg.name == "promise_aware":
+        p = PromiseAware(allow_split=cfg.allow_split)
     else:
         p = ROUTING_POLICIES[cfg.name](cfg.allow_split)
     return p.bind(net, rng)

@@ -8,6 +8,9 @@ A policy's :meth:`~twin.policies.base.RoutingPolicy.plan` returns one of these m
   ``static_score + queue_weight * (backlog * pick_h / servers + pick_h) / queue_scale``.
 - ``shares``: an exponential race over ``shares[region]`` among the warehouses that can serve
   the order whole (infeasible ones projected out).
+- ``promise``: per order, the warehouse (able to serve it whole) and carrier with the lowest
+  expected objective, cost + CO2 price x CO2 + late penalty x P(late)
+  (:mod:`twin.policies.promise`); split as ``static`` otherwise.
 - ``batch``: none of these: the engine calls ``policy.route(batch, state)`` on batches.
 
 Every mode carries the carrier per lane (``lane_carrier``) and whether orders may be split.
@@ -22,7 +25,7 @@ import numpy as np
 __all__ = ["PLAN_MODES", "RoutingPlan", "preference_lists"]
 
 #: The modes, by the code engines use for them.
-PLAN_MODES: dict[str, int] = {"static": 0, "queue": 1, "shares": 2, "batch": 3}
+PLAN_MODES: dict[str, int] = {"static": 0, "queue": 1, "shares": 2, "batch": 3, "promise": 4}
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +41,8 @@ class RoutingPlan:
         queue_weight: the queue term's weight (``queue``).
         queue_scale: the queue term's divisor (``queue``).
         shares: ``[R, W]`` allocation shares, rows summing to 1 (``shares``).
+        late_penalty: CNY per late order (``promise``).
+        co2_price: CNY per kg of CO2 (``promise``).
     """
 
     mode: str
@@ -47,6 +52,8 @@ class RoutingPlan:
     queue_weight: float = 0.0
     queue_scale: float = 1.0
     shares: np.ndarray | None = None
+    late_penalty: float = 0.0
+    co2_price: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in PLAN_MODES:

@@ -69,7 +69,8 @@ class AllocationShares(RoutingPolicy):
             race = np.where(sh > 0, e / sh, INF)
         return race + np.where(np.isfinite(self.static_score[batch.cold.astype(np.int64), batch.region]), 0.0, INF)
 
-    def route_one(self, region: int, cold: bool, sku: list[int], qty: list[int], state: State) -> list[int] | None:
+    def route_one(self, region: int, cold: bool, sku: list[int], qty: list[int], state: State,
+                  service: int = 0) -> list[int] | None:
         batch = OrderBatch.single(region, cold, np.asarray(sku), np.asarray(qty))
         score = self.scores(batch, state)[0]
         usable = (state.wh_open & state.cold_ok) if cold else state.wh_open

@@ -76,8 +76,26 @@ class Window(_Strict):
 
 
 # --------------------------------------------------------------------------- network
+#: The orders in which a warehouse's pick queue may be served: ``fifo`` (first routed, first
+#: picked), ``express_first`` (service levels with shorter promises first, FIFO within one) or
+#: ``earliest_promise`` (the earliest promised delivery time first, FIFO on ties).
+PICK_PRIORITIES: tuple[str, ...] = ("fifo", "express_first", "earliest_promise")
+
+
+def service_rank(scenario: Scenario) -> list[int]:
+    """Each service level's rank for ``express_first`` picking, in the scenario's order: 0 for
+    the shortest promise (ties: the one listed first), then up."""
+    promise = [v.promise_h for v in scenario.demand.service_levels.values()]
+    order = sorted(range(len(promise)), key=lambda i: (promise[i], i))
+    rank = [0] * len(promise)
+    for r, i in enumerate(order):
+        rank[i] = r
+    return rank
+
+
 class AGVFleet(_Strict):
-    """The AGV fleet that picks: ``agvs`` robots, each one pick server while it is up."""
+    """The AGV fleet that picks: ``agvs`` robots, each one pick server while it is up, taking
+    waiting shipments in ``priority`` order (:data:`PICK_PRIORITIES`)."""
 
     agvs: Annotated[int, Field(ge=0, le=MAX_AGVS)]
     lines_per_agv_h: Annotated[float, Field(ge=0.01, le=100_000)] = 60.0
@@ -87,6 +105,7 @@ class AGVFleet(_Strict):
     charge_h: Annotated[float, Field(ge=MIN_INTERVAL_H, le=MAX_TIME_H)] = 1.0
     mtbf_h: Annotated[float, Field(ge=MIN_INTERVAL_H, le=1e6)] | None = None
     mttr_h: Annotated[float, Field(ge=MIN_INTERVAL_H, le=MAX_TIME_H)] = 2.0
+    priority: Literal["fifo", "express_first", "earliest_promise"] = "fifo"
 
 
 class Pack(_Strict):
@@ -331,9 +350,13 @@ class ScoreWeights(_Strict):
 
 
 class RoutingConfig(_Strict):
-    name: Literal["nearest_with_stock", "cheapest", "fastest", "greenest", "weighted"] = "nearest_with_stock"
+    name: Literal["nearest_with_stock", "cheapest", "fastest", "greenest", "weighted", "promise_aware"] = "nearest_with_stock"
     weights: ScoreWeights = ScoreWeights()
     allow_split: bool = True
+    #: a parcel left behind by a full departure of its carrier may take a later departure of
+    #: another carrier serving its region from the same warehouse, with room after that
+    #: carrier's own parcels (then it is that carrier's parcel, at its price)
+    spill: bool = False
 
     @model_validator(mode="after")
     def _weighted(self) -> RoutingConfig:

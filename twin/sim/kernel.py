@@ -22,6 +22,7 @@ from twin.policies.plan import RoutingPlan, preference_lists
 from twin.sim.engine import Host
 from twin.sim.records import Counters
 from twin.scenario.distributions import dist_spec
+from twin.scenario.schema import PICK_PRIORITIES, service_rank
 
 __all__ = ["KernelEngine", "KernelTables", "kernel_tables"]
 
@@ -48,6 +49,9 @@ class KernelTables:
     dyn_a: float  # queue term weight
     dyn_b: float  # queue term scale
     shares: np.ndarray  # [R, W] float64 (shares mode; zeros otherwise)
+    late_penalty: float  # promise mode: CNY per late order
+    co2_price: float  # promise mode: CNY per kg CO2
+    lines_mean: float  # lines per order (promise mode's queue term)
     policy: RoutingPolicy  # called on batches in batch mode
     policy_label: str
     batch_cls: type
@@ -64,6 +68,8 @@ class KernelTables:
     cold_sku: np.ndarray
     sl_cum: np.ndarray
     sl_promise: np.ndarray
+    sl_rank: np.ndarray  # [K] float64: service levels ranked by promise (express_first)
+    pick_prio: np.ndarray  # [W] int32: twin.scenario.schema.PICK_PRIORITIES index
     backorder: bool
     retry_h: float
     max_h: float
@@ -88,6 +94,8 @@ class KernelTables:
     car_reefer: np.ndarray
     dep_first: np.ndarray
     dep_interval: np.ndarray
+    spill: bool  # full departures' parcels may take other carriers with room
+    lane_ok: np.ndarray  # [C, W, R] uint8: the carrier serves the lane
     dock_active: np.ndarray  # [C, W] bool
     agvs: np.ndarray
     duty: np.ndarray
@@ -142,12 +150,15 @@ def kernel_tables(host: Host, plan: RoutingPlan, routing_interval_h: float) -> K
         dyn_a=float(plan.queue_weight) if plan.mode == "queue" else 1.0,
         dyn_b=float(plan.queue_scale) if plan.mode == "queue" else 1.0,
         shares=_f64(plan.shares) if plan.mode == "shares" else np.zeros((R, W)),
+        late_penalty=float(plan.late_penalty), co2_price=float(plan.co2_price), lines_mean=float(d.lines_per_order),
         policy=pol, policy_label=f"{pol.name!r} ({type(pol).__name__})", batch_cls=OrderBatch,
         wh_names=tuple(net.warehouses), route_interval=float(routing_interval_h),
         cold_share=float(d.cold_chain_share), lam_lines=float(d.lines_per_order - 1.0),
         amb_prob=amb_prob, amb_alias=amb_alias, amb_sku=_i64(amb),
         cold_prob=cold_prob, cold_alias=cold_alias, cold_sku=_i64(cold),
         sl_cum=_f64(np.cumsum([v.share for v in sl])), sl_promise=_f64([v.promise_h for v in sl]),
+        sl_rank=_f64(service_rank(sc)),
+        pick_prio=_i32([PICK_PRIORITIES.index(w.pick.priority) for w in sc.warehouses]),
         backorder=d.unfulfillable == "backorder", retry_h=float(d.backorder_retry_h), max_h=float(d.backorder_max_h),
         pick_kind=pick[0], pick_sigma=pick[1], pick_mu=pick[2], pick_mean=pick_h,
         pack_kind=pack[0], pack_sigma=pack[1], pack_mu=pack[2], pack_mean=_f64([w.pack.time_h for w in sc.warehouses]),
@@ -158,6 +169,7 @@ def kernel_tables(host: Host, plan: RoutingPlan, routing_interval_h: float) -> K
         car_cap=_i64([c.capacity for c in sc.carriers]), car_reefer=_i64([c.reefer_capacity for c in sc.carriers]),
         dep_first=_f64([c.first_departure_h for c in sc.carriers]),
         dep_interval=_f64([c.departure_interval_h for c in sc.carriers]),
+        spill=bool(sc.policy.routing.spill), lane_ok=np.ascontiguousarray(net.serves, dtype=np.uint8),
         dock_active=np.ascontiguousarray(net.serves.any(axis=2)), agvs=_i64(host.agvs), duty=_f64(host.duty),
     )
 
@@ -271,7 +283,8 @@ def _check_state(st) -> None:  # noqa: ANN001
     """The kernel shares the State's arrays: each must have the dtype and layout it reads."""
     want = {"inventory": np.int64, "wh_open": np.bool_, "cold_ok": np.bool_, "region_open": np.bool_,
             "pick_servers": np.int64, "backlog": np.int64, "region_transit_mult": np.float64,
-            "carrier_capacity_mult": np.float64, "agv_up": np.int64, "agv_disabled_frac": np.float64}
+            "carrier_capacity_mult": np.float64, "agv_up": np.int64, "agv_disabled_frac": np.float64,
+            "dock_waiting": np.int64, "clock": np.float64}
     for name, dt in want.items():
         a = getattr(st, name)
         if not isinstance(a, np.ndarray) or a.dtype != dt or not a.flags.c_contiguous or not a.flags.writeable:

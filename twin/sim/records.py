@@ -102,7 +102,7 @@ class Order:
 
 class Shipment:
     __slots__ = ("order", "shipment_id", "region", "warehouse", "carrier", "status", "cold", "lines", "routed_at",
-                 "pick_start", "pick_end", "shipped_at", "delivered_at", "cost", "co2_kg")
+                 "pick_start", "pick_end", "shipped_at", "delivered_at", "cost", "co2_kg", "left_behind")
 
     def __init__(self, order: Order, sid: int, w: int, c: int, lines: int, routed: float, cost: float,
                  co2: float) -> None:
@@ -110,6 +110,7 @@ class Shipment:
         self.status, self.cold, self.lines, self.routed_at = Status.queued, order.cold, lines, routed
         self.pick_start = self.pick_end = self.shipped_at = self.delivered_at = NAN
         self.cost, self.co2_kg = cost, co2
+        self.left_behind = False  # a full departure of its carrier left it behind (spill)
 
 
 class ShipmentTable:
@@ -136,6 +137,15 @@ class ShipmentTable:
         order.shipments += 1
         self.shipments.append(s)
         return s
+
+    def change_carrier(self, s: Shipment, c: int, net: Network, counters: Counters) -> None:
+        """Spill: shipment ``s`` leaves with carrier ``c`` instead; its cost and CO2 (and the
+        running counters) become those of ``c``'s lane."""
+        cost = float(shipment_cost(net.costs, c, s.warehouse, s.region, s.cold, s.lines))
+        co2 = float(net.lane_co2_kg[c, s.warehouse, s.region])
+        counters.cost += cost - s.cost
+        counters.co2_kg += co2 - s.co2_kg
+        s.carrier, s.cost, s.co2_kg = c, cost, co2
 
     def lost_order(self, order: Order) -> None:
         order.status = Status.lost

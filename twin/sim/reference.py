@@ -13,6 +13,7 @@ its end finds it open again: every window ``[start_h, end_h)`` means what it say
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_right
 from collections import deque
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL, Timeout
 
+from twin.scenario.schema import service_rank
 from twin.sim.records import Counters, ShipmentTable, Status
 from twin.sim.rng import Draws, Stream
 
@@ -49,13 +51,17 @@ class Later(Timeout):
 
 
 class Station:
-    """A FIFO queue with a number of servers that may change over time (non-preemptive).
+    """A queue with a number of servers that may change over time (non-preemptive): FIFO, or
+    with ``priority`` by the key each request gives (lowest first, FIFO on ties).
 
     Keeps the time integrals of busy servers and of servers available, for utilisation.
     """
 
-    def __init__(self, env: simpy.Environment, capacity) -> None:  # noqa: ANN001 - int or callable
+    def __init__(self, env: simpy.Environment, capacity, priority: bool = False) -> None:  # noqa: ANN001
         self.env = env
+        self.priority = priority
+        self._heap: list = []
+        self._seq = 0
         self._capacity_fn = capacity if callable(capacity) else (lambda: capacity)
         self.capacity = self._capacity_fn()
         self.busy = 0
@@ -74,17 +80,21 @@ class Station:
 
     def acquire(self) -> bool:
         """Take a server at once if one is free and nobody waits; False otherwise."""
-        if self.busy < self.capacity and not self.queue:
+        if self.busy < self.capacity and not self.queue and not self._heap:
             self._account()
             self.busy += 1
             return True
         return False
 
-    def request(self) -> simpy.Event:
-        """An event that fires when this request gets a server (FIFO)."""
+    def request(self, key: float = 0.0) -> simpy.Event:
+        """An event that fires when this request gets a server (FIFO, or by ``key`` with
+        ``priority``)."""
         ev = self.env.event()
         if self.acquire():
             ev.succeed()
+        elif self.priority:
+            heapq.heappush(self._heap, (key, self._seq, ev))
+            self._seq += 1
         else:
             self.queue.append(ev)
         return ev
@@ -104,6 +114,9 @@ class Station:
         while self.queue and self.busy < self.capacity:
             self.busy += 1
             self.queue.popleft().succeed()
+        while self._heap and self.busy < self.capacity:
+            self.busy += 1
+            heapq.heappop(self._heap)[2].succeed()
 
     def areas(self) -> tuple[float, float]:
         """``(busy server-hours, available server-hours)`` up to now."""
@@ -152,7 +165,13 @@ class SimPyEngine:
         self._sl_cum = list(np.cumsum([v.share for _, v in sl]))
         self._sl_promise = [v.promise_h for _, v in sl]
         # stations
-        self.pick = [Station(env, self._pick_capacity(w)) for w in range(net.n_warehouses)]
+        self.pick = [Station(env, self._pick_capacity(w), priority=wh.pick.priority != "fifo")
+                     for w, wh in enumerate(sc.warehouses)]
+        # the pick queue's key per shipment: the service level's rank (express_first) or the
+        # promised delivery time (earliest_promise); FIFO among equal keys
+        rank = service_rank(sc)
+        self._pick_key = [(lambda s, rank=rank: rank[s.order.service]) if wh.pick.priority == "express_first"
+                          else (lambda s: s.order.promised_at) for wh in sc.warehouses]
         self.pack = [Station(env, wh.pack.stations) if wh.pack.time_h > 0 else None for wh in sc.warehouses]
         pick, pack, transit = Draws(host.streams.pick), Draws(host.streams.pack), Draws(host.streams.transit)
         self._pick_time = [pick.sampler(wh.pick.pick_time, 1.0 / wh.pick.lines_per_agv_h, wh.pick.pick_time_cv)
@@ -162,6 +181,7 @@ class SimPyEngine:
         for sched, play in zip(host.agv_schedules, host.agv_players, strict=True):  # AGV breakdowns, repairs
             if len(sched[0]):
                 env.process(play())
+        self._spill = bool(sc.policy.routing.spill)
         # carrier docks: one FIFO per (carrier, warehouse) with linehaul departures
         self.docks: dict[tuple[int, int], list] = {}
         for c in range(len(net.carriers)):
@@ -311,7 +331,8 @@ class SimPyEngine:
         reserve its stock and start its shipments. False: not servable."""
         m = self.m
         if line_wh is None:
-            line_wh = m.routing.route_one(order.region, order.cold, sku, qty, m.state)
+            m.state.clock[0] = self.env.now
+            line_wh = m.routing.route_one(order.region, order.cold, sku, qty, m.state, service=order.service)
         if line_wh is None:
             return False
         inv, now = m.state.inventory, self.env.now
@@ -344,7 +365,7 @@ class SimPyEngine:
         env, w = self.env, s.warehouse
         station = self.pick[w]
         if not station.acquire():
-            yield station.request()
+            yield station.request(self._pick_key[w](s) if station.priority else 0.0)
         s.pick_start = env.now
         s.status = Status.picking
         yield Later(env, self._pick_time[w](s.lines))
@@ -360,6 +381,7 @@ class SimPyEngine:
         s.status = Status.awaiting_carrier
         ev = env.event()
         self.docks[(s.carrier, w)].append((s, ev))
+        self.m.state.dock_waiting[s.carrier, w] += 1
         yield ev  # a departure took the parcel
         s.shipped_at = env.now
         s.status = Status.in_transit
@@ -380,13 +402,15 @@ class SimPyEngine:
     def _depart(self, c: int, w: int) -> None:
         st = self.m.state
         dock = self.docks[(c, w)]
-        if not dock or not st.wh_open[w]:
+        if (not dock and not self._spill) or not st.wh_open[w]:
             return
         cap, reefer = self.m.carrier_capacity_now(c)
         region_open = st.region_open
         stay = []
         for i, (s, ev) in enumerate(dock):
             if cap <= 0 and reefer <= 0:
+                for s2, _ in dock[i:]:
+                    s2.left_behind = True
                 stay.extend(dock[i:])
                 break
             if not region_open[s.region]:
@@ -396,13 +420,44 @@ class SimPyEngine:
                     reefer -= 1
                     ev.succeed()
                 else:
+                    s.left_behind = True
                     stay.append((s, ev))
             elif cap > 0:
                 cap -= 1
                 ev.succeed()
             else:
+                s.left_behind = True
                 stay.append((s, ev))
+        st.dock_waiting[c, w] -= len(dock) - len(stay)
         self.docks[(c, w)] = stay
+        if self._spill and (cap > 0 or reefer > 0):
+            self._take_spill(c, w, cap, reefer)
+
+    def _take_spill(self, c: int, w: int, cap: int, reefer: int) -> None:
+        """Spill (``policy.routing.spill``): room left on this departure of carrier ``c`` takes
+        the parcels other carriers' full departures left behind at ``w`` (docks in carrier order,
+        each oldest first), into open regions ``c`` serves, cold ones in reefer room."""
+        st, serves = self.m.state, self.m.net.serves
+        for c2 in range(len(self.m.net.carriers)):
+            if c2 == c or (cap <= 0 and reefer <= 0):
+                continue
+            dock = self.docks.get((c2, w))
+            if not dock:
+                continue
+            stay = []
+            for s, ev in dock:
+                if (s.left_behind and serves[c, w, s.region] and st.region_open[s.region]
+                        and (reefer > 0 if s.cold else cap > 0)):
+                    if s.cold:
+                        reefer -= 1
+                    else:
+                        cap -= 1
+                    self.table.change_carrier(s, c, self.m.net, self.counters)
+                    ev.succeed()
+                else:
+                    stay.append((s, ev))
+            st.dock_waiting[c2, w] -= len(dock) - len(stay)
+            self.docks[(c2, w)] = stay
 
     # ------------------------------------------------------------------ measures
     def station_areas(self) -> tuple[np.ndarray, np.ndarray]:

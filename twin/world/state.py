@@ -33,6 +33,8 @@ class State:
     carrier_capacity_mult: np.ndarray  # [C] share of departure capacity left (disruptions)
     agv_disabled_frac: np.ndarray  # [W] share of the AGV fleet disabled (disruptions)
     agv_up: np.ndarray  # [W] int: robots not broken down (AGV fleets' schedules)
+    dock_waiting: np.ndarray  # [C, W] int: parcels packed, waiting for carrier c's departure at w (engine-written)
+    clock: np.ndarray  # [1] float: the time (h) of the routing decision being made (engine-written)
 
     @classmethod
     def initial(cls, net: Network) -> State:
@@ -52,4 +54,6 @@ class State:
             carrier_capacity_mult=np.ones(C),
             agv_disabled_frac=np.zeros(W),
             agv_up=np.array([w.pick.agvs for w in net.scenario.warehouses], dtype=np.int64),
+            dock_waiting=np.zeros((C, W), dtype=np.int64),
+            clock=np.zeros(1),
         )
