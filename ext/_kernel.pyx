@@ -274,6 +274,8 @@ cdef class Kernel:
     cdef int32_t[:, :, ::1] pref
     cdef int32_t[:, ::1] npref
     cdef int64_t[:, :, ::1] lane_carrier
+    cdef int64_t[:, :, :, ::1] service_carrier
+    cdef bint use_sc
     cdef double[::1] pick_h
     cdef double dyn_a, dyn_b
     cdef double[:, ::1] shares
@@ -422,6 +424,8 @@ cdef class Kernel:
         self.pref = t.pref
         self.npref = t.npref
         self.lane_carrier = t.lane_carrier
+        self.service_carrier = t.service_carrier
+        self.use_sc = t.use_service_carrier
         self.pick_h = t.pick_h
         self.dyn_a, self.dyn_b = t.dyn_a, t.dyn_b
         self.shares = t.shares
@@ -1022,7 +1026,7 @@ cdef class Kernel:
             for j in range(nl):
                 lines += self.l_qty[j]
             self._new_ship(oid, <int>self.l_wh[0], self.route_car if self.mode == MODE_PROMISE and self.route_car >= 0
-                           else <int>self.lane_carrier[c, self.l_wh[0], r], lines)
+                           else self._carrier(oid, c, <int>self.l_wh[0], r), lines)
             return self._arrive_pick(first)
         while True:
             nxt = self.W
@@ -1035,7 +1039,7 @@ cdef class Kernel:
             for j in range(nl):
                 if self.l_wh[j] == nxt:
                     lines += self.l_qty[j]
-            self._new_ship(oid, <int>nxt, <int>self.lane_carrier[c, nxt, r], lines)
+            self._new_ship(oid, <int>nxt, self._carrier(oid, c, <int>nxt, r), lines)
             cur = nxt
         for sid in range(first, self.n_s):
             self._arrive_pick(sid)
@@ -1046,6 +1050,13 @@ cdef class Kernel:
         on the lane from the cost table ``[cold, C, W, R]`` plus handling per line."""
         return (self.parcel_cost[(((<int>cold) * self.C + c) * self.W + w) * self.R + r]
                 + self.handling[w] * lines)
+
+    cdef inline int _carrier(self, int64_t oid, int c, int w, int r) noexcept:
+        """The policy's carrier for the order's parcel from ``w`` (by its service level when the
+        plan has a table per level)."""
+        if self.use_sc:
+            return <int>self.service_carrier[c, self.o_service[oid], w, r]
+        return <int>self.lane_carrier[c, w, r]
 
     cdef int _new_ship(self, int64_t oid, int w, int car, int64_t lines) except -1:
         cdef int64_t sid = self.n_s

@@ -167,3 +167,31 @@ def test_promise_aware_takes_the_fast_carrier_for_express_only(engine: str) -> N
         return res.kpis["cost_per_order"] + 50 * (1 - res.kpis["on_time_rate"])
     assert r.kpis["on_time_rate"] > cheap.kpis["on_time_rate"] + 0.2
     assert objective(r) < objective(cheap) - 5
+
+
+# ------------------------------------------------------------------ carrier by service level
+@pytest.mark.parametrize("engine", ENGINES)
+def test_carrier_by_service_level_sends_express_by_the_fast_carrier(engine: str) -> None:
+    base = _two_carriers()
+    over = {"policy.routing.name": "cheapest"}
+    plain = twin.simulate(twin.load_scenario(base, over), seed=4, engine=engine)
+    split = twin.simulate(twin.load_scenario(base, {**over, "policy.routing.carriers": {"express": "fastest"}}),
+                          seed=4, engine=engine)
+    assert plain.orders.carrier.eq("road").all()
+    o = split.orders
+    assert o.carrier[o.service_level == "express"].eq("air").all()
+    assert o.carrier[o.service_level == "standard"].eq("road").all()
+    # same orders (common random numbers); express now on time, at 9 CNY more per express parcel
+    assert split.kpis["orders_created"] == plain.kpis["orders_created"]
+    ex = (o.service_level == "express").sum()
+    assert split.kpis["cost_per_order"] - plain.kpis["cost_per_order"] == pytest.approx(
+        9.0 * ex / split.kpis["orders_created"])
+    assert _order_on_time(o)["express"] > _order_on_time(plain.orders)["express"] + 0.3
+
+
+def test_carrier_by_service_level_names_a_known_level() -> None:
+    with pytest.raises(twin.ScenarioError, match=r"policy.routing.carriers.rush: unknown service level 'rush'; "
+                                                 r"allowed: express, standard"):
+        twin.load_scenario(_two_carriers(), {"policy.routing.carriers": {"rush": "fastest"}})
+    with pytest.raises(twin.ScenarioError, match=r"policy.routing.carriers.express"):
+        twin.load_scenario(_two_carriers(), {"policy.routing.carriers": {"express": "teleport"}})

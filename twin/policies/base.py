@@ -8,6 +8,7 @@ line, keeping an order whole when one warehouse can serve it and splitting it ot
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from twin.policies.plan import RoutingPlan, preference_lists
 from twin.world.network import Network
 from twin.world.state import State
 
-__all__ = ["DECIDING_METHODS", "INF", "OrderBatch", "RoutingPolicy", "assign_lines", "assign_order"]
+__all__ = ["DECIDING_METHODS", "INF", "OrderBatch", "RoutingPolicy", "assign_lines", "assign_order", "lane_choice"]
 
 INF = np.inf
 
@@ -56,6 +57,9 @@ class RoutingPolicy(ABC):
     def __init__(self, allow_split: bool = True) -> None:
         self.allow_split = allow_split
         self.net: Network | None = None
+        #: carrier choice by service level: ``{service level name: [C, W, R] lane criterion}``
+        #: (lower is better), set before :meth:`bind`; levels not named use ``lane_carrier``
+        self.service_criteria: dict[str, np.ndarray | Callable[[Network], np.ndarray]] = {}
 
     # -- set-up ---------------------------------------------------------------------------
     def bind(self, net: Network, rng: np.random.Generator | None = None) -> RoutingPolicy:
@@ -63,17 +67,20 @@ class RoutingPolicy(ABC):
         that draw. Returns self."""
         self.net = net
         self.rng = rng
-        crit = self.lane_criterion(net)  # [C, W, R]
-        reefer = np.array([c.reefer_capacity > 0 for c in net.scenario.carriers])
-        self.lane_carrier = np.full((2, net.n_warehouses, net.n_regions), -1, dtype=np.int64)
-        self.lane_score = np.full((2, net.n_warehouses, net.n_regions), INF)
-        for cold in (0, 1):
-            ok = net.serves & (reefer[:, None, None] if cold else True)
-            c = np.where(ok, crit, INF)
-            best = c.argmin(axis=0)
-            val = c.min(axis=0)
-            self.lane_carrier[cold] = np.where(np.isfinite(val), best, -1)
-            self.lane_score[cold] = val
+        self.lane_carrier, self.lane_score = lane_choice(net, self.lane_criterion(net))  # [2, W, R]
+        levels = list(net.scenario.demand.service_levels)
+        unknown = sorted(set(self.service_criteria) - set(levels))
+        if unknown:
+            raise ValueError(f"service_criteria names unknown service levels {unknown}; the scenario has {levels}")
+        #: ``[2, K, W, R]`` carrier per (cold, service level, warehouse, region), or None when
+        #: every level takes ``lane_carrier``
+        self.service_carrier: np.ndarray | None = None
+        if self.service_criteria:
+            sc = np.repeat(self.lane_carrier[:, None], len(levels), axis=1)
+            for name, crit in self.service_criteria.items():
+                table = crit(net) if callable(crit) else np.asarray(crit, dtype=float)
+                sc[:, levels.index(name)] = lane_choice(net, table)[0]
+            self.service_carrier = sc
         self.static_score = self.warehouse_score(net)  # [2, R, W]
         self._pref = preference_lists(self.static_score)
         return self
@@ -87,7 +94,8 @@ class RoutingPolicy(ABC):
         ``plan`` is routed in batches too, so a native plan never hides its code.
         """
         self._require_bound()
-        return RoutingPlan("batch", self.lane_carrier, bool(self.allow_split), self.static_score)
+        return RoutingPlan("batch", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           service_carrier=self.service_carrier)
 
     def _require_bound(self) -> None:
         if self.net is None:
@@ -151,9 +159,26 @@ class RoutingPolicy(ABC):
         out = assign_order(score, usable, inv[:, sku], np.asarray(qty), True)
         return None if out is None else out.tolist()
 
-    def carrier(self, warehouse: int, region: int, cold: bool) -> int:
-        """The carrier taking a parcel from ``warehouse`` to ``region``."""
+    def carrier(self, warehouse: int, region: int, cold: bool, service: int = 0) -> int:
+        """The carrier taking a parcel of service level ``service`` from ``warehouse`` to ``region``."""
+        if self.service_carrier is not None:
+            return int(self.service_carrier[int(cold), service, warehouse, region])
         return int(self.lane_carrier[int(cold), warehouse, region])
+
+
+def lane_choice(net: Network, criterion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (cold, warehouse, region): the carrier with a lane (reefer room for cold) of the lowest
+    ``criterion`` ``[C, W, R]`` (ties: the lower index; -1: no lane), and that value (inf: none)."""
+    reefer = np.array([c.reefer_capacity > 0 for c in net.scenario.carriers])
+    carrier = np.full((2, net.n_warehouses, net.n_regions), -1, dtype=np.int64)
+    score = np.full((2, net.n_warehouses, net.n_regions), INF)
+    for cold in (0, 1):
+        ok = net.serves & (reefer[:, None, None] if cold else True)
+        c = np.where(ok, criterion, INF)
+        val = c.min(axis=0)
+        carrier[cold] = np.where(np.isfinite(val), c.argmin(axis=0), -1)
+        score[cold] = val
+    return carrier, score
 
 
 def assign_lines(batch: OrderBatch, scores: np.ndarray, state: State, allow_split: bool = True) -> np.ndarray:

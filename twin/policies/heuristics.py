@@ -20,7 +20,8 @@ class _Static(RoutingPolicy):
 
     def plan(self) -> RoutingPlan:
         self._require_bound()
-        return RoutingPlan("static", self.lane_carrier, bool(self.allow_split), self.static_score)
+        return RoutingPlan("static", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           service_carrier=self.service_carrier)
 
 
 class NearestWithStock(_Static):
@@ -75,6 +76,7 @@ class Fastest(RoutingPolicy):
     def plan(self) -> RoutingPlan:
         self._require_bound()
         return RoutingPlan("queue", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           service_carrier=self.service_carrier,
                            queue_weight=1.0, queue_scale=1.0)
 
 
@@ -112,6 +114,7 @@ class WeightedScore(Fastest):
     def plan(self) -> RoutingPlan:
         self._require_bound()
         return RoutingPlan("queue", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           service_carrier=self.service_carrier,
                            queue_weight=float(self.w[1]), queue_scale=float(self._scale[1]))
 
 
@@ -130,4 +133,5 @@ def make_routing_policy(cfg: RoutingConfig | str, net: Network, rng: np.random.G
         p = PromiseAware(allow_split=cfg.allow_split)
     else:
         p = ROUTING_POLICIES[cfg.name](cfg.allow_split)
+    p.service_criteria = {level: ROUTING_POLICIES[crit]().lane_criterion for level, crit in cfg.carriers.items()}
     return p.bind(net, rng)

@@ -41,6 +41,8 @@ class RoutingPlan:
         queue_weight: the queue term's weight (``queue``).
         queue_scale: the queue term's divisor (``queue``).
         shares: ``[R, W]`` allocation shares, rows summing to 1 (``shares``).
+        service_carrier: ``[2, K, W, R]`` carrier per (cold, service level, warehouse, region),
+            or None: every service level takes ``lane_carrier``.
         late_penalty: CNY per late order (``promise``).
         co2_price: CNY per kg of CO2 (``promise``).
     """
@@ -54,6 +56,7 @@ class RoutingPlan:
     shares: np.ndarray | None = None
     late_penalty: float = 0.0
     co2_price: float = 0.0
+    service_carrier: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in PLAN_MODES:

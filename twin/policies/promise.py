@@ -107,6 +107,7 @@ class PromiseAware(RoutingPolicy):
     def plan(self) -> RoutingPlan:
         self._require_bound()
         return RoutingPlan("promise", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           service_carrier=self.service_carrier,
                            late_penalty=self.late_penalty, co2_price=self.co2_price)
 
     def score(self, w: int, c: int, region: int, cold: bool, service: int, lines: int, state: State) -> float:
@@ -155,10 +156,10 @@ class PromiseAware(RoutingPolicy):
         out = assign_order(self.static_score[int(cold), region], usable, state.inventory[:, sku], np.asarray(qty), True)
         return None if out is None else out.tolist()
 
-    def carrier(self, warehouse: int, region: int, cold: bool) -> int:
+    def carrier(self, warehouse: int, region: int, cold: bool, service: int = 0) -> int:
         """The carrier :meth:`route_one` chose for the order it just routed whole; ``cheapest``'s
         lane carrier for the shipments of a split order."""
         chosen, self._chosen = self._chosen, None  # one answer per routed order
         if chosen is not None and chosen[0] == warehouse:
             return chosen[1]
-        return super().carrier(warehouse, region, cold)
+        return super().carrier(warehouse, region, cold, service)

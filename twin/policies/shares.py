@@ -58,6 +58,7 @@ class AllocationShares(RoutingPolicy):
         """``shares`` mode; the plan holds the current shares (after :meth:`set_shares`, ask again)."""
         self._require_bound()
         return RoutingPlan("shares", self.lane_carrier, bool(self.allow_split), self.static_score,
+                           service_carrier=self.service_carrier,
                            shares=self.shares)
 
     def scores(self, batch: OrderBatch, state: State) -> np.ndarray:

@@ -357,6 +357,12 @@ class RoutingConfig(_Strict):
     #: another carrier serving its region from the same warehouse, with room after that
     #: carrier's own parcels (then it is that carrier's parcel, at its price)
     spill: bool = False
+    #: carrier choice by service level: ``{service level: criterion}`` picks that level's carrier
+    #: on each lane by the criterion (``cheapest``, ``fastest``, ``greenest``,
+    #: ``nearest_with_stock``: the fastest) instead of the policy's own; e.g.
+    #: ``{express: fastest}`` sends express parcels by the fastest carrier, the rest as the policy
+    #: says. The warehouse choice stays the policy's.
+    carriers: dict[Name, Literal["cheapest", "fastest", "greenest", "nearest_with_stock"]] = {}
 
     @model_validator(mode="after")
     def _weighted(self) -> RoutingConfig:
@@ -466,6 +472,8 @@ class Scenario(_Strict):
         for i, e in enumerate(self.weather.events):
             for j, n in enumerate(e.regions):
                 check(f"weather.events[{i}].regions[{j}]", n, rg, "region")
+        for k in self.policy.routing.carriers:
+            check(f"policy.routing.carriers.{k}", k, list(self.demand.service_levels), "service level")
         for i, d in enumerate(self.disruptions):
             if hasattr(d, "warehouse"):
                 check(f"disruptions[{i}].warehouse", d.warehouse, wh, "warehouse")

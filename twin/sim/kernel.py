@@ -44,7 +44,9 @@ class KernelTables:
     static_score: np.ndarray  # [2, R, W] float64
     pref: np.ndarray  # [2, R, W] int32, -1 padded: warehouses by static score
     npref: np.ndarray  # [2, R] int32
-    lane_carrier: np.ndarray  # [2, W, R] int64
+    lane_carrier: np.ndarray  # [2, W, R] int64 (the policy's array itself: in-place changes reach the kernel)
+    service_carrier: np.ndarray  # [2, K, W, R] int64: by service level (use_service_carrier)
+    use_service_carrier: bool
     pick_h: np.ndarray  # [W] float64, hours per line (the queue term)
     dyn_a: float  # queue term weight
     dyn_b: float  # queue term scale
@@ -147,6 +149,8 @@ def kernel_tables(host: Host, plan: RoutingPlan, routing_interval_h: float) -> K
     return KernelTables(
         W=W, R=R, C=C, mode=plan.code, allow_split=bool(plan.allow_split), static_score=_f64(plan.static_score),
         pref=pref, npref=npref, lane_carrier=_i64(plan.lane_carrier), pick_h=pick_h,
+        service_carrier=_i64(plan.service_carrier if plan.service_carrier is not None else np.zeros((2, 1, W, R))),
+        use_service_carrier=plan.service_carrier is not None,
         dyn_a=float(plan.queue_weight) if plan.mode == "queue" else 1.0,
         dyn_b=float(plan.queue_scale) if plan.mode == "queue" else 1.0,
         shares=_f64(plan.shares) if plan.mode == "shares" else np.zeros((R, W)),

@@ -341,7 +341,7 @@ class SimPyEngine:
             inv[w, k] -= q
             per_wh[w] = per_wh.get(w, 0) + q
         for w, lines in sorted(per_wh.items()):
-            c = m.routing.carrier(w, order.region, order.cold)
+            c = m.routing.carrier(w, order.region, order.cold, order.service)
             s = self.table.new_shipment(order, w, c, lines, now, m.net, self.counters)
             self._note_backlog(w, +1)
             self.env.process(self._shipment(s))
