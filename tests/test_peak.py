@@ -12,7 +12,7 @@ import pytest
 import twin
 from twin.results import peak
 from twin.results.runs import SimulationResult
-from twin.scenario.loader import load_scenario, validate_scenario
+from twin.scenario.loader import load_scenario, scale_scenario, validate_scenario
 from twin.scenario.schema import Scenario
 from twin.sim.records import RECORD_DTYPES, STATUS, orders_frame
 from twin.world.network import build_network
@@ -234,3 +234,50 @@ def test_watch_stock_counts_only_stock_a_warehouse_carries() -> None:
     assert watch.initial.tolist() == [[1_000_000, 1_000_000, 0, 0]]
     assert watch.count() == 0 and np.isnan(watch.first_out_h).all() and (watch.hours_out == 0).all()
     assert watch.rank.tolist() == [0, 1, 2, 3]
+
+
+# --------------------------------------------------------------------------- singles_day binds
+SCALE = 0.1  # demand, AGVs, pack stations, carrier capacities and stock scaled together
+CHEAPEST = {"policy.routing.name": "cheapest"}
+
+
+def _small(name: str, overrides: dict | None = None) -> Scenario:
+    return scale_scenario(load_scenario(name, overrides), SCALE)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_singles_day_binds(seed: int) -> None:
+    """singles_day scaled to 10% (its loads stay those of the full size) with its own routing:
+    at least three warehouses spend >= 6 h at pick utilisation >= 0.95, at least 20% of 11 Nov's
+    departures leave full, parcels roll, hot SKUs stock out at some sites, some orders split,
+    and express promises are missed."""
+    sc = _small("singles_day")
+    res = twin.simulate(sc, seed=seed)
+    b = peak.binding(res, window=(24.0, 48.0), stock=peak.watch_stock(sc, seed=seed), top=20)
+    assert b["warehouses_saturated_6h"] >= 3, b["saturated_hours"]
+    assert b["full_departure_share"] >= 0.20
+    assert b["rolled"] > 0
+    assert b["hot_stockouts"] > 0 and 0 < len(b["stockout_sites"]) <= len(sc.warehouses)
+    assert b["split_rate"] > 0 and b["split_rate"] == pytest.approx(res.kpis["split_rate"])
+    assert b["express_on_time_rate"] < 0.97
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cheapest_on_singles_day_is_later_and_dearer_than_on_baseline(seed: int) -> None:
+    peak_day = twin.simulate(_small("singles_day", CHEAPEST), seed=seed).kpis
+    ordinary = twin.simulate(_small("baseline", CHEAPEST), seed=seed).kpis
+    assert peak_day["on_time_rate"] < ordinary["on_time_rate"]
+    assert peak_day["cost_per_order"] > ordinary["cost_per_order"]
+
+
+def test_each_disruption_costs_cheapest_at_least_five_percent() -> None:
+    """Each disruption scenario is singles_day plus one event; with cheapest routing its objective
+    per order is >= 5% above singles_day's on every one of three seeds (paired by seed)."""
+    base = load_scenario("singles_day")
+    for name in ("warehouse_outage", "carrier_capacity_loss", "cold_chain_failure", "typhoon"):
+        sc = load_scenario(name)
+        assert sc.warehouses == base.warehouses and sc.carriers == base.carriers and sc.demand == base.demand
+        for seed in range(3):
+            plain = peak.objective(twin.simulate(_small("singles_day", CHEAPEST), seed=seed))
+            hit = peak.objective(twin.simulate(_small(name, CHEAPEST), seed=seed))
+            assert hit >= 1.05 * plain, (name, seed, hit, plain)
