@@ -262,9 +262,9 @@ def test_a_run_without_report_removes_the_stale_report(tmp_path: Path) -> None:
 
 def test_first_line_and_scenario_json_name_the_overrides(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "outage"
-    assert main(["run", "warehouse_outage", "--out", str(out), *SMALL_SIMPY, "--set", "disruptions.0.end_h=20"]) == 0
+    assert main(["run", "warehouse_outage", "--out", str(out), *SMALL_SIMPY, "--set", "disruptions.0.end_h=30"]) == 0
     first = capsys.readouterr().err.splitlines()[0]
-    note = "(with overrides: drain_h=24, disruptions.0.end_h=20; scale x0.02)"
-    assert first.startswith("twin: warehouse_outage: Baseline with the Nanjing warehouse") and first.endswith(note)
+    note = "(with overrides: drain_h=24, disruptions.0.end_h=30; scale x0.02)"
+    assert first.startswith("twin: warehouse_outage: Singles' Day with the Langfang warehouse") and first.endswith(note)
     sc = json.loads((out / "scenario.json").read_text())
-    assert sc["description"].endswith(note) and sc["disruptions"][0]["end_h"] == 20
+    assert sc["description"].endswith(note) and sc["disruptions"][0]["end_h"] == 30

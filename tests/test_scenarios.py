@@ -51,17 +51,20 @@ def test_network_scenarios_use_real_geography(name: str) -> None:
     assert {k: v.promise_h for k, v in sc.demand.service_levels.items()} == {"express": 24, "standard": 72}
 
 
-def test_disruption_scenarios_are_the_baseline_plus_one_event() -> None:
-    base = load_scenario("baseline")
+def test_disruption_scenarios_are_singles_day_plus_one_event() -> None:
+    base = load_scenario("singles_day")
     assert base.disruptions == [] and base.weather.events == []
     for name in ("warehouse_outage", "carrier_capacity_loss", "cold_chain_failure", "typhoon"):
         sc = load_scenario(name)
         assert sc.warehouses == base.warehouses and sc.carriers == base.carriers and sc.demand == base.demand
+        assert sc.replenishment == base.replenishment and sc.start == base.start
         assert len(sc.disruptions) + len(sc.weather.events) >= 1
     ty = load_scenario("typhoon").weather.events[0]
     assert ty.closes_lanes and ty.transit_multiplier == 2.5
     assert {"Zhejiang", "Shanghai", "Fujian"} <= set(ty.regions)
-    assert load_scenario("warehouse_outage").disruptions[0].warehouse == "nanjing"
+    assert load_scenario("warehouse_outage").disruptions[0].warehouse == "langfang"
+    loss = load_scenario("carrier_capacity_loss").disruptions[0]
+    assert loss.carrier == "zto"  # the ambient carrier of cheapest routing
     cold = load_scenario("cold_chain_failure")
     failed = cold.disruptions[0].warehouse
     assert next(w for w in cold.warehouses if w.name == failed).cold_storage
@@ -262,25 +265,25 @@ def test_national_peak_is_a_national_ten_million_order_day() -> None:
 
 
 # --------------------------------------------------------------------------- descriptions
-OUTAGE_DESC = ("Baseline with the Nanjing warehouse (largest in East China) down for 24 h from t=14 h; its load "
-               "spills to Shanghai and Wuhan.")
+OUTAGE_DESC = ("Singles' Day with the Langfang warehouse (the busiest) down for 12 h from the midnight the sale "
+               "opens; its load spills to Zhengzhou.")
 
 
 def test_overrides_are_named_in_the_description() -> None:
-    """The file's description says "down for 24 h"; after --set disruptions.0.end_h=20 the
+    """The file's description says "down for 12 h"; after --set disruptions.0.end_h=30 the
     recorded description must not state that alone: it names the overrides."""
     assert load_scenario("warehouse_outage").description == OUTAGE_DESC
-    sc = load_scenario("warehouse_outage", ["disruptions.0.end_h=20", "policy.routing.name=cheapest"])
-    assert sc.disruptions[0].end_h == 20
-    assert sc.description == OUTAGE_DESC + " (with overrides: disruptions.0.end_h=20, policy.routing.name=cheapest)"
+    sc = load_scenario("warehouse_outage", ["disruptions.0.end_h=30", "policy.routing.name=cheapest"])
+    assert sc.disruptions[0].end_h == 30
+    assert sc.description == OUTAGE_DESC + " (with overrides: disruptions.0.end_h=30, policy.routing.name=cheapest)"
     # overrides of a Scenario object join the same list; non-string values as they are typed
-    again = load_scenario(sc, {"disruptions.0.start_h": 10, "policy.routing.allow_split": False})
-    assert again.description == OUTAGE_DESC + (" (with overrides: disruptions.0.end_h=20, "
-                                               "policy.routing.name=cheapest, disruptions.0.start_h=10, "
+    again = load_scenario(sc, {"disruptions.0.start_h": 26, "policy.routing.allow_split": False})
+    assert again.description == OUTAGE_DESC + (" (with overrides: disruptions.0.end_h=30, "
+                                               "policy.routing.name=cheapest, disruptions.0.start_h=26, "
                                                "policy.routing.allow_split=false)")
     # an override of the description itself is the user's text, as given
-    own = load_scenario("warehouse_outage", ["disruptions.0.end_h=20", "description=Nanjing down for 6 h"])
-    assert own.description == "Nanjing down for 6 h"
+    own = load_scenario("warehouse_outage", ["disruptions.0.end_h=30", "description=Langfang down for 6 h"])
+    assert own.description == "Langfang down for 6 h"
 
 
 def test_scaling_is_named_in_the_description() -> None:
