@@ -88,7 +88,8 @@ def test_evaluate_writes_table_json_plot_and_the_hand_computed_differences(train
     assert res["seeds"] == [100000, 100001, 100002]
     assert res["env_kwargs"]["scenario"] == "typhoon" and res["env_kwargs"]["horizon_h"] == 8.0
     names = set(res["episodes"])
-    assert names == {"learned", "nearest_with_stock", "cheapest", "fastest", "greenest", "weighted"}
+    assert names == {"learned", "nearest_with_stock", "cheapest", "fastest", "greenest", "weighted",
+                     "promise_aware"}  # the strongest heuristic is a baseline too
     # common random numbers: every policy ran on the same seeds, so the episodes pair up
     for n in names:
         assert [e["seed"] for e in res["episodes"][n]] == res["seeds"]
