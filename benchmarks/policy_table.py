@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 SCENARIOS = ("singles_day", "typhoon", "warehouse_outage", "carrier_capacity_loss", "cold_chain_failure")
-POLICIES = ("cheapest", "nearest_with_stock", "fastest", "promise_aware")
+POLICIES = ("cheapest", "nearest_with_stock", "fastest", "promise_aware", "promise_aware+spill+express_first")
 HELD_OUT = 100_000  # rl.evaluate.HELD_OUT_SEED: training uses seeds below it
 
 
@@ -33,7 +33,14 @@ def _one(task: tuple[str, str, int, float, bool]) -> dict:
     from twin.results.bound import hindsight_bound, realised_objective
     from twin.scenario.loader import scale_scenario
 
-    sc = twin.load_scenario(name, {"policy.routing.name": policy})
+    # "promise_aware+spill+express_first": the policy with levers (spill; express-first picking)
+    base, *levers = policy.split("+")
+    over: dict = {"policy.routing.name": base}
+    if "spill" in levers:
+        over["policy.routing.spill"] = True
+    sc = twin.load_scenario(name, over)
+    if "express_first" in levers:
+        sc = twin.load_scenario(sc, {f"warehouses.{w.name}.pick.priority": "express_first" for w in sc.warehouses})
     if scale != 1.0:
         sc = scale_scenario(sc, scale)
     t0 = time.perf_counter()
