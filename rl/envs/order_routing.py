@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +11,11 @@ from gymnasium import spaces
 from rl._common import (
     Ledger,
 )
-from rl.envs.base import _EPS, TwinEnv
+from rl.envs.base import TwinEnv
 from twin.policies import (
     ROUTING_POLICIES,
 )
+from twin.policies.features import OrderLanes, order_bounds, order_feature_names, order_features, order_mask
 from twin.scenario.schema import Scenario
 from twin.sim.model import FulfillmentModel
 from twin.world.state import State
@@ -43,7 +43,9 @@ class OrderRoutingEnv(TwinEnv):
     ## Observation Space
 
     ``Box(low, high, (6 + R + 7W,), float32)``, all in [0, 1] except the time of day in
-    [-1, 1]; names in ``env.unwrapped.feature_names``:
+    [-1, 1]; names in ``env.unwrapped.feature_names``; computed by
+    :func:`twin.policies.features.order_features` (the one definition, which the exported
+    policy's runtime and the routing service call on live input):
 
     - time of day (sin, cos), horizon progress;
     - the order: region (one-hot, R), cold chain (0/1), lines / 5 (clipped), promise / the
@@ -105,28 +107,13 @@ class OrderRoutingEnv(TwinEnv):
         net = self.net
         W, R = net.n_warehouses, net.n_regions
         self.action_space = spaces.Discrete(W)
-        n = 6 + R + 7 * W
-        low = np.zeros(n, dtype=np.float32)
-        low[:2] = -1.0
-        self.observation_space = spaces.Box(low, np.ones(n, dtype=np.float32), dtype=np.float32)
-        self.feature_names = (["time_of_day_sin", "time_of_day_cos", "horizon_progress"]
-                              + [f"region[{r}]" for r in net.regions] + ["cold_chain", "lines", "promise"]
-                              + [f"{f}[{w}]" for f in ("mask", "backlog_hours", "pick_capacity", "distance",
-                                                       "lane_cost", "lane_transit", "stock_cover")
-                                 for w in net.warehouses])
-        # lane tables of the base heuristic's carrier, [cold, W, R]
-        b = ROUTING_POLICIES[base]().bind(net, None)
-        car = b.lane_carrier
-        ok = car >= 0
-        c = np.where(ok, car, 0)
-        w_idx, r_idx = np.arange(W)[None, :, None], np.arange(R)[None, None, :]
-        self._lane_ok = ok
-        self._lane_cost = np.where(ok, net.costs.parcel[np.arange(2)[:, None, None], c, w_idx, r_idx], 0.0)
-        self._lane_transit = np.where(ok, net.transit_mean_h[c, w_idx, r_idx], 0.0)
-        self._max_promise = max(s.promise_h for s in self.scenario.demand.service_levels.values())
-        self._agvs = np.array([w.pick.agvs for w in self.scenario.warehouses], dtype=float)
-        self._ship_rate = np.array([w.pick.lines_per_agv_h / self.scenario.demand.lines_per_order
-                                    for w in self.scenario.warehouses])
+        low, high = order_bounds(W, R)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.feature_names = order_feature_names(net.warehouses, net.regions)
+        #: the network's tables the observation reads (the base heuristic's lanes): the one
+        #: definition of the features, shared with the exported-policy runtime and the service
+        self.lanes = OrderLanes.from_network(net, base)
+        self._lane_ok = self.lanes.lane_ok
 
     # ------------------------------------------------------------------ episode
     def _start(self) -> None:
@@ -181,10 +168,8 @@ class OrderRoutingEnv(TwinEnv):
     def _order_mask(self) -> np.ndarray:
         d = self._decision
         st: State = self.model.state
-        ok = st.wh_open & self._lane_ok[int(d.cold), :, d.region]
-        if d.cold:
-            ok = ok & st.cold_ok
-        return ok & (st.inventory[:, list(d.sku)] >= np.asarray(d.qty)).all(axis=1)
+        return order_mask(self.lanes, d.region, bool(d.cold), st.wh_open, st.cold_ok, st.inventory[:, list(d.sku)],
+                          np.asarray(d.qty))
 
     def _render_extra(self) -> list[str]:
         d = None if self._finished else self._decision
@@ -202,35 +187,17 @@ class OrderRoutingEnv(TwinEnv):
 
     def _observe(self) -> np.ndarray:
         m, net = self.model, self.net
-        W, R = net.n_warehouses, net.n_regions
         t = float(m.env.now)
-        day = 2 * math.pi * (t % 24.0) / 24.0
-        x = np.zeros(self.observation_space.shape, dtype=float)
-        x[0], x[1], x[2] = math.sin(day), math.cos(day), min(t / self.horizon_h, 1.0)
         if self._finished or self._decision is None:
-            return np.clip(x, self.observation_space.low, self.observation_space.high).astype(np.float32)
+            none = np.zeros(net.n_warehouses)
+            return order_features(self.lanes, t, self.horizon_h, 0, False, 0.0, 0.0, none, none, none, none, 1.0, None)
         d = self._decision
-        sku, qty = list(d.sku), d.qty
-        st = m.state
-        r, cold = d.region, int(d.cold)
-        x[3 + r] = 1.0
-        i = 3 + R
-        x[i] = float(cold)
-        x[i + 1] = sum(qty) / 5.0
-        x[i + 2] = (d.promised_at - d.created_at) / self._max_promise
-        i += 3
-        up = np.where(st.wh_open, st.pick_servers.astype(float), 0.0)
-        rate = up * self._ship_rate
-        backlog_h = np.where(rate > 0, st.backlog / np.maximum(rate, _EPS), np.where(st.backlog > 0, 24.0, 0.0))
+        sku, st = list(d.sku), m.state
         init = np.maximum(net.initial_stock[:, sku], 1).astype(float)
         cover = (st.inventory[:, sku] / init).min(axis=1)
-        feats = [self._mask.astype(float), backlog_h / 24.0, st.pick_servers / np.maximum(self._agvs, 1.0),
-                 net.distance_km[:, r] / 4000.0, self._lane_cost[cold, :, r] / 50.0,
-                 self._lane_transit[cold, :, r] * st.region_transit_mult[r] / 72.0, cover]
-        for f in feats:
-            x[i:i + W] = f
-            i += W
-        return np.clip(x, self.observation_space.low, self.observation_space.high).astype(np.float32)
+        return order_features(self.lanes, t, self.horizon_h, d.region, bool(d.cold), float(sum(d.qty)),
+                              d.promised_at - d.created_at, self._mask, st.backlog, st.pick_servers, st.wh_open,
+                              float(st.region_transit_mult[d.region]), cover)
 
 
 # ================================================================================ Reallocation-v0
