@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--processes", "-j", type=int, default=None, help="parallel processes for replications")
     r.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.add_argument("--policy", default=None, metavar="DIR",
+                   help="route with a policy package written by `twin export` (checksums verified) instead of the "
+                        "scenario's routing policy")
 
     sub.add_parser("scenarios", help="list the built-in scenarios")
 
@@ -98,6 +101,46 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--lost-penalty-cny", type=float, default=100.0, help="CNY per lost order (default 100)")
     bd.add_argument("--co2-price-cny-per-kg", type=float, default=1.0, help="CNY per kg of CO2 (default 1)")
     bd.add_argument("--force", action="store_true", help="overwrite a bound.json of other inputs")
+
+    ex = sub.add_parser("export", help="package a policy for the routing service: ONNX (learned) or parameters "
+                                       "(heuristic), manifest.json with checksums, MODEL_CARD.md; no pickle")
+    ex.add_argument("policy", help="a model zip (or run directory) written by `twin train` on twin/OrderRouting-v0, "
+                                   "or a heuristic's name (cheapest, promise_aware, ...)")
+    ex.add_argument("--out", "-o", required=True, help="the package directory to write")
+    ex.add_argument("--scenario", default=None, help="a heuristic's network (default singles_day)")
+    ex.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                    help="a heuristic's parameter, e.g. --param late_penalty_cny=80 (repeatable; values are JSON)")
+    ex.add_argument("--name", default=None, help="the package's name (default: the heuristic's, or from the run)")
+    ex.add_argument("--version", default=None, help="the package's version (default 1)")
+    ex.add_argument("--fallback", default="promise_aware", help="the heuristic the service falls back to")
+    ex.add_argument("--force", action="store_true", help="write into a non-empty directory that is not a package")
+
+    gt = sub.add_parser("gate", help="gate a policy package: held-out seeds of the peak and every disruption vs the "
+                                     "best heuristic on common random numbers; writes gate.json; exit 1 on FAIL")
+    gt.add_argument("dir", help="a package written by `twin export`")
+    gt.add_argument("--seeds", "-n", type=int, default=30, help="held-out seeds per scenario (default 30)")
+    gt.add_argument("--first-seed", type=int, default=None, help="the first held-out seed (default 200000)")
+    gt.add_argument("--scenario", dest="scenarios", action="append", default=None,
+                    help="a scenario to gate on (repeatable; default: singles_day and every disruption on it)")
+    gt.add_argument("--baseline", default="promise_aware", help="the heuristic to beat (default promise_aware)")
+    gt.add_argument("--margin", dest="margins", action="append", default=[], metavar="KPI=VALUE",
+                    help="how much worse than the baseline a KPI may be, e.g. --margin cost_per_order=0.5")
+    gt.add_argument("--scale", type=float, default=None, help="shrink every scenario (quick looks)")
+    gt.add_argument("--horizon-h", type=float, default=None, help="shorten every scenario's horizon")
+    gt.add_argument("--engine", default="kernel", choices=engine_names(), help="event engine (default kernel)")
+
+    sv = sub.add_parser("serve", help="serve a policy package to an OMS: POST /v1/route, health, metrics, audit "
+                                      "(needs the serve extra)")
+    sv.add_argument("dir", help="the champion package (written by `twin export`)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.add_argument("--shadow", default=None, metavar="DIR", help="a challenger package scored off the response path")
+    sv.add_argument("--audit", default="audit.jsonl", help="the append-only CloudEvents audit log (JSON lines)")
+    sv.add_argument("--timeout-ms", type=float, default=50.0, help="model time budget before the fallback answers")
+    sv.add_argument("--kafka", default=None, metavar="BROKERS",
+                    help="also consume order-created CloudEvents from Kafka and produce decisions")
+    sv.add_argument("--orders-topic", default="orders.created")
+    sv.add_argument("--decisions-topic", default="routing.decisions")
 
     tr = sub.add_parser("train", help="train an RL policy on a twin env (needs the rl extra)")
     ev = sub.add_parser("evaluate", help="a trained policy vs every baseline on common seeds, paired 95%% CIs")
@@ -241,8 +284,17 @@ def _cmd_run(a: argparse.Namespace) -> int:
     for w in lint(sc):  # a scenario that cannot work as meant says so, and still runs
         print(f"twin: {format_warning(w)}", file=sys.stderr)
     print(f"twin: output directory {out}/", file=sys.stderr)
+    routing = None
+    if a.policy is not None:
+        from twin.policies.runtime import load_package, routing_policy
+
+        pkg = load_package(a.policy)
+        routing = routing_policy(pkg)
+        if a.replications > 1:
+            raise _UserError("--policy runs one replication (use `twin gate` for paired replications)")
+        print(f"twin: routing with package {pkg.name} {pkg.version} (sha256 {pkg.sha256[:12]})", file=sys.stderr)
     if a.replications == 1:
-        res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet)
+        res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet, routing=routing)
         res.save(out, progress=not a.quiet, wait=a.no_report)  # the report waits for orders.parquet
         kpis = res.kpis
         took = f"{res.wall_s:.1f} s, {res.kpis['orders_created'] / max(res.wall_s, 1e-9):,.0f} orders/s"
@@ -338,6 +390,81 @@ def _cmd_bound(a: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_params(items: list[str], flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise _UserError(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from twin.policies.heuristics import ROUTING_POLICIES
+
+    if a.fallback not in ROUTING_POLICIES:
+        raise _UserError(f"--fallback must be one of {', '.join(ROUTING_POLICIES)}; got {a.fallback!r}")
+    _check_output_dir(a.out)
+    params = _parse_params(a.params, "--param")
+    if a.policy in ROUTING_POLICIES:
+        from twin.policies.export import export_heuristic
+
+        out = export_heuristic(a.policy, a.out, a.scenario or "singles_day", params, a.version or "1", a.fallback,
+                               a.force)
+    else:
+        if not Path(a.policy).exists():
+            raise _UserError(f"no trained policy at {a.policy!r}, and it is no heuristic; heuristics: "
+                             f"{', '.join(ROUTING_POLICIES)}")
+        try:
+            from rl.export import export_policy
+        except ImportError:
+            raise _UserError("exporting a learned policy needs the rl and serve extras: "
+                             "pip install -e '.[rl,serve]'") from None
+        out = export_policy(a.policy, a.out, a.scenario, a.name, a.version, a.fallback, params, a.force)
+    from twin.policies.runtime import load_package
+
+    pkg = load_package(out)
+    print(f"wrote {out}/: {', '.join(sorted(pkg.manifest['files']))}, manifest.json "
+          f"({pkg.kind} package {pkg.name} {pkg.version}, sha256 {pkg.sha256})")
+    return 0
+
+
+def _cmd_gate(a: argparse.Namespace) -> int:
+    from twin.results.gate import GATE_SCENARIOS, HELD_OUT_SEED, format_gate, gate_package
+
+    if a.seeds < 2:
+        raise _UserError(f"--seeds must be >= 2 (a paired confidence interval), got {a.seeds}")
+    _check_scale(a.scale)
+    if a.horizon_h is not None and not (math.isfinite(a.horizon_h) and a.horizon_h > 0):
+        raise _UserError(f"--horizon-h must be a finite number of hours > 0, got {a.horizon_h:g}")
+    first = HELD_OUT_SEED if a.first_seed is None else a.first_seed
+    if first < 0:
+        raise _UserError(f"--first-seed must be >= 0, got {first}")
+    margins = _parse_params(a.margins, "--margin")
+    doc = gate_package(a.dir, scenarios=a.scenarios or GATE_SCENARIOS, seeds=range(first, first + a.seeds),
+                       baseline=a.baseline, margins=margins, scale=a.scale, horizon_h=a.horizon_h, engine=a.engine)
+    print(format_gate(doc))
+    print(f"\nwrote {Path(a.dir) / 'gate.json'}; the verdict is in manifest.json")
+    return 0 if doc["passed"] else 1
+
+
+def _cmd_serve(a: argparse.Namespace) -> int:
+    try:
+        from twin.serve.app import serve
+    except ImportError as exc:
+        raise _UserError(f"serving needs the serve extra: pip install -e '.[serve]' ({exc})") from None
+    if not 0 < a.port < 65536:
+        raise _UserError(f"--port must be in 1..65535, got {a.port}")
+    if not (math.isfinite(a.timeout_ms) and a.timeout_ms > 0):
+        raise _UserError(f"--timeout-ms must be a finite number > 0, got {a.timeout_ms:g}")
+    return serve(a.dir, host=a.host, port=a.port, shadow=a.shadow, audit=a.audit, timeout_ms=a.timeout_ms,
+                 kafka=a.kafka, orders_topic=a.orders_topic, decisions_topic=a.decisions_topic)
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     if not hasattr(a, "total_timesteps"):
         raise _UserError("training needs the rl extra: pip install -e '.[rl]'")
@@ -375,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     handler = {"run": _cmd_run, "scenarios": _cmd_scenarios, "validate": _cmd_validate, "compare": _cmd_compare,
-               "report": _cmd_report, "bound": _cmd_bound, "train": _cmd_train, "evaluate": _cmd_evaluate}[a.command]
+               "report": _cmd_report, "bound": _cmd_bound, "train": _cmd_train, "evaluate": _cmd_evaluate,
+               "export": _cmd_export, "gate": _cmd_gate, "serve": _cmd_serve}[a.command]
     try:
         return handler(a)
     except (TwinError, _UserError, OSError, json.JSONDecodeError) as exc:  # OSError: a file that cannot be written
