@@ -77,8 +77,10 @@ def onnx_actor_bytes(sb3_policy: Any, n_features: int, n_actions: int) -> bytes:
     batch = torch.export.Dim("batch")
     import contextlib
     import os
+    import warnings
 
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notes, not about this graph
         prog = torch.onnx.export(actor, example, dynamo=True, external_data=False, opset_version=ONNX_OPSET,
                                  input_names=["obs", "mask"], output_names=["action", "logits"],
                                  dynamic_shapes={"obs": {0: batch}, "mask": {0: batch}}, verbose=False)
