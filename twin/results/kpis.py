@@ -92,6 +92,13 @@ def _mean_served(col: str) -> Callable[[KpiContext], float]:
     return f
 
 
+def _pick_wait_mean(c: KpiContext) -> float:
+    start = c.orders["pick_start"].to_numpy(dtype=float)
+    routed = c.orders["routed_at"].to_numpy(dtype=float)
+    ok = ~np.isnan(start) & ~np.isnan(routed)
+    return float((start[ok] - routed[ok]).mean()) if ok.any() else math.nan
+
+
 def _service_gap(c: KpiContext) -> float:
     # per region: orders and orders on time, by bincount on the region codes (a group-by's
     # mean of a bool column is the same count / size)
@@ -189,6 +196,9 @@ KPIS: dict[str, KPI] = {k.name: k for k in (
         lambda c: float(c.lead.mean()) if len(c.lead) else math.nan),
     KPI("lead_time_p95_h", "Lead time, p95", "95th percentile of that lead time, hours", "h", "number", "{:.2f} h",
         lambda c: float(np.percentile(c.lead, 95)) if len(c.lead) else math.nan),
+    KPI("pick_wait_mean_h", "Pick wait, mean",
+        "mean hours a shipment waited in its warehouse's pick queue (routing to pick start), over shipments "
+        "whose picking started (an M/M/c queue's Wq)", "h", "number", "{:.3f} h", _pick_wait_mean),
     KPI("cost_per_order", "Cost per order", "carrier, reefer and handling cost per served order, CNY", "CNY",
         "number", "{:.2f} CNY", _mean_served("cost")),
     KPI("co2_per_order_kg", "CO2 per order", "transport CO2 per served order, kg", "kg", "number", "{:.3f} kg",
