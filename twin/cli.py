@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--co2-price-cny-per-kg", type=float, default=1.0, help="CNY per kg of CO2 (default 1)")
     bd.add_argument("--force", action="store_true", help="overwrite a bound.json of other inputs")
 
+    _study_arguments(sub, engine_names())
+
     ex = sub.add_parser("export", help="package a policy for the routing service: ONNX (learned) or parameters "
                                        "(heuristic), manifest.json with checksums, MODEL_CARD.md; no pickle")
     ex.add_argument("policy", help="a model zip (or run directory) written by `twin train` on twin/OrderRouting-v0, "
@@ -161,6 +163,118 @@ def _rl_arguments(tr: argparse.ArgumentParser, ev: argparse.ArgumentParser) -> N
     ev.add_argument("--seed", type=int, default=100_000, help="first evaluation seed (held out from training)")
     ev.add_argument("--scale", type=float, default=None, help="override the env's scale")
     ev.add_argument("--out", "-o", default=None, help="output directory (default: beside the policy, eval-<scenario>)")
+
+
+def _study_arguments(sub: Any, engines: list[str]) -> None:
+    """The study commands' arguments: sweep, query, size, replan."""
+    def backend_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", default="runs/store", help="the run store (default runs/store)")
+        p.add_argument("--backend", default="local", choices=["local", "ray"],
+                       help="local processes (default) or a Ray cluster (started on demand, or --address)")
+        p.add_argument("--workers", "-j", type=int, default=None, help="parallel runs (default: the CPUs)")
+        p.add_argument("--address", default=None, help="a Ray cluster to join (--backend ray), e.g. auto")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    sw = sub.add_parser("sweep", help="a factorial or Latin-hypercube design over scenario fields x seeds, each run "
+                                      "once into a Parquet store (local processes or Ray)")
+    sw.add_argument("spec", help="a sweep spec (YAML): scenario, factors, seeds (see twin.studies.sweep)")
+    sw.add_argument("--kpi", dest="kpis", action="append", default=None,
+                    help="a KPI to summarise per point (repeatable; default on_time_rate and cost_per_order)")
+    backend_args(sw)
+
+    q = sub.add_parser("query", help="DuckDB SQL over the run store (views kpis, utilization, orders, timeseries, "
+                                     "sweeps; t975(df) for CIs)")
+    q.add_argument("sql", help='e.g. "SELECT scenario, avg(on_time_rate) FROM kpis GROUP BY scenario"')
+    q.add_argument("--store", default="runs/store", help="the run store (default runs/store)")
+    q.add_argument("--csv", default=None, metavar="FILE", help="also write the result as CSV")
+    q.add_argument("--max-rows", type=int, default=50, help="rows printed (default 50)")
+
+    sz = sub.add_parser("size", help="the smallest value of an integer field meeting a KPI target with 95%% "
+                                     "confidence (sequential t checks in a bisection)")
+    sz.add_argument("scenario")
+    sz.add_argument("--field", required=True, help="a --set path of an integer field, * for every element, e.g. "
+                                                   "warehouses.*.pick.agvs")
+    sz.add_argument("--target", required=True, help="KPI>=VALUE or KPI<=VALUE, e.g. on_time_rate>=0.95")
+    sz.add_argument("--min", dest="low", type=int, default=None, help="smallest value tried (default 1)")
+    sz.add_argument("--max", dest="high", type=int, default=None,
+                    help="largest value tried (default twice the largest current value)")
+    sz.add_argument("--confidence", type=float, default=0.95, help="confidence of the answer (default 0.95)")
+    sz.add_argument("--batch", type=int, default=5, help="seeds added per look (default 5)")
+    sz.add_argument("--max-seeds", type=int, default=30, help="most seeds per value (default 30)")
+    sz.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
+    sz.add_argument("--engine", default="kernel", choices=engines, help="event engine (default kernel)")
+    sz.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sz.add_argument("--scale", type=float, default=None, help="multiply demand and every capacity by this factor")
+    backend_args(sz)
+
+    rp = sub.add_parser("replan", help="every warehouse's order shares before and after closing warehouses or "
+                                       "regions (an LP on the network and its state)")
+    rp.add_argument("scenario")
+    rp.add_argument("--close", action="append", required=True, metavar="REGION_OR_WAREHOUSE",
+                    help="a warehouse or region to close (repeatable)")
+    rp.add_argument("--at", type=float, default=None, help="the hour whose demand and disruptions to plan for "
+                                                          "(default: the horizon's mean demand)")
+    rp.add_argument("--max-utilization", type=float, default=0.9, help="pick and pack utilisation cap (default 0.9)")
+    rp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rp.add_argument("--out", "-o", default=None, metavar="FILE", help="write the shares before and after as JSON")
+    rp.add_argument("--top", type=int, default=None, help="show only the warehouses that change most")
+
+
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    from twin.studies.store import format_frame
+    from twin.studies.sweep import check_kpis, summary_table, sweep
+
+    kpis = check_kpis(a.kpis or ["on_time_rate", "cost_per_order"])
+    if a.workers is not None and a.workers < 1:
+        raise _UserError(f"--workers must be >= 1, got {a.workers}")
+    _check_output_dir(a.store, "--store")
+    res = sweep(a.spec, a.store, backend=a.backend, workers=a.workers, address=a.address, progress=not a.quiet)
+    runs = res.computed + res.cached
+    print(f"sweep {res.spec.name}: {len(res.table):,} rows ({res.table['point'].nunique()} points x "
+          f"{len(res.spec.seeds)} seeds), {runs:,} distinct runs: {res.computed:,} computed, {res.cached:,} from "
+          f"the store; {res.wall_s:.1f} s" + (f" (backend start-up {res.startup_s:.1f} s)" if res.startup_s else ""))
+    print(format_frame(summary_table(res, kpis)))
+    print(f"\nwrote {res.path}")
+    return 0
+
+
+def _cmd_query(a: argparse.Namespace) -> int:
+    from twin.studies.store import format_frame, query
+
+    if a.max_rows < 0:
+        raise _UserError(f"--max-rows must be >= 0, got {a.max_rows}")
+    df = query(a.store, a.sql)
+    print(format_frame(df, a.max_rows))
+    if a.csv:
+        df.to_csv(a.csv, index=False)
+        print(f"\nwrote {a.csv}")
+    return 0
+
+
+def _cmd_size(a: argparse.Namespace) -> int:
+    from twin.studies.size import format_size, size
+
+    _check_scale(a.scale)
+    if a.workers is not None and a.workers < 1:
+        raise _UserError(f"--workers must be >= 1, got {a.workers}")
+    _check_output_dir(a.store, "--store")
+    res = size(a.scenario, a.field, a.target, low=a.low, high=a.high, overrides=a.overrides, scale=a.scale,
+               confidence=a.confidence, batch=a.batch, max_seeds=a.max_seeds, seed=a.seed, engine=a.engine,
+               store=a.store, backend=a.backend, workers=a.workers, address=a.address, progress=not a.quiet)
+    print(format_size(res))
+    return 0 if res.answer is not None else 1
+
+
+def _cmd_replan(a: argparse.Namespace) -> int:
+    from twin.studies.replan import format_replan, replan, write_replan
+
+    if a.top is not None and a.top < 1:
+        raise _UserError(f"--top must be >= 1, got {a.top}")
+    res = replan(a.scenario, a.close, at=a.at, overrides=a.overrides, max_utilization=a.max_utilization)
+    print(format_replan(res, a.top))
+    if a.out:
+        print(f"\nwrote {write_replan(res, a.out)}")
+    return 0
 
 
 def _check_scale(scale: float | None) -> None:
@@ -503,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     handler = {"run": _cmd_run, "scenarios": _cmd_scenarios, "validate": _cmd_validate, "compare": _cmd_compare,
                "report": _cmd_report, "bound": _cmd_bound, "train": _cmd_train, "evaluate": _cmd_evaluate,
-               "export": _cmd_export, "gate": _cmd_gate, "serve": _cmd_serve}[a.command]
+               "export": _cmd_export, "gate": _cmd_gate, "serve": _cmd_serve,
+               "sweep": _cmd_sweep, "query": _cmd_query, "size": _cmd_size, "replan": _cmd_replan}[a.command]
     try:
         return handler(a)
     except (TwinError, _UserError, OSError, json.JSONDecodeError) as exc:  # OSError: a file that cannot be written
