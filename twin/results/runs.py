@@ -281,13 +281,17 @@ def simulate(
         bar.close()
     ts = model.timeseries
     warehouses, horizon = model.net.warehouses, sc.horizon_h
+    drawn = model.risk_events  # the risk events this run drew (scenario.risks), played as disruptions
     del model
     bar = _bar(show, "KPIs", len(KPIS) + 1)
     try:
-        kpis = compute_kpis(orders, ts, warehouses, horizon, progress=lambda name: bar.update(1))
+        kpis = compute_kpis(orders, ts, warehouses, horizon, progress=lambda name: bar.update(1), scenario=sc,
+                            risk_events=drawn)
     finally:
         bar.close()
     kpis = {"scenario": sc.name, "seed": int(seed), "engine": engine, **kpis}
+    if sc.risks.events:
+        kpis["risk_events"] = [e.as_dict() for e in drawn]
     return SimulationResult(sc, int(seed), engine, kpis, orders, ts, time.perf_counter() - t0)
 
 

@@ -11,10 +11,12 @@ estimate, checked before a run starts.
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator,
+                      model_validator)
 
 from twin.scenario.distributions import DISTRIBUTIONS
 
@@ -342,6 +344,239 @@ Disruption = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- risks
+#: The distributions a risk event's duration may follow (the service-time ones, and uniform).
+RISK_DURATIONS: tuple[str, ...] = (*DISTRIBUTIONS, "uniform")
+#: The fields a risk event's ``disruption`` takes from the event instead (its times; a weather
+#: event's name is the risk event's).
+_RISK_SET_FIELDS: tuple[str, ...] = ("start_h", "end_h")
+
+
+class RiskDuration(_Strict):
+    """How long a risk event lasts once it fires, hours: ``deterministic`` (``mean_h``),
+    ``exponential`` (mean ``mean_h``), ``lognormal`` (``mean_h`` and ``cv``, as
+    :mod:`twin.scenario.distributions` defines them) or ``uniform`` on ``[low_h, high_h]``.
+    A plain number for ``duration_h`` is a deterministic duration."""
+
+    distribution: Literal[*RISK_DURATIONS] = "deterministic"
+    mean_h: Duration | None = None
+    cv: Annotated[float, Field(ge=0, le=5)] = 0.5
+    low_h: Duration | None = None
+    high_h: Duration | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> RiskDuration:
+        if self.distribution == "uniform":
+            if self.mean_h is not None:
+                raise ValueError("mean_h: a uniform duration takes low_h and high_h, not mean_h")
+            if self.low_h is None or self.high_h is None:
+                raise ValueError("low_h: a uniform duration needs low_h and high_h (hours), e.g. "
+                                 "{distribution: uniform, low_h: 24, high_h: 72}")
+            if self.high_h <= self.low_h:
+                raise ValueError(f"high_h: must be > low_h, got low_h={self.low_h:g}, high_h={self.high_h:g}")
+        else:
+            if self.low_h is not None or self.high_h is not None:
+                raise ValueError(f"low_h: a {self.distribution} duration takes mean_h (and cv), not low_h/high_h; "
+                                 "use distribution: uniform for a range")
+            if self.mean_h is None:
+                raise ValueError(f"mean_h: a {self.distribution} duration needs mean_h (hours)")
+        return self
+
+
+class WeatherRisk(WeatherEvent):
+    """A weather event as a risk (a typhoon): the fields of a scripted weather event; its name
+    is the risk event's."""
+
+    type: Literal["weather"]
+
+
+#: What a risk event does when it fires: a disruption of any type, or a weather event, without
+#: its times (the event's window and duration give them).
+RiskEffect = Annotated[
+    Union[WarehouseOutage, CarrierCapacityLoss, AGVBreakdown, ColdChainFailure, DemandSurge, WeatherRisk],
+    Field(discriminator="type"),
+]
+
+
+def _inject_times(v: object, name: object) -> object:
+    """A risk's ``disruption`` mapping with placeholder times (and a weather event's name) so it
+    validates as its disruption class; times written by the user are refused."""
+    if not isinstance(v, dict):
+        return v
+    given = [k for k in (*_RISK_SET_FIELDS, *(("name",) if v.get("type") == "weather" else ())) if k in v]
+    if given:
+        raise ValueError(f"disruption.{given[0]}: not allowed in a risk event: the event's window and duration_h "
+                         "give the times (and its name names a weather event); remove it")
+    out = {**v, "start_h": 0.0, "end_h": 1.0}
+    if v.get("type") == "weather":
+        out["name"] = name if isinstance(name, str) else "risk"
+    return out
+
+
+def _effect_doc(d: BaseModel) -> dict:
+    """A risk's ``disruption`` as the user writes it: without the times (and weather name)."""
+    doc = d.model_dump(mode="json")
+    for k in (*_RISK_SET_FIELDS, *(("name",) if doc.get("type") == "weather" else ())):
+        doc.pop(k, None)
+    return doc
+
+
+def _duration_number(v: object) -> object:
+    """A plain number of hours for ``duration_h``: a deterministic :class:`RiskDuration`."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if not (math.isfinite(v) and 0 < v <= MAX_TIME_H):
+            raise ValueError(f"must be a finite duration > 0 and <= {MAX_TIME_H:g} hours, or a mapping "
+                             "{distribution: ..., mean_h: ...}")
+        return {"distribution": "deterministic", "mean_h": float(v)}
+    return v
+
+
+class RiskGroup(_Strict):
+    """A correlation group: one common cause (a typhoon) that fires with ``probability``, at one
+    time drawn uniformly in ``window`` (default: the horizon), for one duration; its member
+    events (``group: NAME``) then each fire with their own probability, at the group's time
+    plus their ``lag_h``, for the group's duration unless they give their own."""
+
+    name: Name
+    probability: Annotated[float, Field(ge=0, le=1)]
+    window: Window | None = None
+    duration_h: RiskDuration
+
+    _duration = field_validator("duration_h", mode="before")(lambda v: _duration_number(v))
+
+
+class RiskEvent(_Strict):
+    """A disruption that may happen: it fires with ``probability`` (given its dependencies and
+    group), starts at a time drawn uniformly in ``window`` ``[start_h, end_h)`` (default: the
+    horizon) and lasts ``duration_h`` (a number or a :class:`RiskDuration`).
+
+    ``only_if: OTHER``: it may fire only in runs where ``OTHER`` fired. ``after: OTHER``: the
+    same, and ``window`` counts hours after ``OTHER`` ends (no window: it starts as ``OTHER``
+    ends). ``group: G``: a member of correlation group ``G`` (:class:`RiskGroup`): it may fire
+    only when ``G`` fires and starts at ``G``'s time plus ``lag_h``."""
+
+    name: Name
+    probability: Annotated[float, Field(ge=0, le=1)] = 1.0
+    window: Window | None = None
+    duration_h: RiskDuration | None = None
+    disruption: RiskEffect
+    only_if: Name | None = None
+    after: Name | None = None
+    group: Name | None = None
+    lag_h: Hours = 0.0
+
+    _duration = field_validator("duration_h", mode="before")(lambda v: _duration_number(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _effect_times(cls, v: object) -> object:
+        if isinstance(v, dict) and "disruption" in v:
+            return {**v, "disruption": _inject_times(v["disruption"], v.get("name"))}
+        return v
+
+    @field_serializer("disruption")
+    def _dump_effect(self, d: BaseModel) -> dict:
+        return _effect_doc(d)
+
+    @model_validator(mode="after")
+    def _shape(self) -> RiskEvent:
+        if self.group is not None:
+            if self.window is not None:
+                raise ValueError(f"window: a member of group {self.group!r} starts at the group's time (plus lag_h); "
+                                 "remove window")
+            if self.after is not None:
+                raise ValueError(f"after: a member of group {self.group!r} starts at the group's time; use only_if "
+                                 "for a dependency")
+        else:
+            if self.lag_h:
+                raise ValueError(f"lag_h: only a member of a group (group: NAME) has a lag, got {self.lag_h:g}")
+            if self.duration_h is None:
+                raise ValueError("duration_h: field required (hours, or {distribution: ..., mean_h: ...}) for an "
+                                 "event outside a group")
+        for dep in ("only_if", "after"):
+            if getattr(self, dep) == self.name:
+                raise ValueError(f"{dep}: an event cannot depend on itself ({self.name!r})")
+        return self
+
+
+class Risks(_Strict):
+    """Risk events (:class:`RiskEvent`) and their correlation groups (:class:`RiskGroup`). Each
+    run draws which fire, when and for how long from its own random stream (the ``risk`` stream
+    of :class:`twin.sim.rng.RunStreams`), and plays them as scripted disruptions
+    (:mod:`twin.scenario.risks`)."""
+
+    groups: Annotated[list[RiskGroup], Field(max_length=MAX_EVENTS)] = []
+    events: Annotated[list[RiskEvent], Field(max_length=MAX_EVENTS)] = []
+
+    @model_validator(mode="after")
+    def _names(self) -> Risks:
+        problems: list[str] = []
+        gn = [g.name for g in self.groups]
+        if len(set(gn)) != len(gn):
+            problems.append(f"groups: names must be unique, got {gn}")
+        en = [e.name for e in self.events]
+        if len(set(en)) != len(en):
+            problems.append(f"events: names must be unique, got {en}")
+        for i, e in enumerate(self.events):
+            if e.group is not None and e.group not in gn:
+                problems.append(f"events[{i}].group: unknown group {e.group!r}; allowed: {', '.join(gn) or '(none)'}")
+            for dep in ("only_if", "after"):
+                other = getattr(e, dep)
+                if other is not None and other not in en:
+                    problems.append(f"events[{i}].{dep}: unknown event {other!r}; allowed: {', '.join(en)}")
+        if not problems:
+            # dependencies must not go round in a circle
+            deps = {e.name: [d for d in (e.only_if, e.after) if d is not None] for e in self.events}
+            state: dict[str, int] = {}
+
+            def visit(n: str, path: list[str]) -> None:
+                if state.get(n) == 2:
+                    return
+                if state.get(n) == 1:
+                    cyc = path[path.index(n):] + [n]
+                    raise ValueError(f"events: dependencies go round in a circle: {' -> '.join(cyc)}")
+                state[n] = 1
+                for d in deps[n]:
+                    visit(d, [*path, n])
+                state[n] = 2
+
+            for n in deps:
+                visit(n, [])
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Recovery(_Strict):
+    """The failure and recovery thresholds of the recovery KPIs (:mod:`twin.results.kpis`), as
+    anyLogistix's failure and recovery service levels: a disruption fails the service when the
+    hourly ``metric`` crosses ``failure`` while it lasts, and the service has recovered when the
+    metric regains ``recovery``.
+
+    ``on_time_rate``: of the orders created in each hour, the share delivered by their promise
+    (fails below ``failure``, recovers at or above ``recovery``, both shares 0..1).
+    ``backlog``: the hour's time-average backlog, shipments routed but not shipped (fails above
+    ``failure``, recovers at or below ``recovery``)."""
+
+    metric: Literal["on_time_rate", "backlog"] = "on_time_rate"
+    failure: Annotated[float, Field(ge=0, le=MAX_UNITS)] = 0.90
+    recovery: Annotated[float, Field(ge=0, le=MAX_UNITS)] = 0.95
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Recovery:
+        if self.metric == "on_time_rate":
+            for f in ("failure", "recovery"):
+                if getattr(self, f) > 1:
+                    raise ValueError(f"{f}: an on-time rate is a share 0..1, got {getattr(self, f):g}")
+            if self.recovery < self.failure:
+                raise ValueError(f"recovery: must be >= failure for the on-time rate, got failure={self.failure:g}, "
+                                 f"recovery={self.recovery:g}")
+        elif self.recovery > self.failure:
+            raise ValueError(f"recovery: must be <= failure for the backlog (shipments), got failure={self.failure:g}, "
+                             f"recovery={self.recovery:g}")
+        return self
+
+
 # --------------------------------------------------------------------------- policy
 class ScoreWeights(_Strict):
     cost: Annotated[float, Field(ge=0, le=1e6)] = 1.0
@@ -415,6 +650,10 @@ class Scenario(_Strict):
     weather: Weather = Weather()
     disruptions: Annotated[list[Disruption], Field(max_length=MAX_EVENTS)] = []
     policy: Policy = Policy()
+    #: risk events each run draws (:class:`Risks`), played as scripted disruptions
+    risks: Risks = Risks()
+    #: the recovery KPIs' failure and recovery thresholds
+    recovery: Recovery = Recovery()
 
     @field_validator("start", mode="before")
     @classmethod
@@ -482,6 +721,15 @@ class Scenario(_Strict):
             if isinstance(d, DemandSurge) and d.regions != "all":
                 for j, n in enumerate(d.regions):
                     check(f"disruptions[{i}].regions[{j}]", n, rg, "region")
+        for i, e in enumerate(self.risks.events):
+            d, at = e.disruption, f"risks.events[{i}].disruption"
+            if hasattr(d, "warehouse"):
+                check(f"{at}.warehouse", d.warehouse, wh, "warehouse")
+            if hasattr(d, "carrier"):
+                check(f"{at}.carrier", d.carrier, cr, "carrier")
+            if isinstance(d.regions if hasattr(d, "regions") else "all", list):
+                for j, n in enumerate(d.regions):
+                    check(f"{at}.regions[{j}]", n, rg, "region")
         if self.demand.cold_chain_share > 0:
             if not any(w.cold_storage for w in self.warehouses):
                 problems.append("demand.cold_chain_share: is > 0 but no warehouse has cold_storage: true")

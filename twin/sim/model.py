@@ -23,6 +23,7 @@ from agents import (
     WeatherAgent,
 )
 from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_policy, make_routing_policy
+from twin.scenario.risks import realise_risks
 from twin.scenario.schema import Scenario
 from twin.scenario.size import estimate_run
 from twin.sim.engine import ENGINES, Decision, Host, engine_names, engine_spec, make_engine
@@ -94,12 +95,15 @@ class FulfillmentModel(mesa.Model):
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         super().__init__(rng=np.random.default_rng(int(seed)))
-        self.scenario = scenario
         self.seed = int(seed)
+        self.streams = RunStreams(self.seed)
+        # the scenario's risk events, drawn from the run's risk stream, become scripted disruptions
+        # (``self.risk_events``: what fired, when); without risks the scenario is played as it is
+        scenario, self.risk_events = realise_risks(scenario, self.streams.risk)
+        self.scenario = scenario
         self.net = network_for(scenario, network)
         self.state = State.initial(self.net)
         self.env = simpy.Environment()
-        self.streams = RunStreams(self.seed)
         self.routing = (routing.bind(self.net, self.streams.routing) if routing is not None
                         else make_routing_policy(scenario.policy.routing, self.net, self.streams.routing))
         self.reallocation = reallocation or make_reallocation_policy(scenario.policy.reallocation)
