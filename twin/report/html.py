@@ -29,6 +29,7 @@ from twin.report.summary import (
 )
 from twin.results.compare import NON_KPI_KEYS, load_kpis
 from twin.results.kpis import KPIS, MIN_REGION_ORDERS
+from twin.scenario.risks import realised_doc
 
 __all__ = [
     "KPI_INFO",
@@ -534,6 +535,8 @@ def _write_report(d: Path, result: Any, bar: Any) -> Path:
     rec_kpis: Mapping[str, Any] = kpis
     if scope is not None and isinstance(kpis["replications"][0], Mapping):
         rec_kpis = kpis["replications"][0]
+    # the risk events these records' run drew are its disruptions too: shaded like scripted ones
+    scenario = realised_doc(scenario, rec_kpis.get("risk_events"))
 
     # the records, once, as counts: the tables and plots below never touch the 10M rows again
     names = list(plots.warehouse_table(scenario)["name"])
