@@ -279,7 +279,8 @@ cdef class Kernel:
     cdef double[::1] pick_h
     cdef double dyn_a, dyn_b
     cdef double[:, ::1] shares
-    cdef double prom_late, prom_co2, lines_mean
+    cdef double prom_co2, lines_mean
+    cdef double[::1] prom_late_k, prom_offset  # promise mode: late penalty per service level, score offset per warehouse
     cdef int route_car  # promise mode: the carrier _route chose for the whole order
     cdef int64_t[:, ::1] dock_waiting
     cdef double[::1] clock, dep_first_v
@@ -310,7 +311,7 @@ cdef class Kernel:
     cdef long* k_busy
     cdef Fifo* pick_q
     cdef Heap* pick_pq  # per warehouse: the pick queue when its priority is not FIFO
-    cdef int32_t[::1] pick_prio
+    cdef int64_t[::1] pick_prio  # the State's pick_priority: read at each queueing (policies may change it)
     cdef double[::1] sl_rank
     cdef Fifo* pack_q
     cdef Vec* docks
@@ -429,7 +430,8 @@ cdef class Kernel:
         self.pick_h = t.pick_h
         self.dyn_a, self.dyn_b = t.dyn_a, t.dyn_b
         self.shares = t.shares
-        self.prom_late, self.prom_co2, self.lines_mean = t.late_penalty, t.co2_price, t.lines_mean
+        self.prom_co2, self.lines_mean = t.co2_price, t.lines_mean
+        self.prom_late_k, self.prom_offset = t.late_penalty_by_service, t.warehouse_offset
         self.route_car = -1
         self.dock_waiting = state.dock_waiting
         self.clock = state.clock
@@ -447,7 +449,7 @@ cdef class Kernel:
         self.cold_prob, self.cold_alias, self.cold_sku = t.cold_prob, t.cold_alias, t.cold_sku
         self.n_amb, self.n_cold = self.amb_sku.shape[0], self.cold_sku.shape[0]
         self.sl_cum, self.sl_promise = t.sl_cum, t.sl_promise
-        self.pick_prio, self.sl_rank = t.pick_prio, t.sl_rank
+        self.pick_prio, self.sl_rank = state.pick_priority, t.sl_rank
         self.K = self.sl_cum.shape[0]
         if self.K > 127:
             raise ValueError(f"kernel: at most 127 service levels, got {self.K}")
@@ -947,7 +949,8 @@ cdef class Kernel:
                     else:
                         p_late = 1.0 if mean > slack else 0.0
                 lane = (car * self.W + w) * self.R + r
-                s = self._cost(car, w, r, <int64_t>lines, c) + self.prom_co2 * self.lane_co2[lane] + self.prom_late * p_late
+                s = (self._cost(car, w, r, <int64_t>lines, c) + self.prom_co2 * self.lane_co2[lane]
+                     + self.prom_late_k[k] * p_late + self.prom_offset[w])
                 if s < best_s:
                     best_s = s
                     best = w

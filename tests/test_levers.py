@@ -195,3 +195,36 @@ def test_carrier_by_service_level_names_a_known_level() -> None:
         twin.load_scenario(_two_carriers(), {"policy.routing.carriers": {"rush": "fastest"}})
     with pytest.raises(twin.ScenarioError, match=r"policy.routing.carriers.express"):
         twin.load_scenario(_two_carriers(), {"policy.routing.carriers": {"express": "teleport"}})
+
+
+# ------------------------------------------------------------------ knobs a policy turns at run time
+@pytest.mark.parametrize("engine", ENGINES)
+def test_promise_aware_knobs_and_pick_priority_change_at_run_time(engine: str) -> None:
+    from twin.policies import PromiseAware
+    from twin.scenario.loader import scale_scenario
+
+    sc = scale_scenario(twin.load_scenario("singles_day", {"horizon_h": 8, "drain_h": 30}), 0.05)
+    pol = PromiseAware()
+    m = FulfillmentModel(sc, seed=3, engine=engine, routing=pol)
+    for _ in range(4):
+        m.step()
+    # from t = 4 h: langfang costs 1,000 CNY more per order, express lateness 20x dearer, and
+    # every warehouse picks express first
+    lf = m.net.warehouses.index("langfang")
+    pol.warehouse_offset[lf] = 1000.0
+    pol.late_penalty_by_service[:] = [1000.0, 50.0]
+    m.state.pick_priority[:] = 1
+    m.run()
+    rec = m.engine.finish(m.end_time)
+    late_routed = rec["routed_at"] >= 4.0
+    before = (rec["warehouse"] == lf) & ~late_routed & (rec["shipment_id"] >= 0)
+    after = (rec["warehouse"] == lf) & late_routed
+    assert before.sum() > 50 and after.sum() == 0
+    express = rec["service_level"] == list(sc.demand.service_levels).index("express")
+    sf = [c.name for c in sc.carriers].index("sf_express")
+    share_sf = [float(np.mean(rec["carrier"][express & ok] == sf)) for ok in (~late_routed, late_routed)]
+    assert share_sf[1] > share_sf[0] + 0.2
+    # express first from 4 h on: express shipments wait less for a picker than standard ones
+    wait = rec["pick_start"] - rec["routed_at"]
+    standard = (rec["service_level"] != list(sc.demand.service_levels).index("express")) & (rec["shipment_id"] >= 0)
+    assert np.nanmean(wait[express & late_routed]) < 0.5 * np.nanmean(wait[standard & late_routed])

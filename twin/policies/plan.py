@@ -44,6 +44,9 @@ class RoutingPlan:
         service_carrier: ``[2, K, W, R]`` carrier per (cold, service level, warehouse, region),
             or None: every service level takes ``lane_carrier``.
         late_penalty: CNY per late order (``promise``).
+        late_penalty_by_service: ``[K]`` CNY per late order of each service level (``promise``;
+            engines read the array itself, so changing it in place changes the routing).
+        warehouse_offset: ``[W]`` CNY added to each warehouse's score (``promise``; likewise).
         co2_price: CNY per kg of CO2 (``promise``).
     """
 
@@ -57,6 +60,8 @@ class RoutingPlan:
     late_penalty: float = 0.0
     co2_price: float = 0.0
     service_carrier: np.ndarray | None = None
+    late_penalty_by_service: np.ndarray | None = None
+    warehouse_offset: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in PLAN_MODES:

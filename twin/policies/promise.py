@@ -102,13 +102,20 @@ class PromiseAware(RoutingPolicy):
         # per (cold, w, r): the carriers with a lane, in index order
         self._lanes = [[[np.flatnonzero(net.serves[:, w, r] & (reefer if cold else True)).tolist()
                          for r in range(net.n_regions)] for w in range(net.n_warehouses)] for cold in (0, 1)]
+        #: ``[K]`` CNY per late order of each service level, and ``[W]`` CNY added to each
+        #: warehouse's score: the policy's knobs. Engines read these arrays themselves, so writing
+        #: them in place (an RL env each epoch) changes the routing from then on.
+        self.late_penalty_by_service = np.full(len(self._promise), self.late_penalty)
+        self.warehouse_offset = np.zeros(net.n_warehouses)
         return self
 
     def plan(self) -> RoutingPlan:
         self._require_bound()
         return RoutingPlan("promise", self.lane_carrier, bool(self.allow_split), self.static_score,
                            service_carrier=self.service_carrier,
-                           late_penalty=self.late_penalty, co2_price=self.co2_price)
+                           late_penalty=self.late_penalty, co2_price=self.co2_price,
+                           late_penalty_by_service=self.late_penalty_by_service,
+                           warehouse_offset=self.warehouse_offset)
 
     def score(self, w: int, c: int, region: int, cold: bool, service: int, lines: int, state: State) -> float:
         """The expected objective of sending the order by carrier ``c`` from warehouse ``w`` now."""
@@ -125,7 +132,8 @@ class PromiseAware(RoutingPolicy):
             mean = float(net.transit_mean_h[c, w, region]) * float(state.region_transit_mult[region])
             p_late = late_probability(t + self._promise[service] - dep, mean, *self._tr[c])
         return (float(self._parcel[int(cold), c, w, region]) + float(self._handling[w]) * lines
-                + self.co2_price * float(net.lane_co2_kg[c, w, region]) + self.late_penalty * p_late)
+                + self.co2_price * float(net.lane_co2_kg[c, w, region])
+                + float(self.late_penalty_by_service[service]) * p_late + float(self.warehouse_offset[w]))
 
     def best(self, region: int, cold: bool, service: int, lines: int, state: State,
              sku: list[int], qty: list[int]) -> tuple[int, int] | None:

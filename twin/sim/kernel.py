@@ -22,7 +22,7 @@ from twin.policies.plan import RoutingPlan, preference_lists
 from twin.sim.engine import Host
 from twin.sim.records import Counters
 from twin.scenario.distributions import dist_spec
-from twin.scenario.schema import PICK_PRIORITIES, service_rank
+from twin.scenario.schema import service_rank
 
 __all__ = ["KernelEngine", "KernelTables", "kernel_tables"]
 
@@ -51,7 +51,8 @@ class KernelTables:
     dyn_a: float  # queue term weight
     dyn_b: float  # queue term scale
     shares: np.ndarray  # [R, W] float64 (shares mode; zeros otherwise)
-    late_penalty: float  # promise mode: CNY per late order
+    late_penalty_by_service: np.ndarray  # [K] promise mode: CNY per late order (the plan's array: shared)
+    warehouse_offset: np.ndarray  # [W] promise mode: CNY added to each warehouse's score (shared)
     co2_price: float  # promise mode: CNY per kg CO2
     lines_mean: float  # lines per order (promise mode's queue term)
     policy: RoutingPolicy  # called on batches in batch mode
@@ -71,7 +72,6 @@ class KernelTables:
     sl_cum: np.ndarray
     sl_promise: np.ndarray
     sl_rank: np.ndarray  # [K] float64: service levels ranked by promise (express_first)
-    pick_prio: np.ndarray  # [W] int32: twin.scenario.schema.PICK_PRIORITIES index
     backorder: bool
     retry_h: float
     max_h: float
@@ -154,7 +154,10 @@ def kernel_tables(host: Host, plan: RoutingPlan, routing_interval_h: float) -> K
         dyn_a=float(plan.queue_weight) if plan.mode == "queue" else 1.0,
         dyn_b=float(plan.queue_scale) if plan.mode == "queue" else 1.0,
         shares=_f64(plan.shares) if plan.mode == "shares" else np.zeros((R, W)),
-        late_penalty=float(plan.late_penalty), co2_price=float(plan.co2_price), lines_mean=float(d.lines_per_order),
+        late_penalty_by_service=_f64(plan.late_penalty_by_service if plan.late_penalty_by_service is not None
+                                     else np.zeros(len(d.service_levels))),
+        warehouse_offset=_f64(plan.warehouse_offset if plan.warehouse_offset is not None else np.zeros(W)),
+        co2_price=float(plan.co2_price), lines_mean=float(d.lines_per_order),
         policy=pol, policy_label=f"{pol.name!r} ({type(pol).__name__})", batch_cls=OrderBatch,
         wh_names=tuple(net.warehouses), route_interval=float(routing_interval_h),
         cold_share=float(d.cold_chain_share), lam_lines=float(d.lines_per_order - 1.0),
@@ -162,7 +165,6 @@ def kernel_tables(host: Host, plan: RoutingPlan, routing_interval_h: float) -> K
         cold_prob=cold_prob, cold_alias=cold_alias, cold_sku=_i64(cold),
         sl_cum=_f64(np.cumsum([v.share for v in sl])), sl_promise=_f64([v.promise_h for v in sl]),
         sl_rank=_f64(service_rank(sc)),
-        pick_prio=_i32([PICK_PRIORITIES.index(w.pick.priority) for w in sc.warehouses]),
         backorder=d.unfulfillable == "backorder", retry_h=float(d.backorder_retry_h), max_h=float(d.backorder_max_h),
         pick_kind=pick[0], pick_sigma=pick[1], pick_mu=pick[2], pick_mean=pick_h,
         pack_kind=pack[0], pack_sigma=pack[1], pack_mu=pack[2], pack_mean=_f64([w.pack.time_h for w in sc.warehouses]),
@@ -288,7 +290,7 @@ def _check_state(st) -> None:  # noqa: ANN001
     want = {"inventory": np.int64, "wh_open": np.bool_, "cold_ok": np.bool_, "region_open": np.bool_,
             "pick_servers": np.int64, "backlog": np.int64, "region_transit_mult": np.float64,
             "carrier_capacity_mult": np.float64, "agv_up": np.int64, "agv_disabled_frac": np.float64,
-            "dock_waiting": np.int64, "clock": np.float64}
+            "dock_waiting": np.int64, "clock": np.float64, "pick_priority": np.int64}
     for name, dt in want.items():
         a = getattr(st, name)
         if not isinstance(a, np.ndarray) or a.dtype != dt or not a.flags.c_contiguous or not a.flags.writeable:

@@ -51,15 +51,14 @@ class Later(Timeout):
 
 
 class Station:
-    """A queue with a number of servers that may change over time (non-preemptive): FIFO, or
-    with ``priority`` by the key each request gives (lowest first, FIFO on ties).
+    """A queue with a number of servers that may change over time (non-preemptive): FIFO
+    requests, and requests with a key (lowest first, FIFO on ties) served after them.
 
     Keeps the time integrals of busy servers and of servers available, for utilisation.
     """
 
-    def __init__(self, env: simpy.Environment, capacity, priority: bool = False) -> None:  # noqa: ANN001
+    def __init__(self, env: simpy.Environment, capacity) -> None:  # noqa: ANN001 - int or callable
         self.env = env
-        self.priority = priority
         self._heap: list = []
         self._seq = 0
         self._capacity_fn = capacity if callable(capacity) else (lambda: capacity)
@@ -86,13 +85,13 @@ class Station:
             return True
         return False
 
-    def request(self, key: float = 0.0) -> simpy.Event:
-        """An event that fires when this request gets a server (FIFO, or by ``key`` with
-        ``priority``)."""
+    def request(self, key: float | None = None) -> simpy.Event:
+        """An event that fires when this request gets a server: FIFO when ``key`` is None, else
+        by ``key`` (lowest first, FIFO on ties), after every FIFO request waiting."""
         ev = self.env.event()
         if self.acquire():
             ev.succeed()
-        elif self.priority:
+        elif key is not None:
             heapq.heappush(self._heap, (key, self._seq, ev))
             self._seq += 1
         else:
@@ -165,13 +164,12 @@ class SimPyEngine:
         self._sl_cum = list(np.cumsum([v.share for _, v in sl]))
         self._sl_promise = [v.promise_h for _, v in sl]
         # stations
-        self.pick = [Station(env, self._pick_capacity(w), priority=wh.pick.priority != "fifo")
-                     for w, wh in enumerate(sc.warehouses)]
-        # the pick queue's key per shipment: the service level's rank (express_first) or the
-        # promised delivery time (earliest_promise); FIFO among equal keys
+        self.pick = [Station(env, self._pick_capacity(w)) for w in range(net.n_warehouses)]
+        # the pick queue's key per shipment, by the warehouse's priority now (State.pick_priority,
+        # a PICK_PRIORITIES index): none (fifo), the service level's rank (express_first) or
+        # the promised delivery time (earliest_promise); FIFO among equal keys
         rank = service_rank(sc)
-        self._pick_key = [(lambda s, rank=rank: rank[s.order.service]) if wh.pick.priority == "express_first"
-                          else (lambda s: s.order.promised_at) for wh in sc.warehouses]
+        self._pick_key = (lambda s: None, lambda s: rank[s.order.service], lambda s: s.order.promised_at)
         self.pack = [Station(env, wh.pack.stations) if wh.pack.time_h > 0 else None for wh in sc.warehouses]
         pick, pack, transit = Draws(host.streams.pick), Draws(host.streams.pack), Draws(host.streams.transit)
         self._pick_time = [pick.sampler(wh.pick.pick_time, 1.0 / wh.pick.lines_per_agv_h, wh.pick.pick_time_cv)
@@ -365,7 +363,7 @@ class SimPyEngine:
         env, w = self.env, s.warehouse
         station = self.pick[w]
         if not station.acquire():
-            yield station.request(self._pick_key[w](s) if station.priority else 0.0)
+            yield station.request(self._pick_key[int(self.m.state.pick_priority[w])](s))
         s.pick_start = env.now
         s.status = Status.picking
         yield Later(env, self._pick_time[w](s.lines))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.scenario.schema import PICK_PRIORITIES
 from twin.world.network import Network
 
 __all__ = ["State"]
@@ -35,6 +36,7 @@ class State:
     agv_up: np.ndarray  # [W] int: robots not broken down (AGV fleets' schedules)
     dock_waiting: np.ndarray  # [C, W] int: parcels packed, waiting for carrier c's departure at w (engine-written)
     clock: np.ndarray  # [1] float: the time (h) of the routing decision being made (engine-written)
+    pick_priority: np.ndarray  # [W] int: each pick queue's order now, a twin.scenario.schema.PICK_PRIORITIES index
 
     @classmethod
     def initial(cls, net: Network) -> State:
@@ -56,4 +58,6 @@ class State:
             agv_up=np.array([w.pick.agvs for w in net.scenario.warehouses], dtype=np.int64),
             dock_waiting=np.zeros((C, W), dtype=np.int64),
             clock=np.zeros(1),
+            pick_priority=np.array([PICK_PRIORITIES.index(w.pick.priority) for w in net.scenario.warehouses],
+                                   dtype=np.int64),
         )
