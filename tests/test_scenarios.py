@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -37,7 +38,7 @@ def test_builtin_loads_and_describes_itself(name: str) -> None:
     assert keys[:2] == ["name", "description"]
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in ("erlang_c", "national_peak")])
+@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in ("erlang_c", "national_peak", "singles_day_national")])
 def test_network_scenarios_use_real_geography(name: str) -> None:
     sc = load_scenario(name)
     assert 6 <= len(sc.warehouses) <= 8
@@ -261,6 +262,31 @@ def test_national_peak_is_a_national_ten_million_order_day() -> None:
     assert d.base_rate_per_h * sc.horizon_h == pytest.approx(10e6, rel=0.05)  # the diurnal cycle averages to 1
     jd = next(c for c in sc.carriers if c.name == "jd_cold")
     assert set(jd.warehouses) == {w.name for w in sc.warehouses if w.cold_storage}
+
+
+def test_singles_day_national_is_singles_day_on_national_peaks_network() -> None:
+    sd, peak, sc = load_scenario("singles_day"), load_scenario("national_peak"), load_scenario("singles_day_national")
+    # national_peak's 37 sites, where they are, with its cold sites; JD Cold serves exactly those
+    assert [(w.name, w.lat, w.lon, w.cold_storage) for w in sc.warehouses] == \
+        [(w.name, w.lat, w.lon, w.cold_storage) for w in peak.warehouses]
+    jd = next(c for c in sc.carriers if c.name == "jd_cold")
+    assert set(jd.warehouses) == {w.name for w in sc.warehouses if w.cold_storage}
+    # singles_day's clock, demand shape and mix, replenishment and weather, at a larger base rate
+    assert (sc.horizon_h, sc.drain_h, sc.start) == (sd.horizon_h, sd.drain_h, sd.start)
+    assert sc.demand.profile == sd.demand.profile
+    assert sc.demand.model_dump(exclude={"base_rate_per_h"}) == sd.demand.model_dump(exclude={"base_rate_per_h"})
+    assert sc.replenishment == sd.replenishment and sc.weather == sd.weather and sc.disruptions == []
+    # ~1.9M orders: the profile's integral (with the diurnal cycle) times the base rate
+    t = np.linspace(0, sc.horizon_h, 48 * 600 + 1)
+    rate = sc.demand.base_rate_per_h * np.interp(t, *zip(*sc.demand.profile)) * (
+        1 + sc.demand.diurnal_amplitude * np.sin(2 * np.pi * (t - 6) / 24))
+    assert np.trapezoid(rate, t) == pytest.approx(1.93e6, rel=0.01)
+    # peak-season carriers: SF hourly, every price singles_day's surcharge above national_peak's
+    sf = next(c for c in sc.carriers if c.name == "sf_express")
+    assert sf.departure_interval_h == 1
+    for c in sc.carriers:
+        base = next(b for b in peak.carriers if b.name == c.name)
+        assert c.cost.per_parcel == pytest.approx(base.cost.per_parcel + 0.5)
 
 
 
