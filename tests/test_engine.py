@@ -70,8 +70,8 @@ def test_littles_law_on_singles_day(engine: str) -> None:
 @pytest.mark.parametrize("name", [n for n in builtin_names() if n != "erlang_c"])
 def test_conservation_on_every_builtin(name: str, engine: str) -> None:
     # a short horizon and drain leave orders in every state at the end (national_peak's 10M
-    # orders a day scaled further, to ~5k orders)
-    sc = small(name, 0.0005 if name == "national_peak" else 0.05, drain_h=6)
+    # orders a day and singles_day_national's 1.9M scaled further, to ~5k orders)
+    sc = small(name, {"national_peak": 0.0005, "singles_day_national": 0.003}.get(name, 0.05), drain_h=6)
     r = twin.simulate(sc, seed=1, engine=engine)
     k, o, ts = r.kpis, r.orders, r.timeseries
     assert k["orders_created"] == k["orders_delivered"] + k["orders_in_flight"] + k["orders_lost"]
@@ -252,7 +252,7 @@ _CASES = [(n, None) for n in _BUILTINS] + [("baseline", "weighted"), ("baseline"
 def _agreement_scenario(name: str, policy: str | None = None) -> twin.Scenario:
     if name == "erlang_c":  # keep the M/M/8 queue: a shorter run instead of a smaller network
         return twin.load_scenario(name, {"horizon_h": 50, "drain_h": 10})
-    sc = small(name, 0.0003 if name == "national_peak" else 0.02)
+    sc = small(name, {"national_peak": 0.0003, "singles_day_national": 0.002}.get(name, 0.02))
     if policy == "levers":
         over = {"policy.routing.name": "promise_aware", "policy.routing.spill": True}
         over.update({f"warehouses.{w.name}.pick.priority": "express_first" for w in sc.warehouses})
