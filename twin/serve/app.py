@@ -1,0 +1,240 @@
+"""``twin serve``: the routing service an OMS calls (FastAPI; its OpenAPI schema at
+``/openapi.json``).
+
+- ``POST /v1/route``: one order (``{"order": {...}}``) or a batch (``{"orders": [...]}``) ->
+  ``{"decisions": [...]}`` (:mod:`twin.serve.schema`); the service's time per request is in
+  the ``Server-Timing`` header (``route;dur=<ms>``), so that a decision's body depends on the
+  request and the policy only. Bad input is a 422 naming the field, never a 5xx.
+- ``GET /v2/health/live``, ``GET /v2/health/ready`` (KServe v2: ready after warm-up),
+  ``GET /v2/models/{name}/ready``.
+- ``GET /metrics``: Prometheus, base units: ``twin_route_decisions_total{strategy,outcome}``,
+  ``twin_route_latency_seconds`` (histogram), ``twin_fallback_total{reason}``,
+  ``twin_policy_info{role,name,version,sha256}``, ``twin_shadow_decisions_total{agree}``.
+- Shadow mode (``--shadow DIR``): the champion answers; the challenger decides the same orders
+  after the response is sent, and its decisions go to the audit log as shadow events.
+- Audit: every decision is a CloudEvent line in the audit log (:mod:`twin.serve.audit`),
+  written before the response; the decisions counter is incremented under the same lock, so
+  the two agree exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from twin.serve.audit import AuditLog, decision_event
+from twin.serve.router import Faults, RequestError, Router
+from twin.serve.schema import RouteRequest, RouteResponse
+
+__all__ = ["Service", "create_app", "serve"]
+
+LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Service:
+    """The champion (and optional challenger) routers, the audit log and the metrics."""
+
+    def __init__(self, package: str | Path, audit: str | Path = "audit.jsonl", shadow: str | Path | None = None,
+                 timeout_ms: float = 50.0, warmup: int = 20) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.timeout_s = float(timeout_ms) / 1000.0
+        self.faults = Faults()
+        self.router = Router(package, self.timeout_s, faults=self.faults)
+        self.shadow = Router(shadow, self.timeout_s) if shadow is not None else None
+        if self.shadow is not None and self.shadow.net.warehouses != self.router.net.warehouses:
+            raise ValueError("--shadow: the challenger routes on another network than the champion")
+        self.audit = AuditLog(audit)
+        self.source = f"/twin/serve/{self.router.package.name}"
+        self.registry = r = CollectorRegistry()
+        self.decisions = Counter("twin_route_decisions", "routing decisions answered", ["strategy", "outcome"],
+                                 registry=r)
+        self.latency = Histogram("twin_route_latency_seconds", "time to answer a route request",
+                                 buckets=LATENCY_BUCKETS_S, registry=r)
+        self.fallbacks = Counter("twin_fallback", "decisions answered by the fallback heuristic", ["reason"],
+                                 registry=r)
+        self.policy_info = Gauge("twin_policy_info", "the policies being served", ["role", "name", "version", "sha256"],
+                                 registry=r)
+        self.shadow_decisions = Counter("twin_shadow_decisions", "challenger decisions scored in shadow mode",
+                                        ["agree"], registry=r)
+        self._set_info()
+        self.lock = threading.Lock()
+        self.n_decisions = 0
+        self.ready = False
+        self.warmup = int(warmup)
+
+    def _set_info(self) -> None:
+        self.policy_info.clear()
+        for role, rt in (("champion", self.router), ("shadow", self.shadow)):
+            if rt is not None:
+                ref = rt.policy_ref
+                self.policy_info.labels(role, ref["name"], ref["version"], ref["sha256"]).set(1)
+
+    # ------------------------------------------------------------------ lifecycle
+    def warm_up(self) -> None:
+        """Decide a synthetic order ``warmup`` times (first onnxruntime calls are slow), unaudited."""
+        for rt in (self.router, self.shadow):
+            self._warm(rt)
+        self.ready = True
+
+    def _warm(self, rt: Router | None) -> None:
+        from twin.serve.schema import Order
+
+        if rt is None:
+            return
+        net = rt.net
+        o = Order.model_validate({
+            "order_id": "warm-up", "destination": {"region": net.regions[0]},
+            "lines": [{"sku": "sku-0", "qty": 1}], "service_level": next(iter(rt.levels)),
+            "candidates": [{"warehouse_id": w, "available": {"sku-0": 10}, "remaining_capacity_orders": 10}
+                           for w in net.warehouses]})
+        for _ in range(self.warmup):
+            rt.decide([o])
+
+    def swap(self, package: str | Path) -> None:
+        """Serve another package from the next request on (the reference swap is atomic; a
+        request in flight finishes on the router it started with)."""
+        new = Router(package, self.timeout_s, faults=self.faults)
+        if new.net.warehouses != self.router.net.warehouses:
+            raise ValueError("swap: the new package routes on another network")
+        self._warm(new)
+        self.router = new
+        self.source = f"/twin/serve/{new.package.name}"
+        self._set_info()
+
+    def close(self) -> None:
+        self.audit.close()
+
+    # ------------------------------------------------------------------ deciding
+    def route(self, req: RouteRequest) -> tuple[list[dict], float]:
+        """Decide, audit, count; returns the decisions (with their ``_audit`` part) and seconds."""
+        t0 = time.perf_counter()
+        orders = req.all_orders()
+        decisions = self.router.decide(orders, batch=req.orders is not None)
+        took = time.perf_counter() - t0
+        self.record(decisions, took)
+        self.latency.observe(time.perf_counter() - t0)
+        return decisions, took
+
+    def record(self, decisions: list[dict], took: float) -> None:
+        """Audit the decisions and count them, under one lock (the log and the counter agree)."""
+        events = [decision_event(d, took, self.source) for d in decisions]
+        with self.lock:
+            self.audit.write(events)
+            for d in decisions:
+                self.decisions.labels(d["_audit"]["strategy"], "fallback" if d["fallback"] else d["reason"]).inc()
+                if d["fallback"]:
+                    self.fallbacks.labels(d["fallback_reason"]).inc()
+            self.n_decisions += len(decisions)
+
+    def score_shadow(self, req: RouteRequest, champion: list[dict]) -> None:
+        """The challenger's decisions of the same orders, audited as shadow events (off the
+        response path: FastAPI runs this after the response is sent)."""
+        if self.shadow is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            mine = self.shadow.decide(req.all_orders(), batch=req.orders is not None)
+        except Exception:  # the challenger never hurts the champion
+            return
+        took = time.perf_counter() - t0
+        with self.lock:
+            self.audit.write([decision_event(d, took, self.source + "/shadow", shadow=True) for d in mine])
+            for a, b in zip(champion, mine):
+                self.shadow_decisions.labels(str(a["warehouse_id"] == b["warehouse_id"]).lower()).inc()
+
+
+def public(decisions: list[dict]) -> bytes:
+    """The response body: the decisions without their audit part."""
+    return json.dumps({"decisions": [{k: v for k, v in d.items() if k != "_audit"} for d in decisions]},
+                      separators=(",", ":")).encode()
+
+
+def create_app(service: Service) -> Any:
+    """The FastAPI app of ``service``."""
+    from contextlib import asynccontextmanager
+
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        service.warm_up()
+        yield
+
+    app = FastAPI(title="Fulfillment Twin routing service", version="1",
+                  description="Order routing decisions for an OMS from a gated, exported policy package.",
+                  lifespan=lifespan)
+    app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(RequestError)
+    async def _unknown(request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}]},
+                            status_code=422)
+
+    @app.post("/v1/route", response_model=RouteResponse, responses={422: {"description": "a field is invalid"}},
+              summary="Route one order or a batch")
+    async def route(req: RouteRequest, background: BackgroundTasks) -> Response:
+        decisions, took = service.route(req)
+        if service.shadow is not None:
+            background.add_task(service.score_shadow, req, decisions)
+        return Response(public(decisions), media_type="application/json",
+                        headers={"Server-Timing": f"route;dur={took * 1000:.3f}"}, background=background)
+
+    @app.get("/v2/health/live", summary="KServe v2 liveness")
+    async def live() -> dict:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="KServe v2 readiness (after warm-up)",
+             responses={503: {"description": "warming up"}})
+    async def ready() -> JSONResponse:
+        return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 503)
+
+    @app.get("/v2/models/{name}/ready", summary="KServe v2 model readiness",
+             responses={404: {"description": "no such model"}, 503: {"description": "warming up"}})
+    async def model_ready(name: str) -> JSONResponse:
+        ref = service.router.policy_ref
+        if name != ref["name"]:
+            return JSONResponse({"error": f"model {name!r} is not served; serving {ref['name']!r}"}, status_code=404)
+        return JSONResponse({"name": name, "version": ref["version"], "ready": service.ready},
+                            status_code=200 if service.ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics (base units)")
+    async def metrics() -> Response:
+        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(package: str | Path, host: str = "127.0.0.1", port: int = 8080, shadow: str | Path | None = None,
+          audit: str | Path = "audit.jsonl", timeout_ms: float = 50.0, kafka: str | None = None,
+          orders_topic: str = "orders.created", decisions_topic: str = "routing.decisions") -> int:
+    """Run the service until interrupted (``twin serve``); with ``kafka``, the bus loop too."""
+    import uvicorn
+
+    service = Service(package, audit, shadow, timeout_ms)
+    bus = None
+    if kafka:
+        from twin.serve.bus import BusRouter
+
+        bus = BusRouter(service, kafka, orders_topic, decisions_topic)
+        bus.start()
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if bus is not None:
+            bus.stop()
+        service.close()
+    return 0

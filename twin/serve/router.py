@@ -1,0 +1,423 @@
+"""Deciding live orders: the feasibility layer, the package's policy, the heuristic fallback
+with its circuit breaker, and the estimates an OMS sees.
+
+For each order the :class:`Router` resolves names against the package's network (an unknown
+region, service level or warehouse is a :class:`RequestError` naming the field), then:
+
+1. **feasibility** (hard, outside the policy): a candidate may take the whole order if it is
+   listed, open, has remaining capacity, has a lane of the base heuristic's carrier to the
+   destination, working cold storage for a cold line (and the network says it has some), and
+   the units of every line;
+2. **scores**: the request's ``strategy`` (cost, speed, carbon, weighted), else the package's
+   heuristic, else the learned policy (its masked logits; one onnxruntime call per batch), whose
+   observation is :func:`twin.policies.features.order_features`, the env's code;
+3. **fallback** to the package's fallback heuristic, with ``fallback_reason``: ``model_error``,
+   ``timeout`` (the model's call took longer than the budget: onnxruntime is synchronous, so
+   the budget is checked when it returns), ``outside_range`` (an SKU the network does not know,
+   a weather multiplier or a backlog beyond what training saw), ``dependency_down`` (the live
+   carrier-rate source failed: estimates come from the network's table), ``breaker_open``;
+4. **choice**: the best-scored feasible candidate; none: the lines are split (most lines
+   covered first, at most ``max_splits`` extra shipments) or the order is unfillable.
+
+:class:`Faults` injects failures (tests, drills); :class:`Breaker` opens after consecutive
+model failures and closes again after a successful trial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from twin.errors import TwinError
+from twin.policies.base import assign_order
+from twin.policies.features import OrderLanes, order_features
+from twin.policies.heuristics import ROUTING_POLICIES
+from twin.policies.promise import late_probability
+from twin.policies.runtime import OnnxActor, Package, load_package
+from twin.scenario.distributions import dist_spec
+from twin.serve.schema import Order
+from twin.world.network import Network, build_network
+
+__all__ = ["Router", "RequestError", "Faults", "Breaker", "Prepared", "sku_index"]
+
+
+class RequestError(TwinError, ValueError):
+    """A request that names something the network does not have: ``loc`` is the field's path."""
+
+    def __init__(self, loc: tuple[Any, ...], msg: str) -> None:
+        self.loc = loc
+        self.msg = msg
+        super().__init__(f"{'.'.join(map(str, loc))}: {msg}")
+
+
+@dataclass
+class Faults:
+    """Injected failures: ``model_error`` (the model raises), ``model_delay_s`` (the model's
+    call takes this much longer), ``dependency_down`` (the live carrier-rate source fails)."""
+
+    model_error: bool = False
+    model_delay_s: float = 0.0
+    dependency_down: bool = False
+
+
+class Breaker:
+    """A circuit breaker on the model: ``threshold`` consecutive failures open it; after
+    ``reset_s`` one trial call is let through (half-open); its success closes it, its failure
+    opens it again."""
+
+    def __init__(self, threshold: int = 5, reset_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if threshold < 1 or not reset_s > 0:
+            raise ValueError(f"breaker: threshold must be >= 1 and reset_s > 0, got {threshold}, {reset_s}")
+        self.threshold, self.reset_s, self.clock = int(threshold), float(reset_s), clock
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if self.clock() - self.opened_at >= self.reset_s else "open"
+
+    def allow(self) -> bool:
+        with self.lock:
+            return self.state != "open"
+
+    def record(self, ok: bool) -> None:
+        with self.lock:
+            if ok:
+                self.failures, self.opened_at = 0, None
+                return
+            self.failures += 1
+            if self.failures >= self.threshold or self.opened_at is not None:
+                self.opened_at = self.clock()
+
+
+def sku_index(sku: str, n_skus: int) -> int | None:
+    """The network's SKU index of ``sku`` (``sku-17``, ``SKU17`` or ``17``), or None."""
+    s = sku.strip().lower()
+    for p in ("sku-", "sku_", "sku"):
+        if s.startswith(p):
+            s = s[len(p):]
+            break
+    if s.isdigit() and int(s) < n_skus:
+        return int(s)
+    return None
+
+
+@dataclass
+class Prepared:
+    """One order after resolution and the feasibility layer (what the scoring reads)."""
+
+    index: int
+    order: Order
+    region: int
+    cold: bool
+    service: str
+    promise_h: float
+    units: int
+    sku: list[str]
+    qty: np.ndarray
+    listed: np.ndarray  # [W] bool
+    usable: np.ndarray  # [W] bool: may take lines (open, capacity, lane, cold)
+    whole: np.ndarray  # [W] bool: may take the whole order
+    stock: np.ndarray  # [W, lines]
+    why_not: list[str | None]
+    carrier: np.ndarray  # [W] int, -1: no lane
+    est_cost: np.ndarray  # [W] (inf: no lane)
+    est_h: np.ndarray
+    est_co2: np.ndarray
+    p_late: np.ndarray
+    digest: str
+    obs: np.ndarray | None = None
+    outside: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Router:
+    """Decides orders for one package (see the module docstring)."""
+
+    def __init__(self, package: str | Package, timeout_s: float = 0.05, actor_threads: int = 1,
+                 breaker: Breaker | None = None, faults: Faults | None = None) -> None:
+        self.package = package if isinstance(package, Package) else load_package(package)
+        pkg = self.package
+        self.net: Network = build_network(pkg.scenario)
+        pkg.check_network(self.net)
+        self.lanes = OrderLanes.from_network(self.net, pkg.base)
+        self.actor = OnnxActor(pkg.path / "policy.onnx", actor_threads) if pkg.kind == "onnx" else None
+        self.timeout_s = float(timeout_s)
+        self.breaker = breaker or Breaker()
+        self.faults = faults or Faults()
+        sc, net = pkg.scenario, self.net
+        self.wh_index = {w: i for i, w in enumerate(net.warehouses)}
+        self.region_index = {r: i for i, r in enumerate(net.regions)}
+        self.levels = {k: v.promise_h for k, v in sc.demand.service_levels.items()}
+        self.pick_h = np.array([1.0 / w.pick.lines_per_agv_h for w in sc.warehouses])
+        self.pack_h = np.array([w.pack.time_h for w in sc.warehouses])
+        self.half_gap = np.array([c.departure_interval_h / 2 for c in sc.carriers])
+        self.lines_mean = float(sc.demand.lines_per_order)
+        self.transit_dist = [(s.code, s.sigma, s.mu) for s in
+                             (dist_spec(c.transit.distribution, c.transit.cv) for c in sc.carriers)]
+        self.car_lane = np.array(
+            [ROUTING_POLICIES[pkg.base]().bind(net, None).lane_carrier[c] for c in (0, 1)])  # [2, W, R]
+        self.max_weather = max([1.0] + [s.transit_multiplier for s in sc.weather.states])
+        self.horizon_h = float(pkg.manifest["observation"]["horizon_h"]) if pkg.kind == "onnx" else 24.0
+        fb = pkg.manifest["fallback"]
+        self.fallback_name, self.fallback_params = fb["name"], dict(fb["params"])
+        if pkg.kind == "heuristic":
+            self.heuristic_name = pkg.manifest["heuristic"]["name"]
+            self.heuristic_params = dict(pkg.manifest["heuristic"]["params"])
+        self.policy_ref = {"name": pkg.name, "version": pkg.version, "sha256": pkg.sha256}
+
+    # ------------------------------------------------------------------ preparing
+    def prepare(self, i: int, o: Order, loc: tuple[Any, ...]) -> Prepared:
+        net, lanes = self.net, self.lanes
+        r = self.region_index.get(o.destination.region)
+        if r is None:
+            raise RequestError((*loc, "destination", "region"), f"{o.destination.region!r} is not a region of "
+                               f"the network {self.package.manifest['network']['scenario']!r}; allowed: "
+                               f"{', '.join(net.regions)}")
+        if o.service_level not in self.levels:
+            raise RequestError((*loc, "service_level"), f"{o.service_level!r} is not a service level of the network; "
+                               f"allowed: {', '.join(self.levels)}")
+        W = net.n_warehouses
+        cand = [None] * W
+        for j, c in enumerate(o.candidates):
+            w = self.wh_index.get(c.warehouse_id)
+            if w is None:
+                raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{c.warehouse_id!r} is not a warehouse "
+                                   f"of the network; allowed: {', '.join(net.warehouses)}")
+            cand[w] = c
+        cold = any(line.cold_chain for line in o.lines)
+        sku = [line.sku for line in o.lines]
+        qty = np.array([line.qty for line in o.lines], dtype=np.int64)
+        units = int(qty.sum())
+        promise = float(o.promise_h) if o.promise_h is not None else float(self.levels[o.service_level])
+        listed = np.array([c is not None for c in cand])
+        open_ = np.array([c is not None and c.open for c in cand])
+        cap = np.array([c is not None and c.remaining_capacity_orders > 0 for c in cand])
+        cold_ok = np.array([c is not None and c.cold_ok for c in cand]) & net.cold_capable
+        lane = lanes.lane_ok[int(cold), :, r]
+        stock = np.array([[(c.available.get(k, 0) if c is not None else 0) for k in sku] for c in cand],
+                         dtype=np.int64).reshape(W, len(sku))
+        usable = open_ & cap & lane & (cold_ok if cold else True)
+        has_all = (stock >= qty).all(axis=1)
+        whole = usable & has_all
+        why = []
+        for w in range(W):
+            why.append(None if whole[w] else "not a candidate" if not listed[w] else "closed" if not open_[w]
+                       else "at capacity" if not cap[w] else "no lane to the region" if not lane[w]
+                       else "no working cold storage" if cold and not cold_ok[w] else "stock short")
+        # estimates on the base heuristic's carrier
+        car = self.car_lane[int(cold), :, r]
+        has = car >= 0
+        c0 = np.where(has, car, 0)
+        w_idx = np.arange(W)
+        ratio = np.array([c.agvs_up_ratio if c is not None else 0.0 for c in cand])
+        servers = np.maximum(ratio * lanes.agvs, 1.0)
+        backlog = np.array([c.backlog_orders if c is not None else 0 for c in cand], dtype=float)
+        mult = float(o.destination.transit_multiplier)
+        transit = net.transit_mean_h[c0, w_idx, r] * mult
+        ready = backlog * self.pick_h * self.lines_mean / servers + units * self.pick_h + self.pack_h
+        est_h = np.where(has, ready + self.half_gap[c0] + transit, np.inf)
+        est_cost = np.where(has, net.costs.parcel[int(cold), c0, w_idx, r] + net.costs.handling_per_line * units,
+                            np.inf)
+        est_co2 = np.where(has, net.lane_co2_kg[c0, w_idx, r], np.inf)
+        p_late = np.array([late_probability(promise - (ready[w] + self.half_gap[c0[w]]), transit[w],
+                                            *self.transit_dist[c0[w]]) if has[w] else 1.0 for w in range(W)])
+        digest = hashlib.sha256(o.model_dump_json().encode()).hexdigest()
+        p = Prepared(i, o, r, cold, o.service_level, promise, units, sku, qty, listed, usable, whole, stock, why,
+                     car, est_cost, est_h, est_co2, p_late, digest)
+        if self.actor is not None:
+            self._observe(p, cand, ratio, backlog)
+        return p
+
+    def _observe(self, p: Prepared, cand: list[Any], ratio: np.ndarray, backlog: np.ndarray) -> None:
+        lanes = self.lanes
+        idx = [sku_index(k, lanes.initial_stock.shape[1]) for k in p.sku]
+        if any(k is None for k in idx):
+            p.outside = f"SKU {p.sku[idx.index(None)]!r} is not one of the network's (sku-0..sku-" \
+                        f"{lanes.initial_stock.shape[1] - 1})"
+            return
+        mult = float(p.order.destination.transit_multiplier)
+        if mult > self.max_weather:
+            p.outside = f"transit_multiplier {mult:g} is beyond the training weather's {self.max_weather:g}"
+            return
+        init = np.maximum(lanes.initial_stock[:, idx], 1).astype(float)
+        cover = (p.stock / init).min(axis=1)
+        servers = ratio * lanes.agvs
+        wh_open = p.listed & np.array([c is not None and c.open for c in cand])
+        rate = np.where(wh_open, servers, 0.0) * lanes.ship_rate
+        if (rate > 0).any() and (np.where(rate > 0, backlog / np.maximum(rate, 1e-9), 0.0) > 48.0).any():
+            p.outside = "a candidate's backlog is more than 48 hours of its pick capacity (training saw <= 24 h)"
+            return
+        created = p.order.created_at or datetime.now().astimezone()
+        t_h = created.hour + created.minute / 60 + created.second / 3600
+        p.obs = order_features(lanes, t_h, self.horizon_h, p.region, p.cold, float(p.units), p.promise_h,
+                               p.whole, backlog, servers, wh_open, mult, cover)
+
+    # ------------------------------------------------------------------ scoring
+    def heuristic_scores(self, p: Prepared, name: str, params: dict[str, Any]) -> np.ndarray:
+        """``[W]`` scores (lower is better) of the heuristic ``name`` on live input."""
+        if name == "promise_aware":
+            return (p.est_cost + float(params.get("co2_price_cny_per_kg", 1.0)) * p.est_co2
+                    + float(params.get("late_penalty_cny", 50.0)) * p.p_late)
+        if name == "cheapest":
+            return p.est_cost
+        if name == "fastest":
+            return p.est_h
+        if name == "greenest":
+            return p.est_co2
+        if name == "nearest_with_stock":
+            return np.where(np.isfinite(p.est_cost), self.net.distance_km[:, p.region], np.inf)
+        if name == "weighted":
+            return self._weighted(p, params.get("cost", 1.0), params.get("time_h", 1.0), params.get("co2_kg", 1.0))
+        raise ValueError(f"heuristic must be one of {', '.join(ROUTING_POLICIES)}; got {name!r}")
+
+    def _weighted(self, p: Prepared, wc: float, wt: float, we: float) -> np.ndarray:
+        ok = np.isfinite(p.est_cost) & p.listed
+
+        def norm(x: np.ndarray) -> np.ndarray:
+            m = float(x[ok].mean()) if ok.any() else 1.0
+            return x / (m if m > 0 else 1.0)
+
+        return wc * norm(p.est_cost) + wt * norm(p.est_h) + we * norm(p.est_co2)
+
+    def strategy_scores(self, p: Prepared) -> np.ndarray:
+        s = p.order.strategy
+        if s == "cost":
+            return p.est_cost
+        if s == "speed":
+            return p.est_h
+        if s == "carbon":
+            return p.est_co2
+        w = p.order.weights
+        return self._weighted(p, w.cost, w.speed, w.carbon) if w else self._weighted(p, 1.0, 1.0, 1.0)
+
+    def _model(self, obs: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(actions, logits, seconds)`` of one onnxruntime call (faults applied)."""
+        t0 = time.perf_counter()
+        if self.faults.model_error:
+            raise RuntimeError("injected model error")
+        if self.faults.model_delay_s > 0:
+            time.sleep(self.faults.model_delay_s)
+        actions, logits = self.actor.run(obs, masks)
+        return actions, logits, time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ deciding
+    def decide(self, orders: list[Order], loc: tuple[Any, ...] = ("body",), batch: bool = False) -> list[dict]:
+        """The decisions of ``orders`` (dicts in the shape of :class:`twin.serve.schema.Decision`,
+        plus ``_audit``: what the audit event records beyond the response)."""
+        prepared = [self.prepare(i, o, (*loc, "orders", i) if batch else (*loc, "order")) for i, o in
+                    enumerate(orders)]
+        how: list[tuple[str, str | None]] = [("", None)] * len(prepared)
+        scores: list[np.ndarray | None] = [None] * len(prepared)
+        actions: dict[int, int] = {}
+        dep_down = self.faults.dependency_down
+        ask = []
+        for k, p in enumerate(prepared):
+            if p.order.strategy is not None:
+                how[k], scores[k] = ("strategy", None), self.strategy_scores(p)
+            elif self.actor is None:
+                if dep_down:
+                    how[k] = ("fallback", "dependency_down")
+                    scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
+                else:
+                    how[k] = ("heuristic", None)
+                    scores[k] = self.heuristic_scores(p, self.heuristic_name, self.heuristic_params)
+            elif dep_down:
+                how[k] = ("fallback", "dependency_down")
+            elif p.outside is not None:
+                how[k] = ("fallback", "outside_range")
+            elif not p.whole.any():
+                how[k] = ("policy", None)  # nothing to choose: split or unfillable below
+                scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
+            else:
+                ask.append(k)
+        if ask:
+            if not self.breaker.allow():
+                for k in ask:
+                    how[k] = ("fallback", "breaker_open")
+            else:
+                reason = None
+                try:
+                    acts, logits, took = self._model(np.stack([prepared[k].obs for k in ask]),
+                                                     np.stack([prepared[k].whole for k in ask]))
+                    if took > self.timeout_s:
+                        reason = "timeout"
+                except Exception:  # any failure of the model answers with the fallback
+                    reason = "model_error"
+                self.breaker.record(reason is None)
+                for j, k in enumerate(ask):
+                    if reason is None:
+                        how[k] = ("policy", None)
+                        scores[k] = np.where(prepared[k].whole, -logits[j].astype(float), np.inf)
+                        actions[k] = int(acts[j])
+                    else:
+                        how[k] = ("fallback", reason)
+        out = []
+        for k, p in enumerate(prepared):
+            kind, fb_reason = how[k]
+            if kind == "fallback":
+                scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
+            out.append(self._finish(p, scores[k], kind, fb_reason, actions.get(k)))
+        return out
+
+    def _finish(self, p: Prepared, score: np.ndarray, kind: str, fb_reason: str | None,
+                action: int | None) -> dict:
+        net = self.net
+        W = net.n_warehouses
+        score = np.asarray(score, dtype=float)
+        finite = np.isfinite(score)
+        order = sorted(range(W), key=lambda w: (not p.whole[w], not finite[w], score[w] if finite[w] else 0.0, w))
+        order = [w for w in order if p.listed[w]]
+        assignments: list[dict] = []
+        chosen: int | None = None
+        if p.whole.any():
+            chosen = action if action is not None else min((w for w in range(W) if p.whole[w]),
+                                                           key=lambda w: (score[w], w))
+            assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": net.warehouses[chosen],
+                            "carrier": net.carriers[int(p.carrier[chosen])]} for i, (s, q) in
+                           enumerate(zip(p.sku, p.qty))]
+            reason = "fallback" if kind == "fallback" else kind
+        else:
+            split = None
+            if p.order.max_splits > 0 and len(p.sku) > 1:
+                split = assign_order(np.where(finite, score, np.inf), p.usable, p.stock, p.qty, True)
+                if split is not None and len(set(split.tolist())) - 1 > p.order.max_splits:
+                    split = None
+            if split is None:
+                reason = "unfillable"
+            else:
+                reason = "split"
+                assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": net.warehouses[int(w)],
+                                "carrier": net.carriers[int(p.carrier[int(w)])]} for i, (s, q, w) in
+                               enumerate(zip(p.sku, p.qty, split))]
+        rankings = [{"warehouse_id": net.warehouses[w], "rank": n + 1,
+                     "score": _num(score[w]), "feasible": bool(p.whole[w]),
+                     "est_cost_cny": _num(p.est_cost[w]), "est_delivery_h": _num(p.est_h[w]),
+                     "est_co2_kg": _num(p.est_co2[w]), "why_not": p.why_not[w]} for n, w in enumerate(order)]
+        ref = self.policy_ref
+        decision_id = hashlib.sha256(f"{ref['sha256']}:{p.digest}".encode()).hexdigest()[:32]
+        return {
+            "decision_id": decision_id, "order_id": p.order.order_id,
+            "warehouse_id": net.warehouses[chosen] if chosen is not None else None,
+            "carrier": net.carriers[int(p.carrier[chosen])] if chosen is not None else None,
+            "rankings": rankings, "assignments": assignments, "reason": reason,
+            "fallback": kind == "fallback", "fallback_reason": fb_reason, "policy": ref,
+            "_audit": {"region": net.regions[p.region], "request_digest": p.digest, "strategy":
+                       p.order.strategy or ("policy" if self.actor is not None else self.package.name)},
+        }
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return round(x, 6) if math.isfinite(x) else None
