@@ -72,16 +72,19 @@ def test_a_stored_run_is_what_simulate_gives(tmp_path: Path) -> None:
     assert row["run_id"] == run_id(scenario_hash(sc), 1, "kernel")
     info = RunStore(tmp_path).run_info(row["run_id"])
     assert info["kpis"]["orders_created"] == k["orders_created"] and info["seed"] == 1
-    util = pd.read_parquet(tmp_path / "utilization")
-    assert util.loc[util["run_id"] == row["run_id"], "utilization"].item() == k["utilization"]["shanghai"]
+    by_key = pd.read_parquet(tmp_path / "kpis_by_key")
+    util = by_key[(by_key["run_id"] == row["run_id"]) & (by_key["kpi"] == "utilization")]
+    assert list(util["key"]) == ["shanghai"] and util["value"].item() == k["utilization"]["shanghai"]
 
 
 def test_a_repeated_sweep_recomputes_zero_runs(tmp_path: Path) -> None:
     first = sweep(SPEC, tmp_path, workers=2)
     assert (first.computed, first.cached) == (12, 0)
     parts = {p: p.stat().st_mtime_ns for p in (tmp_path / "kpis").rglob("*.parquet")}
+    table_bytes = first.path.read_bytes()
     again = sweep(SPEC, tmp_path, workers=2)
     assert (again.computed, again.cached) == (0, 12)
+    assert again.path == first.path and again.path.read_bytes() == table_bytes  # rows read back: the same bytes
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "kpis").rglob("*.parquet")} == parts  # not rewritten
     pd.testing.assert_frame_equal(first.table, again.table)
     # one more seed: only its 4 runs are new; a spec naming the same runs differently reuses them all

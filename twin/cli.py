@@ -182,7 +182,7 @@ def _study_arguments(sub: Any, engines: list[str]) -> None:
                     help="a KPI to summarise per point (repeatable; default on_time_rate and cost_per_order)")
     backend_args(sw)
 
-    q = sub.add_parser("query", help="DuckDB SQL over the run store (views kpis, utilization, orders, timeseries, "
+    q = sub.add_parser("query", help="DuckDB SQL over the run store (views kpis, kpis_by_key, orders, timeseries, "
                                      "sweeps; t975(df) for CIs)")
     q.add_argument("sql", help='e.g. "SELECT scenario, avg(on_time_rate) FROM kpis GROUP BY scenario"')
     q.add_argument("--store", default="runs/store", help="the run store (default runs/store)")

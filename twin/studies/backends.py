@@ -50,7 +50,11 @@ def _ignore_sigint() -> None:
 
 
 class LocalBackend:
-    """``workers`` local processes (``spawn`` start method); one worker runs in this process."""
+    """``workers`` local processes (``spawn`` start method); one worker runs in this process.
+
+    ``spawn`` starts each worker as a fresh interpreter that imports the calling script as a
+    module, so a script that sweeps on 2+ workers needs the ``if __name__ == "__main__":`` guard
+    (the ``twin`` command has it)."""
 
     name = "local"
 

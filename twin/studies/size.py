@@ -206,7 +206,8 @@ def size(scenario: Scenario | str | Path, field_path: str, target: Target | str,
             rep = run_tasks(tasks, st, backend, workers, address, progress, desc=f"{field_path}={v}")
             res.computed += rep.computed
             res.cached += rep.cached
-            vals = st.kpi_rows([t.run_id for t in tasks]).column(tgt.kpi).to_pylist()
+            vals = st.kpi_rows([t.run_id for t in tasks], [sc.name] * len(tasks),
+                               known=rep.rows).column(tgt.kpi).to_pylist()
             if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in vals):
                 raise ValueError(f"{tgt.kpi} is undefined (NaN) at {field_path}={v}: no orders it could be "
                                  "computed from (a longer horizon?)")

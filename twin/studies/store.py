@@ -6,8 +6,9 @@ code version (a digest of the sources that simulate and compute KPIs). The same 
 computed twice: :meth:`RunStore.has` finds it. The layout::
 
     <root>/kpis/scenario=<name>/part-<run_id>.parquet         one row: the run's scalar KPIs
-    <root>/utilization/scenario=<name>/part-<run_id>.parquet  one row per warehouse (so for every
-                                                              KPI with a value per key)
+    <root>/kpis_by_key/scenario=<name>/part-<run_id>.parquet  one row per (KPI, key) of the KPIs
+                                                              with a value per key (utilization
+                                                              per warehouse, ...)
     <root>/orders/scenario=<name>/part-<run_id>.parquet       the records (when kept)
     <root>/timeseries/scenario=<name>/part-<run_id>.parquet   the time series (when kept)
     <root>/sweeps/sweep=<name>/part-<spec hash>.parquet       a sweep's result table
@@ -16,7 +17,7 @@ computed twice: :meth:`RunStore.has` finds it. The layout::
 
 A run's JSON is written last (after its Parquet files, each written under a temporary name and
 renamed), so a run whose JSON exists is complete. :func:`query` runs DuckDB SQL over the store
-with one view per table (``kpis``, ``utilization``, ``orders``, ``timeseries``, ``sweeps``) and a
+with one view per table (``kpis``, ``kpis_by_key``, ``orders``, ``timeseries``, ``sweeps``) and a
 ``t975(df)`` function (Student t's 97.5% quantile) for confidence intervals.
 """
 
@@ -42,7 +43,7 @@ __all__ = ["RunStore", "code_version", "scenario_hash", "run_id", "partition_val
            "format_frame"]
 
 #: The tables of the store, each a directory of hive-partitioned Parquet files.
-TABLES = ("kpis", "utilization", "orders", "timeseries", "sweeps")
+TABLES = ("kpis", "kpis_by_key", "orders", "timeseries", "sweeps")
 
 #: Source folders whose files decide a run's result (relative to the repository or site root).
 _CODE_DIRS = ("twin/scenario", "twin/world", "twin/policies", "twin/sim", "twin/results")
@@ -180,23 +181,30 @@ class RunStore:
         """The run's JSON (KPIs and provenance)."""
         return json.loads(self.run_json(rid).read_text(encoding="utf-8"))
 
-    def kpi_rows(self, rids: Sequence[str]) -> Any:
-        """A pyarrow table of the ``kpis`` rows of ``rids``, in that order (repeats allowed)."""
+    def kpi_rows(self, rids: Sequence[str], scenarios: Sequence[str] | None = None,
+                 known: Mapping[str, Any] | None = None) -> Any:
+        """A pyarrow table of the ``kpis`` rows of ``rids``, in that order (repeats allowed).
+
+        ``scenarios`` (each run's scenario name) spares reading the runs' JSON; ``known`` maps
+        run ids to rows already in hand (what :meth:`write_run` returned), read from no file."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        cache: dict[str, Any] = {}
+        schema = _kpi_schema()
+        rows: dict[str, Any] = dict(known or {})
+        names = dict(zip(rids, scenarios)) if scenarios is not None else {}
         for rid in dict.fromkeys(rids):
-            info = self.run_info(rid)
-            cache[rid] = pq.read_table(self.part("kpis", info["scenario"], rid), schema=_kpi_schema())
-        return pa.concat_tables([cache[r] for r in rids]) if rids else _kpi_schema().empty_table()
+            if rid not in rows:
+                name = names.get(rid) or self.run_info(rid)["scenario"]
+                rows[rid] = pq.ParquetFile(self.part("kpis", name, rid)).read().cast(schema)
+        return pa.concat_tables([rows[r] for r in rids]) if rids else schema.empty_table()
 
     # ------------------------------------------------------------------ writing
     def write_run(self, rid: str, result: Any, scenario_digest: str, records: bool = False,
-                  extra: Mapping[str, Any] | None = None) -> Path:
+                  extra: Mapping[str, Any] | None = None) -> Any:
         """Store one finished run (a :class:`twin.results.runs.SimulationResult`): its KPI row,
-        its per-warehouse utilisation, its records and time series when ``records``, the
-        scenario, and last its JSON. Returns the JSON's path."""
+        its KPIs with a value per key (one row per KPI and key), its records and time series
+        when ``records``, the scenario, and last its JSON. Returns the KPI row (a pyarrow table)."""
         import pyarrow as pa
 
         from twin.results.runs import write_parquet
@@ -210,16 +218,20 @@ class RunStore:
         for f in schema:
             if f.name not in row:
                 row[f.name] = [_number(k.get(f.name), pa.types.is_integer(f.type))]
-        _write_table(pa.Table.from_pydict(row, schema=schema), self.part("kpis", name, rid))
+        kpi_row = pa.Table.from_pydict(row, schema=schema)
+        _write_table(kpi_row, self.part("kpis", name, rid))
+        keyed: dict[str, list[Any]] = {"kpi": [], "key": [], "value": []}
         for kpi in KPIS.values():
-            if not kpi.per_warehouse:
-                continue
-            per = k.get(kpi.name) or {}
-            key = getattr(kpi, "keys", "warehouse")  # what the dict is keyed by
-            t = pa.table({"run_id": pa.array([rid] * len(per), pa.string()),
-                          key: pa.array([str(w) for w in per], pa.string()),
-                          kpi.name: pa.array([_number(v, False) for v in per.values()], pa.float64())})
-            _write_table(t, self.part(kpi.name, name, rid))
+            if kpi.per_warehouse:
+                for key, v in (k.get(kpi.name) or {}).items():
+                    keyed["kpi"].append(kpi.name)
+                    keyed["key"].append(str(key))
+                    keyed["value"].append(_number(v, False))
+        if keyed["kpi"]:
+            t = pa.table({"run_id": pa.array([rid] * len(keyed["kpi"]), pa.string()),
+                          "kpi": pa.array(keyed["kpi"], pa.string()), "key": pa.array(keyed["key"], pa.string()),
+                          "value": pa.array(keyed["value"], pa.float64())})
+            _write_table(t, self.part("kpis_by_key", name, rid))
         if records:
             for table, frame in (("orders", result.orders), ("timeseries", result.timeseries)):
                 df = frame.copy(deep=False)
@@ -235,9 +247,8 @@ class RunStore:
         doc = {"run_id": rid, "scenario": name, "scenario_hash": scenario_digest, "seed": int(result.seed),
                "engine": result.engine, "code_version": code, "records": bool(records),
                "wall_s": round(float(result.wall_s), 4), **dict(extra or {}), "kpis": _jsonable(k)}
-        out = self.run_json(rid)
-        _write_json(doc, out)
-        return out
+        _write_json(doc, self.run_json(rid))
+        return kpi_row
 
     def write_sweep(self, name: str, table: Any, spec_digest: str, spec_doc: Mapping[str, Any]) -> Path:
         """Write a sweep's result table as ``sweeps/sweep=<name>/part-<spec_digest>.parquet``

@@ -334,16 +334,16 @@ class Task:
     records: bool = False
 
 
-def execute(task: Task) -> tuple[str, float]:
-    """Run one task and store it (a worker's job, on any backend): ``(run_id, wall_s)``.
+def execute(task: Task) -> tuple[str, Any]:
+    """Run one task and store it (a worker's job, on any backend): ``(run_id, its KPI row)``.
 
     Only the scenario and the seed decide the run (its random streams are spawned from the seed,
     :mod:`twin.sim.rng`), so it gives the same KPIs in any process."""
     from twin.results.runs import simulate
 
     res = simulate(task.scenario, seed=task.seed, engine=task.engine)
-    RunStore(task.store).write_run(task.run_id, res, task.scenario_hash, records=task.records)
-    return task.run_id, res.wall_s
+    row = RunStore(task.store).write_run(task.run_id, res, task.scenario_hash, records=task.records)
+    return task.run_id, row
 
 
 def _bar(enabled: bool, total: int, initial: int, desc: str) -> Any:
@@ -361,6 +361,8 @@ class RunReport:
     cached: int = 0
     startup_s: float = 0.0
     wall_s: float = 0.0
+    #: the KPI rows of the runs computed, by run id (as the store holds them)
+    rows: dict[str, Any] = field(default_factory=dict)
 
 
 def run_tasks(tasks: Sequence[Task], store: RunStore, backend: str = "local", workers: int | None = None,
@@ -375,7 +377,8 @@ def run_tasks(tasks: Sequence[Task], store: RunStore, backend: str = "local", wo
         if todo:
             store.root.mkdir(parents=True, exist_ok=True)
             with make_backend(backend, workers, address=address, temp_dir=store.root / ".ray") as b:
-                for _ in b.imap_unordered(execute, todo):
+                for rid, row in b.imap_unordered(execute, todo):
+                    rep.rows[rid] = row
                     bar.update(1)
                 rep.startup_s = b.startup_s
     finally:
@@ -445,7 +448,7 @@ def sweep(spec: str | Path | Mapping[str, Any] | SweepSpec, store: str | Path = 
             tasks.append(Task(rid, sc, h, seed, s.engine, str(st.root), s.records))
     rep = run_tasks(tasks, st, backend, workers, address, progress, desc=f"sweep {s.name}")
     paths = [f.path for f in s.factors]
-    kpi = st.kpi_rows([r[2] for r in rows])
+    kpi = st.kpi_rows([r[2] for r in rows], [r[3] for r in rows], known=rep.rows)
     cols: dict[str, Any] = {"point": pa.array([r[0] for r in rows], pa.int32()),
                             "seed": pa.array([r[1] for r in rows], pa.int64())}
     for p in paths:
