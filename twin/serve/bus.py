@@ -1,0 +1,191 @@
+"""The bus: order-created CloudEvents in from Kafka, routing decisions out (``confluent-kafka``).
+
+Each input message is a CloudEvent in binary mode (``ce_*`` headers) or structured mode whose
+data is an :class:`twin.serve.schema.Order`. Each decision goes out as a binary-mode CloudEvent
+(type ``com.fulfillmenttwin.routing.decision.v1``, ``subject`` ``order/<id>``, key = the
+destination region). Per batch the loop decides, produces and flushes, audits, and only then
+commits the input offsets (synchronously); decisions are idempotent by order id: at start the
+loop reads the decisions topic to its end and skips any order already decided, so a consumer
+that dies between producing and committing (and is restarted) produces no second decision.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from twin.serve.audit import DECISION_TYPE
+from twin.serve.schema import Order
+
+__all__ = ["BusRouter", "order_event", "decisions_by_order"]
+
+
+def order_event(order: dict[str, Any], source: str = "/oms") -> tuple[dict[str, bytes], str, bytes]:
+    """``(headers, key, value)`` of an order-created CloudEvent in binary mode (for producers
+    and tests)."""
+    from cloudevents.core.bindings.kafka import to_binary_event
+    from cloudevents.core.v1.event import CloudEvent
+
+    ev = CloudEvent({"type": "com.fulfillmenttwin.order.created.v1", "source": source,
+                     "subject": f"order/{order['order_id']}", "partitionkey": order["destination"]["region"],
+                     "datacontenttype": "application/json"}, data=order)
+    m = to_binary_event(ev)
+    return m.headers, m.key, m.value
+
+
+def _subject_id(headers: list[tuple[str, bytes]] | None) -> str | None:
+    for k, v in headers or []:
+        if k == "ce_subject":
+            s = v.decode()
+            return s[len("order/"):] if s.startswith("order/") else s
+    return None
+
+
+def decisions_by_order(brokers: str, topic: str, timeout_s: float = 10.0) -> dict[str, int]:
+    """How many decisions the topic holds per order id (read from the beginning to its end)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": brokers, "group.id": f"twin-scan-{time.monotonic_ns()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        md = c.list_topics(topic, timeout=timeout_s)
+        if topic not in md.topics or md.topics[topic].error is not None:
+            return {}
+        parts = list(md.topics[topic].partitions)
+        ends = {}
+        for p in parts:
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            if hi > lo:
+                ends[p] = hi
+        counts: dict[str, int] = {}
+        if not ends:
+            return counts
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        done: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(ends) and time.monotonic() < deadline:
+            for m in c.consume(num_messages=1000, timeout=0.2):
+                if m.error():
+                    continue
+                oid = _subject_id(m.headers())
+                if oid is not None:
+                    counts[oid] = counts.get(oid, 0) + 1
+                if m.offset() + 1 >= ends[m.partition()]:
+                    done.add(m.partition())
+        return counts
+    finally:
+        c.close()
+
+
+class BusRouter:
+    """The consume -> decide -> produce -> audit -> commit loop for a :class:`~twin.serve.app.Service`.
+
+    Args:
+        service: decides, audits and counts (as for HTTP requests).
+        brokers: ``bootstrap.servers``.
+        orders_topic, decisions_topic: in and out.
+        group_id: the consumer group (a restarted loop with the same id resumes at the
+            committed offsets).
+        batch: messages per poll.
+    """
+
+    def __init__(self, service: Any, brokers: str, orders_topic: str = "orders.created",
+                 decisions_topic: str = "routing.decisions", group_id: str = "twin-router", batch: int = 500) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.service, self.brokers = service, brokers
+        self.orders_topic, self.decisions_topic = orders_topic, decisions_topic
+        self.batch = int(batch)
+        self.consumer = Consumer({"bootstrap.servers": brokers, "group.id": group_id, "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+        self.producer = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "acks": "all"})
+        self.decided = set(decisions_by_order(brokers, decisions_topic))
+        self.consumer.subscribe([orders_topic])
+        self.processed = 0
+        #: the order ids the last step decided
+        self.last_decided: list[str] = []
+        self.skipped = 0
+        self.rejected = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _orders(self, msgs: list[Any]) -> list[Order]:
+        from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
+
+        out = []
+        for m in msgs:
+            if m.error():
+                continue
+            try:
+                ev = from_kafka_event(KafkaMessage(dict(m.headers() or []), m.key(), m.value()))
+                data = ev.get_data()
+                o = Order.model_validate(json.loads(data) if isinstance(data, (str, bytes)) else data)
+            except Exception:  # a message that is not an order: counted, committed past
+                self.rejected += 1
+                continue
+            if o.order_id in self.decided:
+                self.skipped += 1
+                continue
+            out.append(o)
+        return out
+
+    def step(self, timeout_s: float = 0.5, crash_before_commit: bool = False) -> int:
+        """One poll: decide its new orders, produce, flush, audit, commit; returns the messages
+        polled. ``crash_before_commit`` stops after the audit without committing (a drill of a
+        consumer dying there)."""
+        from cloudevents.core.bindings.kafka import to_binary_event
+        from cloudevents.core.v1.event import CloudEvent
+
+        msgs = self.consumer.consume(num_messages=self.batch, timeout=timeout_s)
+        if not msgs:
+            return 0
+        orders = self._orders(msgs)
+        self.last_decided = []
+        if orders:
+            t0 = time.perf_counter()
+            decisions = []
+            for o in orders:  # one by one: a bad reference (unknown region) rejects its own order only
+                try:
+                    decisions += self.service.router.decide([o])
+                except ValueError:
+                    self.rejected += 1
+            took = time.perf_counter() - t0
+            for d in decisions:
+                body = {k: v for k, v in d.items() if k != "_audit"}
+                ev = CloudEvent({"type": DECISION_TYPE, "source": self.service.source,
+                                 "subject": f"order/{d['order_id']}", "partitionkey": d["_audit"]["region"],
+                                 "datacontenttype": "application/json"}, data=body)
+                km = to_binary_event(ev)
+                self.producer.produce(self.decisions_topic, key=km.key, value=km.value, headers=km.headers)
+            self.producer.flush(30)
+            self.service.record(decisions, took)
+            self.last_decided = [d["order_id"] for d in decisions]
+            self.decided.update(self.last_decided)
+            self.processed += len(decisions)
+        if crash_before_commit:
+            return len(msgs)
+        self.consumer.commit(asynchronous=False)
+        return len(msgs)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.step(0.2)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="kafka-router", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.close()
+
+    def close(self) -> None:
+        """Leave the group and close (uncommitted offsets are left uncommitted)."""
+        try:
+            self.consumer.close()
+        finally:
+            self.producer.flush(10)
