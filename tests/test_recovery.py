@@ -182,7 +182,7 @@ def test_an_outage_off_the_hour_by_closed_form() -> None:
     assert res.kpis["orders_lost_in_disruption"] == int(((created >= 2.5) & (created < 5.5)).sum())
 
 
-def test_the_report_shows_the_recovery_kpis_and_shades_the_drawn_events(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_the_report_shows_the_recovery_kpis_and_shades_the_drawn_events(tmp_path, monkeypatch) -> None:
     """A run with risk events: its report's KPI table has the recovery KPIs, and every time plot
     gets the drawn events as windows (beside the scripted ones) at their drawn times."""
     from twin.report import html, plots
@@ -197,7 +197,7 @@ def test_the_report_shows_the_recovery_kpis_and_shades_the_drawn_events(tmp_path
     seen = []
     real = plots.plot_kpis_over_time
 
-    def spy(*args, **kw):  # noqa: ANN002, ANN003, ANN202 - records what the report hands the real plot
+    def spy(*args, **kw):  # records what the report hands the real plot
         seen.append(plots.disruption_windows(kw["scenario"]))
         return real(*args, **kw)
 

@@ -89,8 +89,8 @@ def _within(count: int, n: int, p: float) -> None:
     ({"events": [{"name": "a", "duration_h": 5, "disruption": {**_outage(), "start_h": 3}}]},
      "risks.events[0].disruption.start_h: not allowed in a risk event"),
     ({"events": [{"name": "a", "duration_h": 5, "disruption": {"type": "outage", "warehouse": "nanjing"}}]},
-     "risks.events[0].disruption.type: unknown type 'outage'; allowed: warehouse_outage, carrier_capacity_loss, "
-     "agv_breakdown, cold_chain_failure, demand_surge, weather"),
+     ("risks.events[0].disruption.type: unknown type 'outage'; allowed: warehouse_outage, carrier_capacity_loss, "
+      "agv_breakdown, cold_chain_failure, demand_surge, weather")),
     ({"events": [{"name": "a", "disruption": _outage()}]},
      "risks.events[0].duration_h: field required"),
     ({"events": [{"name": "a", "duration_h": -4, "disruption": _outage()}]},
@@ -144,7 +144,7 @@ def test_risks_round_trip_and_take_overrides() -> None:
 
 
 # --------------------------------------------------------------------------- draws
-def test_probabilities_dependencies_and_groups_within_binomial_bounds(draws) -> None:  # noqa: ANN001
+def test_probabilities_dependencies_and_groups_within_binomial_bounds(draws) -> None:
     n_a = sum("a" in d for d in draws)
     _within(n_a, N, 0.3)
     # only_if: never without a; given a, with its own probability
@@ -169,7 +169,7 @@ def _mean_within(x: np.ndarray, mean: float, sd: float) -> None:
     assert abs(x.mean() - mean) <= half, f"mean {x.mean():.4f} against {mean} ± {half:.4f}"
 
 
-def test_times_and_durations_follow_their_windows_and_distributions(draws) -> None:  # noqa: ANN001
+def test_times_and_durations_follow_their_windows_and_distributions(draws) -> None:
     a = [d["a"] for d in draws if "a" in d]
     start = np.array([x.start_h for x in a])
     dur = np.array([x.end_h - x.start_h for x in a])
@@ -295,7 +295,7 @@ def test_the_built_in_peak_risk_file() -> None:
         load_risks("nope")
 
 
-def test_a_risk_file_with_a_bad_field_names_it(tmp_path) -> None:  # noqa: ANN001
+def test_a_risk_file_with_a_bad_field_names_it(tmp_path) -> None:
     f = tmp_path / "r.yaml"
     f.write_text("risks: {events: []}\nrecovry: {}\n")
     with pytest.raises(ScenarioError, match="recovry: unknown field in a risk file; allowed: risks, recovery"):

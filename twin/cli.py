@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--force", action="store_true", help="overwrite a bound.json of other inputs")
 
     _study_arguments(sub, engine_names())
+    _stress_arguments(sub, engine_names())
 
     ex = sub.add_parser("export", help="package a policy for the routing service: ONNX (learned) or parameters "
                                        "(heuristic), manifest.json with checksums, MODEL_CARD.md; no pickle")
@@ -218,6 +219,80 @@ def _study_arguments(sub: Any, engines: list[str]) -> None:
     rp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     rp.add_argument("--out", "-o", default=None, metavar="FILE", help="write the shares before and after as JSON")
     rp.add_argument("--top", type=int, default=None, help="show only the warehouses that change most")
+
+
+def _stress_arguments(sub: Any, engines: list[str]) -> None:
+    """``twin stress``'s arguments."""
+    st = sub.add_parser("stress", help="Monte Carlo over a scenario's risk events on common random numbers: KPI "
+                                       "distributions, the events behind the worst runs, and each node's time to "
+                                       "recover vs time to survive")
+    st.add_argument("scenario", help="a built-in scenario or a YAML file (with a risks: section, or see --risks)")
+    st.add_argument("--runs", "-n", type=int, required=True, help="Monte Carlo runs, on seeds seed .. seed+N-1")
+    st.add_argument("--risks", default=None, metavar="NAME_OR_FILE",
+                    help="a risk file (built-in: scenarios/risks/*.yaml, e.g. peak) replacing the scenario's risks")
+    st.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
+    st.add_argument("--engine", default="kernel", choices=engines, help="event engine (default kernel)")
+    st.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a scenario field (repeatable), e.g. risks.events.nanjing_closure.probability=0.8")
+    st.add_argument("--scale", type=float, default=None, help="multiply demand and every capacity by this factor")
+    st.add_argument("--out", "-o", default=None, help="output directory (default runs/stress-<scenario>-n<N>)")
+    st.add_argument("--worst-by", default="on_time_rate", help="the KPI that ranks the runs (default on_time_rate)")
+    st.add_argument("--worst-share", type=float, default=0.1, help="share of runs that are the worst (default 0.1)")
+    st.add_argument("--no-paired", action="store_true",
+                    help="skip the calm run (no risk events) on each seed (and the exposure table)")
+    st.add_argument("--no-exposure", action="store_true", help="skip the time-to-survive runs")
+    st.add_argument("--tts-seeds", type=int, default=None,
+                    help="seeds per node for the time to survive (default 5, at most --runs)")
+    st.add_argument("--tts-at", type=float, default=None,
+                    help="hour the node losses start (default: the busiest hour of the horizon)")
+    st.add_argument("--tts-step-h", type=float, default=2.0, help="resolution of the time to survive (default 2 h)")
+    st.add_argument("--tts-max-h", type=float, default=None, help="longest loss tried (default: the horizon)")
+    st.add_argument("--lanes", choices=["risks", "all"], default="risks",
+                    help="lanes in the exposure table: into regions a risk event closes (default) or every region")
+    st.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes (default) or Ray")
+    st.add_argument("--workers", "-j", type=int, default=None, help="parallel runs (default: the CPUs)")
+    st.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    st.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _cmd_stress(a: argparse.Namespace) -> int:
+    from twin.scenario.loader import load_scenario, scale_scenario
+    from twin.scenario.risks import load_risks, with_risks
+    from twin.studies.stress import exposure_markdown, stress, write_stress
+
+    _check_scale(a.scale)
+    if a.workers is not None and a.workers < 1:
+        raise _UserError(f"--workers must be >= 1, got {a.workers}")
+    sc = load_scenario(a.scenario)
+    if a.risks:
+        sc = with_risks(sc, load_risks(a.risks))
+    if a.overrides:
+        sc = load_scenario(sc, a.overrides)
+    if a.scale is not None:
+        sc = scale_scenario(sc, a.scale)
+    out = _check_output_dir(a.out if a.out else Path("runs") / f"stress-{sc.name}-n{a.runs}")
+    res = stress(sc, a.runs, seed=a.seed, engine=a.engine, workers=a.workers, backend=a.backend,
+                 paired=not a.no_paired, worst_by=a.worst_by, worst_share=a.worst_share,
+                 tts=not (a.no_exposure or a.no_paired), tts_seeds=a.tts_seeds, at_h=a.tts_at, step_h=a.tts_step_h,
+                 max_h=a.tts_max_h, lanes=a.lanes, progress=not a.quiet)
+    write_stress(res, out, plots=not a.no_plots)
+    k = res.kpis
+    print(f"\n{sc.name}: {a.runs} runs (seeds {res.seeds[0]}-{res.seeds[-1]}, engine {a.engine})")
+    for name in ("on_time_rate", "orders_lost", "time_to_recover_h", "service_loss_h"):
+        if name in k.index:
+            r = k.loc[name]
+            print(f"  {name:<20} mean {r['mean']:.4g}  best {r['best']:.4g}  worst {r['worst']:.4g}  "
+                  f"p5-p95 {r['p5']:.4g}-{r['p95']:.4g}")
+    if len(res.drivers):
+        top = res.drivers.head(3)
+        print(f"  worst runs ({len(res.worst)} by {res.worst_by}): "
+              + "; ".join(f"{e} fired in {r['fired_in_worst']:.0%} (overall {r['fired']:.0%})"
+                          for e, r in top.iterrows()))
+    if res.exposure is not None:
+        print("\n" + exposure_markdown(res.exposure))
+    print(f"\nwrote {out}/: stress.md, stress.json, runs.csv, kpis.csv, daily.csv, drivers.csv"
+          + (", exposure.csv" if res.exposure is not None else "") + ("" if a.no_plots else ", plots"))
+    return 0
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
@@ -618,7 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": _cmd_run, "scenarios": _cmd_scenarios, "validate": _cmd_validate, "compare": _cmd_compare,
                "report": _cmd_report, "bound": _cmd_bound, "train": _cmd_train, "evaluate": _cmd_evaluate,
                "export": _cmd_export, "gate": _cmd_gate, "serve": _cmd_serve,
-               "sweep": _cmd_sweep, "query": _cmd_query, "size": _cmd_size, "replan": _cmd_replan}[a.command]
+               "sweep": _cmd_sweep, "query": _cmd_query, "size": _cmd_size, "replan": _cmd_replan,
+               "stress": _cmd_stress}[a.command]
     try:
         return handler(a)
     except (TwinError, _UserError, OSError, json.JSONDecodeError) as exc:  # OSError: a file that cannot be written

@@ -34,8 +34,20 @@ from twin.scenario.schema import (
     WeatherRisk,
 )
 
-__all__ = ["DrawnEvent", "DisruptionWindow", "draw_risks", "realise_risks", "disruption_windows", "disruption_target",
-           "duration_from_uniform", "load_risks", "with_risks", "realised_doc", "risk_path", "risk_names"]
+__all__ = [
+    "DisruptionWindow",
+    "DrawnEvent",
+    "disruption_target",
+    "disruption_windows",
+    "draw_risks",
+    "duration_from_uniform",
+    "load_risks",
+    "realise_risks",
+    "realised_doc",
+    "risk_names",
+    "risk_path",
+    "with_risks",
+]
 
 _RISKS_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios" / "risks"
 #: Uniforms are kept this far inside (0, 1) before an inverse CDF.

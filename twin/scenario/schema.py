@@ -15,8 +15,7 @@ import math
 from datetime import date, datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
 from twin.scenario.distributions import DISTRIBUTIONS
 
