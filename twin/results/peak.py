@@ -227,18 +227,14 @@ def express_on_time_rate(result: SimulationResult, level: str = "express") -> fl
 def objective(result: SimulationResult, weights: ObjectiveWeights | None = None) -> float:
     """The objective of a run per created order, CNY (lower is better): the one definition,
     :func:`twin.world.costs.objective_cny` (shipment cost + late penalty x late orders + lost
-    penalty x lost orders + CO2 price x CO2), over the run's records. An order is late when it was
-    neither delivered by its promise nor lost (delivered late, or still in flight at the end of
-    the run, as the RL ledger's final step counts it)."""
-    t = order_table(result.orders)
-    n = len(t)
-    if n == 0:
+    penalty x lost orders + CO2 price x CO2), over the run's records, as
+    :func:`twin.results.bound.realised_objective` counts it (an order is late when it was
+    neither delivered by its promise nor lost: delivered late, or still in flight at the end)."""
+    from twin.results.bound import realised_objective
+
+    if len(result.orders) == 0:
         return math.nan
-    lost = int(t["lost"].sum())
-    late = n - lost - int(t["on_time"].sum())
-    o = result.orders
-    total = objective_cny(float(o["cost"].sum()), late, lost, float(o["co2_kg"].sum()), weights or ObjectiveWeights())
-    return float(total) / n
+    return realised_objective(result.orders, weights)["objective_per_order"]
 
 
 # --------------------------------------------------------------------------- stock
