@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
 import twin
 from twin.cli import main
 from twin.studies.store import RunStore, query, run_id, scenario_hash
-from twin.studies.sweep import SpecError, design_points, expand_overrides, load_spec, point_scenario, sweep
+from twin.studies.sweep import (CodeChanged, SpecError, Task, design_points, execute, expand_overrides, load_spec,
+                                point_scenario, sweep)
 
 SPEC = {
     "name": "agv_small",
@@ -101,6 +101,17 @@ def test_run_ids_follow_content_not_text() -> None:
     assert scenario_hash(twin.load_scenario(sc, {"warehouses.shanghai.pick.agvs": 9})) != h
     ids = {run_id(h, 0, "kernel"), run_id(h, 1, "kernel"), run_id(h, 0, "simpy"), run_id(h, 0, "kernel", "src-x")}
     assert len(ids) == 4
+
+
+def test_a_worker_with_other_sources_refuses_the_run(tmp_path: Path) -> None:
+    """A run is stored only under the code version that computed it: a worker whose sources
+    changed since the caller named the runs refuses (and stores nothing)."""
+    sc = twin.load_scenario("erlang_c", {"horizon_h": 5})
+    h = scenario_hash(sc)
+    with pytest.raises(CodeChanged, match="sources changed during the study"):
+        execute(Task(run_id(h, 0, "kernel", "src-000000000000"), sc, h, 0, "kernel", str(tmp_path),
+                     code="src-000000000000"))
+    assert not any(tmp_path.rglob("*.json"))
 
 
 def test_query_gives_the_numbers_pandas_gives(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

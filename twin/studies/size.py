@@ -202,7 +202,7 @@ def size(scenario: Scenario | str | Path, field_path: str, target: Target | str,
         h = scenario_hash(sc)
         while c.verdict == "open":
             seeds = range(seed + c.n, seed + min(c.n + batch, max_seeds))
-            tasks = [Task(run_id(h, s, engine, code), sc, h, s, engine, str(st.root)) for s in seeds]
+            tasks = [Task(run_id(h, s, engine, code), sc, h, s, engine, str(st.root), code=code) for s in seeds]
             rep = run_tasks(tasks, st, backend, workers, address, progress, desc=f"{field_path}={v}")
             res.computed += rep.computed
             res.cached += rep.cached

@@ -46,7 +46,7 @@ from twin.scenario.schema import Scenario
 from twin.studies.backends import make_backend
 from twin.studies.store import RunStore, code_version, run_id, scenario_hash
 
-__all__ = ["SpecError", "SweepSpec", "Task", "SweepResult", "load_spec", "design_points", "expand_overrides",
+__all__ = ["CodeChanged", "SpecError", "SweepSpec", "Task", "SweepResult", "load_spec", "design_points", "expand_overrides",
            "run_tasks", "sweep", "execute"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -332,15 +332,26 @@ class Task:
     engine: str
     store: str
     records: bool = False
+    #: the code version the run is named by (the caller's); None: this process's
+    code: str | None = None
+
+
+class CodeChanged(TwinError, RuntimeError):
+    """A worker's sources differ from those the runs were named by (edited during the study)."""
 
 
 def execute(task: Task) -> tuple[str, Any]:
     """Run one task and store it (a worker's job, on any backend): ``(run_id, its KPI row)``.
 
     Only the scenario and the seed decide the run (its random streams are spawned from the seed,
-    :mod:`twin.sim.rng`), so it gives the same KPIs in any process."""
+    :mod:`twin.sim.rng`), so it gives the same KPIs in any process. A worker whose sources are
+    not those the run was named by (files edited since the caller started) refuses it: a run
+    is stored only under the name of the code that computed it."""
     from twin.results.runs import simulate
 
+    if task.code is not None and code_version() != task.code:
+        raise CodeChanged(f"the twin's sources changed during the study (runs named by {task.code}, this worker "
+                          f"has {code_version()}): run it again")
     res = simulate(task.scenario, seed=task.seed, engine=task.engine)
     row = RunStore(task.store).write_run(task.run_id, res, task.scenario_hash, records=task.records)
     return task.run_id, row
@@ -445,7 +456,7 @@ def sweep(spec: str | Path | Mapping[str, Any] | SweepSpec, store: str | Path = 
         for seed in s.seeds:
             rid = run_id(h, seed, s.engine, code)
             rows.append((i, seed, rid, sc.name))
-            tasks.append(Task(rid, sc, h, seed, s.engine, str(st.root), s.records))
+            tasks.append(Task(rid, sc, h, seed, s.engine, str(st.root), s.records, code))
     rep = run_tasks(tasks, st, backend, workers, address, progress, desc=f"sweep {s.name}")
     paths = [f.path for f in s.factors]
     kpi = st.kpi_rows([r[2] for r in rows], [r[3] for r in rows], known=rep.rows)

@@ -1,0 +1,185 @@
+"""Sweeps and the run store: overhead against a plain loop, scaling, Ray's start-up, DuckDB and replan.
+
+Measures, printing Markdown tables for BENCHMARKS.md:
+
+1. ``twin sweep`` on one worker against a plain loop over :func:`twin.simulate` on the same
+   scenarios and seeds (goal: overhead <= 5%): the sweep also hashes, checks the store and
+   writes each run's Parquet parts and JSON.
+2. The same sweep on 2 local workers (goal: >= 1.8x faster than the loop), into a fresh store.
+3. Ray: ``ray.init`` of a local 2-CPU cluster (its start-up), and the sweep on it.
+4. DuckDB over ``--duckdb-runs`` stored runs of ``singles_day`` with their records (``orders``
+   tables): a KPI-with-CI query (per run on-time rate from the orders, then mean and 95% CI
+   over runs) and the same from the ``kpis`` table (goal: < 2 s).
+5. ``twin replan national_peak --close guangzhou`` (goal: < 1 s): warm (in this process, after
+   one call) and the whole command in a fresh process.
+
+    python benchmarks/sweep_overhead.py                   # 100 runs of singles_day; ~6 minutes
+    python benchmarks/sweep_overhead.py --runs 20 --scale 0.2 --duckdb-runs 20   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import twin
+from twin.scenario.loader import scale_scenario
+from twin.studies.backends import RayBackend
+from twin.studies.store import RunStore, query
+from twin.studies.sweep import sweep
+
+KPI_CI_ORDERS = """
+WITH per_run AS (
+  SELECT run_id, avg(CASE WHEN status = 'delivered' AND delivered_at <= promised_at THEN 1.0 ELSE 0.0 END) AS on_time
+  FROM orders GROUP BY run_id)
+SELECT count(*) AS runs, avg(on_time) AS on_time_shipments,
+       t975(count(*) - 1) * stddev_samp(on_time) / sqrt(count(*)) AS ci95
+FROM per_run"""
+
+KPI_CI_TABLE = """
+SELECT scenario, count(*) AS runs, avg(on_time_rate) AS on_time_rate,
+       t975(count(*) - 1) * stddev_samp(on_time_rate) / sqrt(count(*)) AS ci95,
+       avg(cost_per_order) AS cost_per_order, quantile_cont(lead_time_p95_h, 0.5) AS median_p95_h
+FROM kpis GROUP BY scenario"""
+
+
+def _spec(runs: int, scale: float, records: bool = False, name: str = "bench") -> dict:
+    return {"name": name, "scenario": "singles_day", "scale": scale, "factors": {"policy.routing.name": ["cheapest"]},
+            "seeds": list(range(runs)), "records": records}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=100, help="runs per sweep (seeds of one point)")
+    ap.add_argument("--scale", type=float, default=1.0, help="singles_day scale for the overhead runs")
+    ap.add_argument("--duckdb-runs", type=int, default=100, help="stored runs (with records) for the DuckDB query")
+    ap.add_argument("--duckdb-scale", type=float, default=1.0, help="singles_day scale for those runs")
+    ap.add_argument("--no-ray", action="store_true", help="skip Ray")
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="twin-bench-", dir="/tmp"))
+    rows = []
+    try:
+        base = twin.load_scenario("singles_day", {"policy.routing.name": "cheapest"})
+        sc = scale_scenario(base, a.scale) if a.scale != 1 else base
+        twin.simulate(sc, seed=10_000)  # warm: imports, the kernel's first call
+        # 1 worker against the loop, in two rounds (loop then sweep on seeds 0..N-1, sweep then
+        # loop on N..2N-1) so that the machine's load drifts over both alike; the sweep's own
+        # overhead also from within: its wall time against the simulate() time its runs record
+        loop = one = inside = 0.0
+
+        def run_loop(seeds: range) -> float:
+            t0 = time.perf_counter()
+            for s in seeds:
+                twin.simulate(sc, seed=s)
+            return time.perf_counter() - t0
+
+        def run_sweep(seeds: range) -> tuple[float, float]:
+            t0 = time.perf_counter()
+            rb = sweep({**_spec(0, a.scale, name=f"r{seeds.start}"), "seeds": list(seeds)}, tmp / "s1", workers=1)
+            wall = time.perf_counter() - t0
+            assert rb.computed == len(seeds)
+            return wall, sum(RunStore(tmp / "s1").run_info(r)["wall_s"] for r in rb.table["run_id"])
+
+        first, second = range(a.runs), range(a.runs, 2 * a.runs)
+        loop += run_loop(first)
+        w, i = run_sweep(first)
+        w2, i2 = run_sweep(second)
+        loop += run_loop(second)
+        one, inside = w + w2, i + i2
+        rows.append((f"plain loop over twin.simulate (2 x {a.runs} runs)", 1, loop, "—"))
+        rows.append((f"twin sweep, local, 1 worker (two sweeps of {a.runs}, between the loops)", 1, one,
+                     f"overhead {100 * (one / loop - 1):+.1f}% vs the loop; {100 * (one / inside - 1):+.1f}% over "
+                     "its runs' own simulate() time"))
+        t0 = time.perf_counter()
+        r1 = sweep(_spec(a.runs, a.scale), tmp / "s1b", workers=1)
+        rows.append(("twin sweep, local, 1 worker, all at once", 1, time.perf_counter() - t0, ""))
+        # what a spawned worker costs before its first run: a fresh interpreter importing the twin
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import twin.studies.sweep, twin.results.runs, twin.sim.model"],
+                       check=True)
+        spawn_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        r2 = sweep(_spec(a.runs, a.scale), tmp / "s2", workers=2)
+        two = time.perf_counter() - t0
+        rows.append(("twin sweep, local, 2 workers", 2, two, f"{loop / two:.2f}x the loop"))
+        assert r2.path.read_bytes() == r1.path.read_bytes()
+        t0 = time.perf_counter()
+        again = sweep(_spec(a.runs, a.scale), tmp / "s2", workers=2)
+        rows.append(("the same sweep again (all in the store)", 2, time.perf_counter() - t0,
+                     f"{again.computed} runs computed"))
+        ray_line = None
+        if not a.no_ray:
+            b = RayBackend(workers=2, temp_dir=tmp / "ray")
+            with b:
+                t0 = time.perf_counter()
+                r3 = sweep(_spec(a.runs, a.scale), tmp / "s3", backend="ray", workers=2)
+                ray_sweep = time.perf_counter() - t0
+            assert r3.path.read_bytes() == r1.path.read_bytes()
+            ray_line = b.startup_s
+            rows.append(("twin sweep, Ray, 2 workers (cluster up)", 2, ray_sweep, f"{loop / ray_sweep:.2f}x the loop"))
+        print(f"## {a.runs} runs of singles_day x{a.scale:g} (cheapest routing), seeds 0..{a.runs - 1}\n")
+        print("| what | workers | wall s | note |\n|---|---:|---:|---|")
+        for what, w, s, note in rows:
+            print(f"| {what} | {w} | {s:.2f} | {note} |")
+        print(f"\nloop: {loop / (2 * a.runs) * 1000:.0f} ms per run; a spawned worker's start (a fresh interpreter "
+              f"importing the twin): {spawn_s:.1f} s")
+        if ray_line is not None:
+            print(f"Ray start-up (ray.init, local cluster of 2 CPUs): {ray_line:.1f} s")
+        print("Result tables byte-identical on 1 and 2 local workers" + (" and Ray" if not a.no_ray else ""))
+
+        # DuckDB over stored runs with their records
+        t0 = time.perf_counter()
+        rd = sweep(_spec(a.duckdb_runs, a.duckdb_scale, records=True, name="duck"), tmp / "duck", workers=2)
+        fill = time.perf_counter() - t0
+        n_rows = int(rd.table["orders_created"].sum())
+        size_mb = sum(p.stat().st_size for p in (tmp / "duck" / "orders").rglob("*.parquet")) / 2**20
+        print(f"\n## DuckDB over {a.duckdb_runs} stored runs of singles_day x{a.duckdb_scale:g} "
+              f"({n_rows:,} orders, orders tables {size_mb:,.0f} MB; filled in {fill:.0f} s on 2 workers)\n")
+        print("| query | wall s (median of 3) | answer |\n|---|---:|---|")
+        for label, sql in (("on-time per run from the orders, mean and 95% CI over runs", KPI_CI_ORDERS),
+                           ("KPIs with CIs from the kpis table", KPI_CI_TABLE)):
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                df = query(tmp / "duck", sql)
+                times.append(time.perf_counter() - t0)
+            ans = ", ".join(f"{c}={df[c].iloc[0]:.4g}" if isinstance(df[c].iloc[0], float) else f"{c}={df[c].iloc[0]}"
+                            for c in df.columns[:4])
+            print(f"| {label} | {statistics.median(times):.2f} | {ans} |")
+
+        # replan
+        from twin.studies.replan import replan
+
+        replan("national_peak", ["guangzhou"])
+        warm = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            res = replan("national_peak", ["guangzhou"])
+            warm.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "twin.cli", "replan", "national_peak", "--close", "guangzhou"],
+                       check=True, capture_output=True)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "twin.cli", "scenarios"], check=True, capture_output=True)
+        floor = time.perf_counter() - t0
+        print("\n## twin replan national_peak --close guangzhou (37 warehouses, 31 regions)\n")
+        print("| what | wall s |\n|---|---:|")
+        print(f"| replan(), warm (median of 5): load, network, two LPs ({res.after.variables:,} variables) | "
+              f"{statistics.median(warm):.3f} |")
+        print(f"| of which the two LP solves | {res.before.solve_s + res.after.solve_s:.3f} |")
+        print(f"| the whole command in a fresh process (imports included) | {cold:.2f} |")
+        print(f"| `twin scenarios` in a fresh process (the CLI's start-up alone) | {floor:.2f} |")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
