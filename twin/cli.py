@@ -132,6 +132,35 @@ def build_parser() -> argparse.ArgumentParser:
     gt.add_argument("--horizon-h", type=float, default=None, help="shorten every scenario's horizon")
     gt.add_argument("--engine", default="kernel", choices=engine_names(), help="event engine (default kernel)")
 
+    hi = sub.add_parser("history", help="write an order history (orders, lines, the warehouse chosen per line) from a "
+                                        "twin run, for `twin shadow`: Parquet, CSV or CloudEvents JSON lines")
+    hi.add_argument("source", help="a run directory written by `twin run` (its scenario and seed), or a scenario "
+                                   "(built-in name or YAML)")
+    hi.add_argument("--out", "-o", required=True, help="the history file: .parquet, .csv, or .jsonl (CloudEvents)")
+    hi.add_argument("--seed", type=int, default=None, help="the run's seed (default: the run's, or the scenario's)")
+    hi.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a scenario field (repeatable)")
+    hi.add_argument("--scale", type=float, default=None, help="scale the scenario (as `twin run --scale`)")
+    hi.add_argument("--start", default=None, help="the calendar time of hour 0, ISO 8601 (default: the scenario's "
+                                                  "start, else 2026-11-10T00:00Z)")
+    hi.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    sh = sub.add_parser("shadow", help="replay an order history through the twin with its logged decisions and with a "
+                                       "candidate package: agreement, paired KPI deltas per order-day, the go-live rule; "
+                                       "exit 1 when the rule fails")
+    sh.add_argument("dir", help="the candidate package (written by `twin export`)")
+    sh.add_argument("--history", required=True, help="the order history (.parquet, .csv or .jsonl; see the README)")
+    sh.add_argument("--scenario", default=None, help="the world to replay in: a run directory, a built-in name or a "
+                                                     "YAML (default: the package's scenario)")
+    sh.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sh.add_argument("--scale", type=float, default=None)
+    sh.add_argument("--seed", type=int, default=None, help="the replays' seed (default: the run's or scenario's)")
+    sh.add_argument("--block-h", type=float, default=24.0,
+                    help="hours per block of the go-live rule (default 24: order-days)")
+    sh.add_argument("--start", default=None, help="the calendar time of hour 0, ISO 8601 (default: the scenario's "
+                                                  "start, else midnight UTC of the first order's day)")
+    sh.add_argument("--out", "-o", default=None, help="write shadow.json into this directory")
+
     sv = sub.add_parser("serve", help="serve a policy package to an OMS: POST /v1/route, health, metrics, audit "
                                       "(needs the serve extra)")
     sv.add_argument("dir", help="the champion package (written by `twin export`)")
@@ -654,6 +683,86 @@ def _cmd_serve(a: argparse.Namespace) -> int:
                  kafka=a.kafka, orders_topic=a.orders_topic, decisions_topic=a.decisions_topic)
 
 
+def _scenario_source(source: str, overrides: list[str], scale: float | None) -> tuple[Any, int | None]:
+    """A scenario and seed from a run directory (its scenario.json and kpis.json), or a
+    scenario from a built-in name or YAML (seed None)."""
+    from twin.scenario.loader import load_scenario, scale_scenario, validate_scenario
+
+    _check_scale(scale)
+    d = Path(source)
+    seed = None
+    if d.is_dir():
+        if not (d / "scenario.json").is_file():
+            raise _UserError(f"{source!r} is a directory without scenario.json: not a run directory of `twin run`")
+        sc = validate_scenario(json.loads((d / "scenario.json").read_text(encoding="utf-8")), str(d / "scenario.json"))
+        if (d / "kpis.json").is_file():
+            k = json.loads((d / "kpis.json").read_text(encoding="utf-8"))
+            seed = k["seeds"][0] if "seeds" in k else k.get("seed")
+        if overrides:
+            sc = load_scenario(sc, overrides)
+    else:
+        sc = load_scenario(source, overrides)
+    if scale is not None:
+        sc = scale_scenario(sc, scale)
+    return sc, seed
+
+
+def _start(value: str | None, flag: str = "--start") -> Any:
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _UserError(f"{flag} must be an ISO 8601 date-time such as 2026-11-10T00:00Z, got {value!r}") from None
+
+
+def _cmd_history(a: argparse.Namespace) -> int:
+    from twin.results.history import history_format, twin_history, write_history
+
+    history_format(a.out)  # the suffix names the format: checked before the run
+    out = Path(a.out)
+    if out.exists() and not a.force:
+        raise _UserError(f"--out {a.out!r} exists; add --force to overwrite it")
+    _check_output_dir(out.parent if str(out.parent) else ".", "--out")
+    if a.seed is not None and a.seed < 0:
+        raise _UserError(f"--seed must be >= 0, got {a.seed}")
+    sc, run_seed = _scenario_source(a.source, a.overrides, a.scale)
+    seed = a.seed if a.seed is not None else run_seed if run_seed is not None else sc.seed
+    lines, info = twin_history(sc, seed, _start(a.start))
+    write_history(lines, out)
+    routed = int(lines.groupby("order_id", sort=False)["warehouse_id"].first().notna().sum())
+    print(f"wrote {out}: {info['orders']:,} orders, {len(lines):,} lines of {sc.name} seed {seed} (simpy, "
+          f"{sc.policy.routing.name}; hour 0 = {info['start']}); {routed:,} routed at creation")
+    return 0
+
+
+def _cmd_shadow(a: argparse.Namespace) -> int:
+    from twin.results.runs import jsonable
+    from twin.results.shadow import format_shadow, shadow
+
+    if not (math.isfinite(a.block_h) and a.block_h > 0):
+        raise _UserError(f"--block-h must be a finite number of hours > 0, got {a.block_h:g}")
+    if a.seed is not None and a.seed < 0:
+        raise _UserError(f"--seed must be >= 0, got {a.seed}")
+    out = _check_output_dir(a.out) if a.out else None
+    sc, run_seed = (None, None)
+    if a.scenario is not None:
+        sc, run_seed = _scenario_source(a.scenario, a.overrides, a.scale)
+    elif a.overrides or a.scale is not None:
+        raise _UserError("--set and --scale need --scenario (the package's scenario is replayed as it is)")
+    seed = a.seed if a.seed is not None else run_seed
+    doc = shadow(a.dir, a.history, sc, seed=seed, block_h=a.block_h, start=_start(a.start))
+    print(format_shadow(doc))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "shadow.json").write_text(json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n",
+                                         encoding="utf-8")
+        print(f"\nwrote {out / 'shadow.json'}")
+    return 0 if doc["go_live"]["passed"] else 1
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     if not hasattr(a, "total_timesteps"):
         raise _UserError("training needs the rl extra: pip install -e '.[rl]'")
@@ -693,6 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": _cmd_run, "scenarios": _cmd_scenarios, "validate": _cmd_validate, "compare": _cmd_compare,
                "report": _cmd_report, "bound": _cmd_bound, "train": _cmd_train, "evaluate": _cmd_evaluate,
                "export": _cmd_export, "gate": _cmd_gate, "serve": _cmd_serve,
+               "history": _cmd_history, "shadow": _cmd_shadow,
                "sweep": _cmd_sweep, "query": _cmd_query, "size": _cmd_size, "replan": _cmd_replan,
                "stress": _cmd_stress}[a.command]
     try:

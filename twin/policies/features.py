@@ -38,6 +38,7 @@ __all__ = [
     "order_feature_names",
     "order_features",
     "order_mask",
+    "sku_index",
 ]
 
 _EPS = 1e-9
@@ -201,3 +202,15 @@ def order_features(lanes: OrderLanes, t_h: float, horizon_h: float, region: int,
         x[i:i + W] = f
         i += W
     return np.clip(x, low, high).astype(np.float32)
+
+
+def sku_index(sku: str, n_skus: int) -> int | None:
+    """The network's SKU index of ``sku`` (``sku-17``, ``SKU17`` or ``17``), or None."""
+    s = sku.strip().lower()
+    for p in ("sku-", "sku_", "sku"):
+        if s.startswith(p):
+            s = s[len(p):]
+            break
+    if s.isdigit() and int(s) < n_skus:
+        return int(s)
+    return None

@@ -38,7 +38,7 @@ import numpy as np
 
 from twin.errors import TwinError
 from twin.policies.base import assign_order
-from twin.policies.features import OrderLanes, order_features
+from twin.policies.features import OrderLanes, order_features, sku_index
 from twin.policies.heuristics import ROUTING_POLICIES
 from twin.policies.promise import late_probability
 from twin.policies.runtime import OnnxActor, Package, load_package
@@ -99,18 +99,6 @@ class Breaker:
             self.failures += 1
             if self.failures >= self.threshold or self.opened_at is not None:
                 self.opened_at = self.clock()
-
-
-def sku_index(sku: str, n_skus: int) -> int | None:
-    """The network's SKU index of ``sku`` (``sku-17``, ``SKU17`` or ``17``), or None."""
-    s = sku.strip().lower()
-    for p in ("sku-", "sku_", "sku"):
-        if s.startswith(p):
-            s = s[len(p):]
-            break
-    if s.isdigit() and int(s) < n_skus:
-        return int(s)
-    return None
 
 
 @dataclass

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from twin.world.network import Network
     from twin.world.state import State
 
-__all__ = ["Decision", "Engine", "EngineSpec", "Host", "engine_names", "make_engine", "register_engine",
+__all__ = ["ArrivalTable", "Decision", "Engine", "EngineSpec", "Host", "engine_names", "make_engine", "register_engine",
            "unregister_engine", "engine_spec", "ENGINES"]
 
 
@@ -51,6 +51,8 @@ class Host:
             ``c`` may take now.
         expected_orders: the orders the horizon expects before weather and surges (to size
             record storage).
+        arrivals: orders to play instead of drawing them (:class:`ArrivalTable`; engines with
+            ``supports_arrivals``), or None.
     """
 
     scenario: Scenario
@@ -66,6 +68,43 @@ class Host:
     carrier_capacity_now: Callable[[int], tuple[int, int]] = field(repr=False)
     expected_orders: float = 0.0
     log_lines: bool = False
+    arrivals: ArrivalTable | None = None
+
+
+@dataclass(frozen=True)
+class ArrivalTable:
+    """Orders given instead of drawn (a replayed order history): order ``i`` arrives at
+    ``created_h[i]`` (hours from the start, sorted) in ``region[i]`` with the cold-chain flag
+    ``cold[i]``, service level ``service_level[i]`` (an index into the scenario's) and the lines
+    ``sku[line_start[i]:line_start[i + 1]]`` (distinct SKUs) with units ``qty[...]``. The engine
+    numbers the orders 0, 1, ... in this order; the demand stream draws nothing."""
+
+    created_h: np.ndarray
+    region: np.ndarray
+    cold: np.ndarray
+    service_level: np.ndarray
+    line_start: np.ndarray
+    sku: np.ndarray
+    qty: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.created_h)
+        for name in ("region", "cold", "service_level"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"arrivals.{name}: {len(getattr(self, name))} entries for {n} orders")
+        ls = np.asarray(self.line_start)
+        if len(ls) != n + 1 or ls[0] != 0 or ls[-1] != len(self.sku) or len(self.qty) != len(self.sku):
+            raise ValueError(f"arrivals.line_start must run from 0 to the {len(self.sku)} lines in {n + 1} entries")
+        if (np.diff(ls) < 1).any():
+            raise ValueError(f"arrivals: order {int(np.argmax(np.diff(ls) < 1))} has no lines")
+        t = np.asarray(self.created_h, dtype=float)
+        if n and (not np.isfinite(t).all() or t[0] < 0 or (np.diff(t) < 0).any()):
+            raise ValueError("arrivals.created_h must be finite hours >= 0, sorted")
+        if len(self.qty) and np.asarray(self.qty).min() < 1:
+            raise ValueError(f"arrivals.qty must be >= 1, got {int(np.asarray(self.qty).min())}")
+
+    def __len__(self) -> int:
+        return len(self.created_h)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from twin.policies import ReallocationPolicy, RoutingPolicy, make_reallocation_p
 from twin.scenario.risks import realise_risks
 from twin.scenario.schema import Scenario
 from twin.scenario.size import estimate_run
-from twin.sim.engine import ENGINES, Decision, Host, engine_names, engine_spec, make_engine
+from twin.sim.engine import ENGINES, ArrivalTable, Decision, Host, engine_names, engine_spec, make_engine
 from twin.sim.rng import RunStreams
 from twin.world.network import Network, network_for
 from twin.world.state import State
@@ -81,6 +81,10 @@ class FulfillmentModel(mesa.Model):
             SKUs (:func:`twin.world.network.same_network`), whose arrays this model reuses instead of
             building them again (RL envs, once per episode); otherwise it is built.
         log_lines: keep every order's lines (SKU, quantity): :meth:`order_lines`.
+        arrivals: play these orders instead of drawing them (:class:`twin.sim.engine.ArrivalTable`,
+            a replayed order history; engines with ``supports_arrivals``: ``simpy``); every
+            other source of randomness draws as usual, so two runs of one table and seed are
+            paired (common random numbers).
     """
 
     #: the end of the tick's arrival window (set by :meth:`begin_tick`; see :meth:`demand_changed`)
@@ -89,8 +93,12 @@ class FulfillmentModel(mesa.Model):
     def __init__(self, scenario: Scenario, seed: int = 0, engine: str = "kernel",
                  routing: RoutingPolicy | None = None, reallocation: ReallocationPolicy | None = None,
                  engine_options: Mapping[str, Any] | None = None, timeseries: bool = True,
-                 network: Network | None = None, log_lines: bool = False) -> None:
-        engine_spec(engine)  # a clear error before any work
+                 network: Network | None = None, log_lines: bool = False,
+                 arrivals: ArrivalTable | None = None) -> None:
+        spec = engine_spec(engine)  # a clear error before any work
+        if arrivals is not None and not getattr(spec.load(), "supports_arrivals", False):
+            raise ValueError(f"engine {engine!r} cannot play an order table (arrivals); use one that can "
+                             f"({', '.join(n for n in engine_names() if getattr(engine_spec(n).load(), 'supports_arrivals', False))})")
         estimate_run(scenario).check()  # a run that cannot fit is refused up front, by every engine
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
@@ -110,6 +118,9 @@ class FulfillmentModel(mesa.Model):
         self.end_time = scenario.horizon_h + scenario.drain_h
         self.record_timeseries = timeseries
         self.log_lines = bool(log_lines)
+        self.arrivals = arrivals
+        if arrivals is not None:
+            self._check_arrivals(arrivals)
         self.n_ticks = math.ceil(self.end_time / scenario.tick_h - 1e-9)
 
         W = self.net.n_warehouses
@@ -143,8 +154,24 @@ class FulfillmentModel(mesa.Model):
             duty=np.array([f.duty for f in self.fleets], dtype=np.float64),
             agv_players=tuple(f.play for f in self.fleets),
             carrier_capacity_now=lambda c: self.carrier_agents[c].capacity_now(),
-            expected_orders=self.demand.expected_orders(),
+            expected_orders=self.demand.expected_orders() if self.arrivals is None else float(len(self.arrivals)),
+            arrivals=self.arrivals,
         )
+
+    def _check_arrivals(self, a: ArrivalTable) -> None:
+        """Refuse an order table that names what the network does not have or arrives after
+        the horizon."""
+        net, sc = self.net, self.scenario
+        checks = (("region", a.region, net.n_regions), ("service_level", a.service_level,
+                                                        len(sc.demand.service_levels)), ("sku", a.sku, net.n_skus))
+        for name, v, n in checks:
+            v = np.asarray(v)
+            if len(v) and (v.min() < 0 or v.max() >= n):
+                bad = int(v[(v < 0) | (v >= n)][0])
+                raise ValueError(f"arrivals.{name}: index {bad} is not one of the scenario's 0..{n - 1}")
+        if len(a) and float(a.created_h[-1]) >= sc.horizon_h:
+            raise ValueError(f"arrivals.created_h: an order at {float(a.created_h[-1]):g} h is not before the "
+                             f"scenario's horizon_h {sc.horizon_h:g}")
 
     # ------------------------------------------------------------------ Mesa API
     @property

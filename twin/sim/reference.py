@@ -128,6 +128,8 @@ class SimPyEngine:
 
     name = "simpy"
     supports_decisions = True
+    #: plays ``Host.arrivals`` (an order table) instead of drawing orders
+    supports_arrivals = True
 
     def __init__(self, host: Host) -> None:
         self.m = host
@@ -148,6 +150,8 @@ class SimPyEngine:
         self._barea = np.zeros(len(self._bpeak))
         self._blast = np.zeros(len(self._bpeak))
         self._arrivals_gen = 0  # the arrival window running: each start_arrivals() ends the last
+        self._table = host.arrivals  # orders given (a replayed history) instead of drawn
+        self._table_started = False
         d = sc.demand
         self._lines: tuple[list, list, list] | None = ([], [], []) if host.log_lines else None
         # order content
@@ -201,6 +205,11 @@ class SimPyEngine:
         """Generate the orders arriving in ``[t0, t1)`` at the State's region rates (read now).
         A window still running stops at ``t0`` (``t0`` is now): a rate change inside a tick
         starts the rest of the tick again at the new rates."""
+        if self._table is not None:  # the table is the whole demand: played once, rates unread
+            if not self._table_started:
+                self._table_started = True
+                self.env.process(self._table_arrivals())
+            return
         self._arrivals_gen += 1
         rates = self.m.state.region_rate.copy()
         total = float(rates.sum())
@@ -226,10 +235,21 @@ class SimPyEngine:
             if wait is not None:
                 yield wait  # asking: the order waits for decide()
 
+    def _table_arrivals(self):  # noqa: ANN202
+        """Play :attr:`Host.arrivals`: each order at its time, as drawn orders are placed."""
+        a, env = self._table, self.env
+        t, ls = a.created_h.tolist(), a.line_start.tolist()
+        region, cold, level = a.region.tolist(), a.cold.tolist(), a.service_level.tolist()
+        sku, qty = a.sku.tolist(), a.qty.tolist()
+        for i in range(len(t)):
+            yield Later(env, max(0.0, t[i] - env.now))  # after the agents' events at that instant
+            wait = self._admit(int(region[i]), bool(cold[i]), int(level[i]), sku[ls[i]:ls[i + 1]],
+                               qty[ls[i]:ls[i + 1]])
+            if wait is not None:
+                yield wait
+
     def _new_order(self, region: int) -> simpy.Event | None:
-        sc, u, now = self.m.scenario, self._u, self.env.now
-        oid = self.counters.created
-        self.counters.created += 1
+        sc, u = self.m.scenario, self._u
         cold = sc.demand.cold_chain_share > 0 and u() < sc.demand.cold_chain_share
         n = 1 + (self._extra_lines() if self._extra_lines is not None else 0)
         draw = self._sku_cold if cold else self._sku_amb
@@ -239,9 +259,15 @@ class SimPyEngine:
             skus[k] = skus.get(k, 0) + 1
         k = bisect_right(self._sl_cum, u() * self._sl_cum[-1])
         k = min(k, len(self._sl_names) - 1)
-        order = self.table.new_order(oid, region, cold, k, n, now, now + self._sl_promise[k])
-        sku = list(skus.keys())
-        qty = list(skus.values())
+        return self._admit(region, cold, k, list(skus.keys()), list(skus.values()))
+
+    def _admit(self, region: int, cold: bool, k: int, sku: list[int], qty: list[int]) -> simpy.Event | None:
+        """Create the order now (service level ``k``, distinct SKUs ``sku`` with units ``qty``)
+        and route it, or return the event it waits on while decisions are asked for."""
+        now = self.env.now
+        oid = self.counters.created
+        self.counters.created += 1
+        order = self.table.new_order(oid, region, cold, k, sum(qty), now, now + self._sl_promise[k])
         if self._lines is not None:
             self._lines[0].extend([oid] * len(sku))
             self._lines[1].extend(sku)
