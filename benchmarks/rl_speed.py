@@ -47,6 +47,13 @@ RESULT_PPO = {"n_steps": 2048, "batch_size": 64, "n_epochs": 10, "learning_rate"
               "policy_kwargs": {"net_arch": [256, 256], "log_std_init": -1.0}}
 
 
+#: Routing-v1's training configuration in RESULTS.md (``twin train --env twin/Routing-v1 --scale 0.1
+#: --randomize --log-std-init -1.5``: the trainer's defaults otherwise).
+V1_ENV = {"scenario": "singles_day", "scale": 0.1, "epoch_h": 1.0, "randomize": True}
+V1_PPO = {"n_steps": 512, "batch_size": 128, "n_epochs": 10, "learning_rate": 3e-4,
+          "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
+
+
 class Timed(gym.Wrapper):
     """Adds up the wall time spent in ``step`` and ``reset`` of the wrapped env, and the orders
     its steps report."""
@@ -195,6 +202,10 @@ def main() -> None:
          {**RESULT_ENV, "scale": 1.0, "epoch_h": 4.0, "randomize": False, "engine": engine}, eps, None, True, None),
         ("result config, simpy", "twin/Routing-v0", {**RESULT_ENV, "engine": "simpy"}, 1, None if not a.quick else 4,
          False, None) if engine != "simpy" else None,
+        ("v1 training config", "twin/Routing-v1", {**V1_ENV, "engine": engine}, eps, None, True,
+         (V1_PPO if not a.quick else small_ppo, rollouts * (V1_PPO if not a.quick else small_ppo)["n_steps"])),
+        ("full size, 1 h epochs", "twin/Routing-v1", {**V1_ENV, "scale": 1.0, "randomize": False, "engine": engine},
+         eps, None, True, None),
         ("default", "twin/OrderRouting-v0", {}, 1 if a.quick else 2, 200 if a.quick else None, False,
          ({**RESULT_PPO, "n_steps": 512 if not a.quick else 64}, 2048 if not a.quick else 64)),
         ("default", "twin/Reallocation-v0", {"engine": engine}, eps, None, False,
