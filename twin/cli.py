@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--timeout-ms", type=float, default=50.0, help="model time budget before the fallback answers")
     sv.add_argument("--kafka", default=None, metavar="BROKERS",
                     help="also consume order-created CloudEvents from Kafka and produce decisions")
+    sv.add_argument("--admin", action="store_true",
+                    help="offer POST /v1/admin/swap (hot swap to another package, audited); off by default")
     sv.add_argument("--orders-topic", default="orders.created")
     sv.add_argument("--decisions-topic", default="routing.decisions")
 
@@ -680,7 +682,7 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     if not (math.isfinite(a.timeout_ms) and a.timeout_ms > 0):
         raise _UserError(f"--timeout-ms must be a finite number > 0, got {a.timeout_ms:g}")
     return serve(a.dir, host=a.host, port=a.port, shadow=a.shadow, audit=a.audit, timeout_ms=a.timeout_ms,
-                 kafka=a.kafka, orders_topic=a.orders_topic, decisions_topic=a.decisions_topic)
+                 kafka=a.kafka, orders_topic=a.orders_topic, decisions_topic=a.decisions_topic, admin=a.admin)
 
 
 def _scenario_source(source: str, overrides: list[str], scale: float | None) -> tuple[Any, int | None]:

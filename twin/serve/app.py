@@ -10,6 +10,12 @@
 - ``GET /metrics``: Prometheus, base units: ``twin_route_decisions_total{strategy,outcome}``,
   ``twin_route_latency_seconds`` (histogram), ``twin_fallback_total{reason}``,
   ``twin_policy_info{role,name,version,sha256}``, ``twin_shadow_decisions_total{agree}``.
+- ``POST /v1/admin/swap`` (``--admin``): ``{"package": DIR, "reason": ...}`` loads and warms
+  up another package in a worker thread while the champion goes on answering, then makes it
+  the champion from the next request on (no request is dropped or fails); the swap is a
+  ``com.fulfillmenttwin.routing.swap.v1`` CloudEvent in the audit log (before and after, why,
+  when) and ``twin_policy_swaps_total`` counts it. A directory that is not a verified package
+  of the champion's network is a 422 naming ``package``. Swapping back is another swap.
 - Shadow mode (``--shadow DIR``): the champion answers; the challenger decides the same orders
   after the response is sent, and its decisions go to the audit log as shadow events.
 - Audit: every decision is a CloudEvent line in the audit log (:mod:`twin.serve.audit`),
@@ -29,9 +35,9 @@ from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from twin.serve.audit import AuditLog, decision_event
+from twin.serve.audit import AuditLog, decision_event, swap_event
 from twin.serve.router import Faults, RequestError, Router
-from twin.serve.schema import RouteRequest, RouteResponse
+from twin.serve.schema import RouteRequest, RouteResponse, SwapRequest, SwapResponse
 
 __all__ = ["Service", "create_app", "serve"]
 
@@ -42,9 +48,11 @@ class Service:
     """The champion (and optional challenger) routers, the audit log and the metrics."""
 
     def __init__(self, package: str | Path, audit: str | Path = "audit.jsonl", shadow: str | Path | None = None,
-                 timeout_ms: float = 50.0, warmup: int = 20) -> None:
+                 timeout_ms: float = 50.0, warmup: int = 20, admin: bool = False) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        #: whether ``POST /v1/admin/swap`` is offered (``twin serve --admin``)
+        self.admin = bool(admin)
         self.timeout_s = float(timeout_ms) / 1000.0
         self.faults = Faults()
         self.router = Router(package, self.timeout_s, faults=self.faults)
@@ -62,6 +70,7 @@ class Service:
                                  registry=r)
         self.policy_info = Gauge("twin_policy_info", "the policies being served", ["role", "name", "version", "sha256"],
                                  registry=r)
+        self.swaps = Counter("twin_policy_swaps", "champion swaps (POST /v1/admin/swap)", registry=r)
         self.shadow_decisions = Counter("twin_shadow_decisions", "challenger decisions scored in shadow mode",
                                         ["agree"], registry=r)
         self._set_info()
@@ -98,16 +107,36 @@ class Service:
         for _ in range(self.warmup):
             rt.decide([o])
 
-    def swap(self, package: str | Path) -> None:
-        """Serve another package from the next request on (the reference swap is atomic; a
-        request in flight finishes on the router it started with)."""
+    def load(self, package: str | Path) -> Router:
+        """A warmed-up router for another package on the champion's network (slow: the caller
+        runs it off the event loop while the champion goes on answering)."""
         new = Router(package, self.timeout_s, faults=self.faults)
-        if new.net.warehouses != self.router.net.warehouses:
-            raise ValueError("swap: the new package routes on another network")
+        cur = self.router
+        if new.net.warehouses != cur.net.warehouses or new.net.regions != cur.net.regions:
+            raise ValueError(f"package {new.package.name!r} routes on {new.net.scenario.name!r} "
+                             f"({len(new.net.warehouses)} warehouses), not on the champion's network "
+                             f"{cur.net.scenario.name!r} ({len(cur.net.warehouses)} warehouses)")
         self._warm(new)
-        self.router = new
-        self.source = f"/twin/serve/{new.package.name}"
-        self._set_info()
+        return new
+
+    def install(self, new: Router, reason: str | None = None) -> dict[str, Any]:
+        """Make ``new`` the champion from the next request on (one reference assignment: a
+        request in flight finishes on the router it started with) and audit the swap."""
+        from datetime import UTC, datetime
+
+        with self.lock:
+            old = self.router
+            self.router = new
+            self.source = f"/twin/serve/{new.package.name}"
+            self._set_info()
+            at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            self.audit.write([swap_event(old.policy_ref, new.policy_ref, reason, self.source, at)])
+            self.swaps.inc()
+        return {"previous": old.policy_ref, "current": new.policy_ref, "swapped_at": at}
+
+    def swap(self, package: str | Path, reason: str | None = None) -> dict[str, Any]:
+        """:meth:`load` then :meth:`install`."""
+        return self.install(self.load(package), reason)
 
     def close(self) -> None:
         self.audit.close()
@@ -193,6 +222,21 @@ def create_app(service: Service) -> Any:
         return Response(public(decisions), media_type="application/json",
                         headers={"Server-Timing": f"route;dur={took * 1000:.3f}"}, background=background)
 
+    if service.admin:
+        from fastapi.concurrency import run_in_threadpool
+
+        from twin.policies.runtime import PackageError
+
+        @app.post("/v1/admin/swap", response_model=SwapResponse, responses={422: {"description": "not a usable package"}},
+                  summary="Swap the champion for another package (and back) without dropping a request")
+        async def swap(req: SwapRequest) -> JSONResponse:
+            try:  # loading and warming up run in a worker thread: the loop goes on answering
+                new = await run_in_threadpool(service.load, req.package)
+            except (PackageError, ValueError, OSError) as exc:
+                return JSONResponse({"detail": [{"loc": ["body", "package"], "msg": str(exc), "type": "value_error"}]},
+                                    status_code=422)
+            return JSONResponse(service.install(new, req.reason))
+
     @app.get("/v2/health/live", summary="KServe v2 liveness")
     async def live() -> dict:
         return {"live": True}
@@ -220,11 +264,12 @@ def create_app(service: Service) -> Any:
 
 def serve(package: str | Path, host: str = "127.0.0.1", port: int = 8080, shadow: str | Path | None = None,
           audit: str | Path = "audit.jsonl", timeout_ms: float = 50.0, kafka: str | None = None,
-          orders_topic: str = "orders.created", decisions_topic: str = "routing.decisions") -> int:
-    """Run the service until interrupted (``twin serve``); with ``kafka``, the bus loop too."""
+          orders_topic: str = "orders.created", decisions_topic: str = "routing.decisions", admin: bool = False) -> int:
+    """Run the service until interrupted (``twin serve``); with ``kafka``, the bus loop too;
+    with ``admin``, ``POST /v1/admin/swap``."""
     import uvicorn
 
-    service = Service(package, audit, shadow, timeout_ms)
+    service = Service(package, audit, shadow, timeout_ms, admin=admin)
     bus = None
     if kafka:
         from twin.serve.bus import BusRouter

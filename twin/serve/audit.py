@@ -20,10 +20,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuditLog", "DECISION_TYPE", "SHADOW_TYPE", "decision_event", "read_events"]
+__all__ = ["AuditLog", "DECISION_TYPE", "SHADOW_TYPE", "SWAP_TYPE", "decision_event", "read_events", "swap_event"]
 
 DECISION_TYPE = "com.fulfillmenttwin.routing.decision.v1"
 SHADOW_TYPE = "com.fulfillmenttwin.routing.shadow.v1"
+#: The champion was swapped for another package (``POST /v1/admin/swap``).
+SWAP_TYPE = "com.fulfillmenttwin.routing.swap.v1"
 
 
 def decision_event(decision: dict[str, Any], latency_s: float, source: str, shadow: bool = False) -> bytes:
@@ -46,6 +48,18 @@ def decision_event(decision: dict[str, Any], latency_s: float, source: str, shad
                      "id": f"{decision['decision_id']}-{'s' if shadow else 'd'}-{os.urandom(4).hex()}",
                      "subject": f"order/{decision['order_id']}", "partitionkey": a["region"],
                      "datacontenttype": "application/json"}, data=data)
+    return JSONFormat().write(ev)
+
+
+def swap_event(previous: dict[str, Any], current: dict[str, Any], reason: str | None, source: str,
+               at: str) -> bytes:
+    """A champion swap as a structured-mode CloudEvent: the packages before and after, why, when."""
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+
+    ev = CloudEvent({"type": SWAP_TYPE, "source": source, "id": f"swap-{os.urandom(8).hex()}",
+                     "subject": f"policy/{current['name']}", "datacontenttype": "application/json"},
+                    data={"previous": previous, "current": current, "reason": reason, "swapped_at": at})
     return JSONFormat().write(ev)
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["Line", "Destination", "Candidate", "Weights", "Order", "RouteRequest", "Ranking", "Assignment",
-           "PolicyRef", "Decision", "RouteResponse", "STRATEGIES", "REASONS"]
+           "PolicyRef", "Decision", "RouteResponse", "SwapRequest", "SwapResponse", "STRATEGIES", "REASONS"]
 
 STRATEGIES = ("cost", "speed", "carbon", "weighted")
 #: Why a decision is what it is (``Decision.reason``).
@@ -157,3 +157,16 @@ class Decision(_Model):
 
 class RouteResponse(_Model):
     decisions: list[Decision]
+
+
+class SwapRequest(_Model):
+    """``POST /v1/admin/swap``: serve another package (and back) without dropping a request."""
+
+    package: str = Field(min_length=1, max_length=4096, description="the package directory on the server's disk")
+    reason: str | None = Field(None, max_length=500, description="why (recorded in the audit log)")
+
+
+class SwapResponse(_Model):
+    previous: PolicyRef
+    current: PolicyRef
+    swapped_at: str = Field(description="ISO 8601, UTC")
