@@ -76,7 +76,7 @@ TEST_LIMITS = {"max_orders": 5_000, "max_events": 200_000, "max_cells": 2e8, "ma
                "max_delivery_h": 1e6, "memory_bytes": 2**30}
 #: A scaled-down run's orders, horizon and drain.
 TARGET_ORDERS, SHORT_H = 300, 6.0
-#: A run admitted by TEST_LIMITS that takes longer than this (either engine) is a bug.
+#: A run admitted by TEST_LIMITS that takes more CPU time than this (either engine) is a bug.
 RUN_BUDGET_S = 30.0
 
 BUILTINS = {n: scenarios.builtin_path(n).read_text(encoding="utf-8") for n in scenarios.builtin_names()}
@@ -354,25 +354,38 @@ def scenario_files(draw: Any, runs: bool = False) -> tuple[bytes, list[str]]:
 
 
 # --------------------------------------------------------------------------- helpers
+#: A wall-clock backstop, times the CPU budget: a block that waits instead of computing.
+WALL_BACKSTOP = 10.0
+
+
 @contextlib.contextmanager
 def _time_limit(seconds: float, what: str) -> Iterator[None]:
-    """Fail the test (instead of hanging) if the block runs longer than ``seconds``."""
+    """Fail the test (instead of hanging) if the block uses more than ``seconds`` of this
+    process's CPU time (``ITIMER_PROF``: a run that never ends burns CPU, whatever else the
+    machine runs; a wall-clock budget failed runs on a loaded shared machine that were merely
+    slow), or more than ``WALL_BACKSTOP`` times that in wall-clock time."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         yield
-        assert time.perf_counter() - t0 <= seconds, f"{what} took more than {seconds} s"
+        assert time.process_time() - t0 <= seconds, f"{what} took more than {seconds} s of CPU"
         return
 
-    def _alarm(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"{what} ran past its budget of {seconds} s")
+    def _cpu(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"{what} ran past its budget of {seconds} s of CPU time")
 
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    def _wall(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"{what} ran past {WALL_BACKSTOP * seconds:g} s of wall-clock time")
+
+    old_prof, old_alrm = signal.signal(signal.SIGPROF, _cpu), signal.signal(signal.SIGALRM, _wall)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, WALL_BACKSTOP * seconds)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGPROF, old_prof)
+        signal.signal(signal.SIGALRM, old_alrm)
 
 
 def _cli_refuses(args: list[str]) -> str:
