@@ -177,7 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--decisions-topic", default="routing.decisions")
 
     tr = sub.add_parser("train", help="train an RL policy on a twin env (needs the rl extra)")
-    ev = sub.add_parser("evaluate", help="a trained policy vs every baseline on common seeds, paired 95%% CIs")
+    ev = sub.add_parser("evaluate", help="a trained policy (model zip) or a policy package vs every baseline on "
+                                         "common seeds, paired 95%% CIs")
+    ev.add_argument("policy", help="a model zip written by `twin train`, a package written by `twin export`, or a "
+                                   "baseline's name")
+    ev.add_argument("--scenario", default=None, help="scenario to evaluate on (default: the training one, or the "
+                                                     "package's)")
+    ev.add_argument("--replications", "-r", type=int, default=10, help="episodes (runs) per policy, on common seeds")
+    ev.add_argument("--env", dest="env_id", default=None, help="env id (default: from the run's args.json)")
+    ev.add_argument("--seed", type=int, default=100_000, help="first evaluation seed (held out from training)")
+    ev.add_argument("--scale", type=float, default=None, help="override the env's scale (a package: the scenario's)")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a package: override a scenario field (repeatable)")
+    ev.add_argument("--engine", default=None, choices=engine_names(), help="a package: the event engine "
+                                                                           "(default kernel)")
+    ev.add_argument("--out", "-o", default=None, help="output directory (default: beside the policy, eval-<scenario>;"
+                                                      " a package: runs/eval/<name>-<scenario>)")
     _rl_arguments(tr, ev)
     return p
 
@@ -188,13 +203,6 @@ def _rl_arguments(tr: argparse.ArgumentParser, ev: argparse.ArgumentParser) -> N
     except ImportError:  # the rl extra is not installed: the commands say so when run
         return
     add_arguments(tr)
-    ev.add_argument("policy", help="a model zip written by `twin train`, or a baseline's name")
-    ev.add_argument("--scenario", default=None, help="scenario to evaluate on (default: the training one)")
-    ev.add_argument("--replications", "-r", type=int, default=10, help="episodes per policy, on common seeds")
-    ev.add_argument("--env", dest="env_id", default=None, help="env id (default: from the run's args.json)")
-    ev.add_argument("--seed", type=int, default=100_000, help="first evaluation seed (held out from training)")
-    ev.add_argument("--scale", type=float, default=None, help="override the env's scale")
-    ev.add_argument("--out", "-o", default=None, help="output directory (default: beside the policy, eval-<scenario>)")
 
 
 def _study_arguments(sub: Any, engines: list[str]) -> None:
@@ -777,14 +785,48 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(a: argparse.Namespace) -> int:
-    if not hasattr(a, "policy"):
-        raise _UserError("evaluation needs the rl extra: pip install -e '.[rl]'")
-    from rl.evaluate import evaluate, format_table
+def _cmd_evaluate_package(a: argparse.Namespace) -> int:
+    from twin.results.gate import evaluate_package, format_evaluation
+    from twin.results.runs import jsonable
 
+    if a.env_id is not None:
+        raise _UserError("--env is for a model zip; a package is evaluated in the twin on its network")
+    if a.seed < 0:
+        raise _UserError(f"--seed must be >= 0, got {a.seed}")
+    from twin.policies.runtime import load_package
+
+    pkg = load_package(a.policy)
+    sc = None
+    if a.scenario is not None:
+        sc, _ = _scenario_source(a.scenario, a.overrides, a.scale)
+    elif a.overrides or a.scale is not None:
+        from twin.scenario.loader import load_scenario, scale_scenario
+
+        sc = load_scenario(pkg.scenario, a.overrides)
+        sc = scale_scenario(sc, a.scale) if a.scale is not None else sc
+    name = (sc or pkg.scenario).name
+    out = _check_output_dir(a.out if a.out else Path("runs") / "eval" / f"{pkg.name}-{name}")
+    doc = evaluate_package(pkg.path, sc, a.replications, seed=a.seed, engine=a.engine or "kernel")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    print(format_evaluation(doc))
+    print(f"\nwrote {out}/eval.json")
+    return 0
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
     if a.replications < 1:
         raise _UserError(f"--replications must be >= 1, got {a.replications}")
     _check_scale(a.scale)
+    if Path(a.policy).is_dir() and (Path(a.policy) / "manifest.json").is_file():
+        return _cmd_evaluate_package(a)
+    if a.overrides or a.engine is not None:
+        raise _UserError("--set and --engine are for a policy package (a model zip is evaluated on its env)")
+    try:
+        from rl.evaluate import evaluate, format_table
+    except ImportError:
+        raise _UserError("evaluating a model zip needs the rl extra: pip install -e '.[rl]'") from None
+
     is_path = a.policy.endswith(".zip")
     if is_path and not Path(a.policy).is_file():
         raise _UserError(f"no trained policy at {a.policy!r}")

@@ -23,8 +23,8 @@ from twin.policies.export import model_card, rewrite_manifest
 from twin.policies.runtime import heuristic_policy, load_package, routing_policy
 from twin.results.kpis import paired_ci
 
-__all__ = ["GATE_KPIS", "GATE_SCENARIOS", "DEFAULT_MARGINS", "HELD_OUT_SEED", "run_gate", "gate_package",
-           "format_gate"]
+__all__ = ["DEFAULT_MARGINS", "EVAL_SEED", "GATE_KPIS", "GATE_SCENARIOS", "HELD_OUT_SEED", "evaluate_package",
+           "format_evaluation", "format_gate", "gate_package", "run_gate"]
 
 #: The peak and every built-in disruption on it.
 GATE_SCENARIOS = ("singles_day", "warehouse_outage", "carrier_capacity_loss", "cold_chain_failure", "typhoon")
@@ -36,6 +36,8 @@ DEFAULT_MARGINS: dict[str, float] = {"objective_per_order": 0.0, "cost_per_order
                                      "co2_per_order_kg": 0.02, "lost_rate": 0.001}
 #: Held-out seeds start here (training and evaluation inside training use lower ones).
 HELD_OUT_SEED = 200_000
+#: ``twin evaluate DIR`` starts here (as ``twin evaluate model.zip``: rl.evaluate.HELD_OUT_SEED).
+EVAL_SEED = 100_000
 
 
 def _kpis(result: Any) -> dict[str, float]:
@@ -151,4 +153,74 @@ def format_gate(doc: Mapping[str, Any]) -> str:
                        f"{'pass' if r['passed'] else 'FAIL'}")
     out.append(f"verdict: {'PASS' if doc['passed'] else 'FAIL'}" + (f" ({', '.join(doc['failed'])})"
                                                                     if doc["failed"] else ""))
+    return "\n".join(out)
+
+
+def evaluate_package(package: str | Path, scenario: Any = None, replications: int = 10, seed: int = EVAL_SEED,
+                     baselines: Sequence[str] | None = None, engine: str = "kernel",
+                     progress: bool = False) -> dict[str, Any]:
+    """``twin evaluate DIR``: the package's policy (as ``twin run --policy`` routes) and every
+    baseline heuristic on the seeds ``seed .. seed + replications - 1`` of one scenario (common
+    random numbers: every policy sees the same orders, weather and breakdowns), and per baseline
+    and KPI the paired 95% CI of package - baseline.
+
+    Args:
+        scenario: a :class:`~twin.scenario.schema.Scenario`, name or YAML (default: the
+            package's scenario); it must have the package's network.
+        baselines: heuristic names (default: every routing heuristic but a heuristic package's own).
+    """
+    import sys
+
+    from twin.policies.heuristics import ROUTING_POLICIES
+    from twin.results.runs import simulate
+    from twin.scenario.loader import load_scenario
+    from twin.sim.model import ENGINES
+    from twin.world.network import build_network
+
+    if replications < 1:
+        raise ValueError(f"replications must be >= 1, got {replications}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    pkg = load_package(package)
+    sc = pkg.scenario if scenario is None else load_scenario(scenario)
+    pkg.check_network(build_network(sc))
+    own = pkg.manifest["heuristic"]["name"] if pkg.kind == "heuristic" else None
+    names = [n for n in (baselines if baselines is not None else ROUTING_POLICIES) if n != own]
+    for n in names:
+        heuristic_policy(n, {})
+    seeds = [int(seed) + i for i in range(replications)]
+    runs: dict[str, list[dict[str, float]]] = {pkg.name: [], **{n: [] for n in names}}
+    for s in seeds:
+        runs[pkg.name].append(_kpis(simulate(sc, seed=s, engine=engine, routing=routing_policy(pkg))))
+        for n in names:
+            runs[n].append(_kpis(simulate(sc, seed=s, engine=engine, routing=heuristic_policy(n, {}))))
+        if progress:
+            print(f"twin evaluate: {sc.name} seed {s} done", file=sys.stderr)
+    diffs = {n: {k: paired_ci([r[k] for r in runs[pkg.name]], [r[k] for r in runs[n]]) for k in GATE_KPIS}
+             for n in names}
+    return {"package": pkg.name, "version": pkg.version, "package_sha256": pkg.sha256, "scenario": sc.name,
+            "engine": engine, "seeds": seeds, "runs": runs, "differences": diffs,
+            "greater_is_better": dict(GATE_KPIS)}
+
+
+def format_evaluation(doc: Mapping[str, Any]) -> str:
+    """Mean per policy, then package - baseline with 95% CIs (``*``: the CI excludes 0)."""
+    kpis = list(GATE_KPIS)
+    runs = doc["runs"]
+    width = max(len(n) for n in runs) + 2
+    out = [(f"{doc['package']} {doc['version']} on {doc['scenario']}, {len(doc['seeds'])} seeds from "
+            f"{doc['seeds'][0]} ({doc['engine']}; paired: common random numbers)"), "",
+           "mean per run".ljust(width) + "".join(f"{k:>24}" for k in kpis)]
+    for n, rows in runs.items():
+        out.append(n.ljust(width) + "".join(f"{sum(r[k] for r in rows) / len(rows):>24.4f}" for k in kpis))
+    out += ["", f"{doc['package']} - baseline (95% CI)".ljust(width)]
+    for n, d in doc["differences"].items():
+        cells = []
+        for k in kpis:
+            c = d[k]
+            mark = "*" if c["n"] > 1 and (c["low"] > 0 or c["high"] < 0) else " "
+            half = c["half_width"]
+            cells.append((f"{c['mean']:+.4f} ± {half:.4f}" if not math.isnan(half) else f"{c['mean']:+.4f}") + mark)
+        out.append(n.ljust(width) + "".join(cell.rjust(24) for cell in cells))
+    out.append("\n* the 95% CI excludes zero. on_time_rate: higher is better; the others: lower is better.")
     return "\n".join(out)
