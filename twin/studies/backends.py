@@ -16,6 +16,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,13 +45,33 @@ class Backend(Protocol):
         ...
 
 
+#: Thread pools of numeric libraries a worker keeps to one thread (Arrow's CPU pool and OpenBLAS
+#: read these when they load): parallel runs are the parallelism, and a run's own threads would
+#: only contend with the other workers' (Ray sets ``OMP_NUM_THREADS=1`` in its workers too).
+SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Processes started inside inherit :data:`SINGLE_THREAD_ENV` = 1 (unless already set)."""
+    added = [k for k in SINGLE_THREAD_ENV if k not in os.environ]
+    for k in added:
+        os.environ[k] = "1"
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 def _ignore_sigint() -> None:
     """Worker initializer: Ctrl-C is the parent's to handle (it stops the workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class LocalBackend:
-    """``workers`` local processes (``spawn`` start method); one worker runs in this process.
+    """``workers`` local processes (``spawn`` start method, numeric libraries on one thread each:
+    :data:`SINGLE_THREAD_ENV`); one worker runs in this process.
 
     ``spawn`` starts each worker as a fresh interpreter that imports the calling script as a
     module, so a script that sweeps on 2+ workers needs the ``if __name__ == "__main__":`` guard
@@ -85,7 +106,8 @@ class LocalBackend:
                                              mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_ignore_sigint)
             self.startup_s += time.perf_counter() - t0
-        futures: set[Future] = {self._pool.submit(fn, t) for t in tasks}
+        with _single_threaded_children():  # the pool starts its workers as tasks are submitted
+            futures: set[Future] = {self._pool.submit(fn, t) for t in tasks}
         try:
             while futures:
                 done, futures = wait(futures, return_when=FIRST_COMPLETED)

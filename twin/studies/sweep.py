@@ -352,8 +352,11 @@ def execute(task: Task) -> tuple[str, Any]:
     if task.code is not None and code_version() != task.code:
         raise CodeChanged(f"the twin's sources changed during the study (runs named by {task.code}, this worker "
                           f"has {code_version()}): run it again")
+    cpu = time.process_time()
     res = simulate(task.scenario, seed=task.seed, engine=task.engine)
-    row = RunStore(task.store).write_run(task.run_id, res, task.scenario_hash, records=task.records)
+    cpu_s = round(time.process_time() - cpu, 4)
+    row = RunStore(task.store).write_run(task.run_id, res, task.scenario_hash, records=task.records,
+                                         extra={"cpu_s": cpu_s})
     return task.run_id, row
 
 
