@@ -70,7 +70,7 @@ class RoutingV1Env(TwinEnv):
     epoch in hours of pick capacity, / 6 h, mapped from [-1, 1] to [0, 1]), ``dock_load``
     (parcels waiting for a departure over the room of one departure of every carrier there,
     / 4), ``hot_sku_cover`` (the lowest stock cover among the 10 most popular SKUs it carries:
-    on hand over initial), ``outage_soon`` (1 when the scenario's outage of that warehouse is
+    on hand over initial; 0 for a site that carries none), ``outage_soon`` (1 when the scenario's outage of that warehouse is
     under way or starts within 6 h: announced disruptions), then per carrier ``capacity_now``
     (its capacity multiplier) and ``next_departure`` (hours to its next departure over its
     interval). Names in ``env.unwrapped.feature_names``; every feature in [0, 1] except the time
@@ -146,10 +146,17 @@ class RoutingV1Env(TwinEnv):
         self._interval = np.array([c.departure_interval_h for c in sc.carriers])
         lines = sc.demand.lines_per_order
         self._ship_rate = np.array([w.pick.lines_per_agv_h / lines for w in sc.warehouses])
+        # per warehouse, the 10 most popular SKUs it carries ([W, 10]; a site carrying fewer repeats
+        # its last), and their initial stock
         carried = net.initial_stock > 0
-        self._hot = [np.flatnonzero(carried[w])[np.argsort(-net.sku_p[carried[w]], kind="stable")][:10]
-                     for w in range(W)]
-        self._init = net.initial_stock.astype(float)
+        hot = []
+        for w in range(W):
+            h = np.flatnonzero(carried[w])[np.argsort(-net.sku_p[carried[w]], kind="stable")][:10]
+            h = h if len(h) else np.zeros(1, dtype=np.int64)
+            hot.append(np.pad(h, (0, 10 - len(h)), mode="edge"))
+        self._hot = np.array(hot, dtype=np.int64)
+        self._hot_rows = np.arange(W)[:, None]
+        self._hot_init = np.maximum(net.initial_stock[self._hot_rows, self._hot].astype(float), 1.0)
         self._default_prio = np.array([PICK_PRIORITIES.index(w.pick.priority) for w in sc.warehouses], dtype=np.int64)
 
     # ------------------------------------------------------------------ episode
@@ -201,8 +208,7 @@ class RoutingV1Env(TwinEnv):
         W = self.net.n_warehouses
         trend = np.clip(0.5 + self._trend / 12.0, 0.0, 1.0)  # [-6 h, +6 h] -> [0, 1]
         dock = np.clip(st.dock_waiting.sum(axis=0) / np.maximum(self._room, 1.0) / 4.0, 0.0, 1.0)
-        cover = np.array([float(np.min(st.inventory[w, h] / np.maximum(self._init[w, h], 1.0))) if len(h) else 1.0
-                          for w, h in enumerate(self._hot)])
+        cover = (st.inventory[self._hot_rows, self._hot] / self._hot_init).min(axis=1)
         soon = np.zeros(W)
         for w, s, e in self._outages:
             if s - 6.0 <= t < e:
