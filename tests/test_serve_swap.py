@@ -111,3 +111,22 @@ def test_no_admin_endpoint_unless_asked(packages: dict, tmp_path: Path) -> None:
     with Server(Service(packages["a"], tmp_path / "audit.jsonl")) as srv:
         assert srv.client.post("/v1/admin/swap", json={"package": str(packages["b"])}).status_code == 404
         assert "/v1/admin/swap" not in srv.client.get("/openapi.json").json()["paths"]
+
+
+def test_audit_lines_are_cloudevents_the_sdk_reads(packages: dict, tmp_path: Path) -> None:
+    """The audit's events are written without the SDK's encoder: the SDK reads them back."""
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+
+    svc = Service(packages["a"], tmp_path / "audit.jsonl", warmup=1)
+    from twin.serve.schema import RouteRequest
+
+    decisions, _ = svc.route(RouteRequest.model_validate({"orders": [order(i) for i in range(5)]}))
+    svc.close()
+    lines = (tmp_path / "audit.jsonl").read_bytes().splitlines()
+    assert len(lines) == 5
+    for line, d in zip(lines, decisions):
+        ev = JSONFormat().read(CloudEvent, line)
+        assert ev.get_type() == DECISION_TYPE and ev.get_subject() == f"order/{d['order_id']}"
+        assert ev.get_extension("partitionkey") == d["_audit"]["region"]
+        assert ev.get_data()["choice"] == d["warehouse_id"] and ev.get_data()["policy"] == d["policy"]

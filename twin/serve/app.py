@@ -35,7 +35,7 @@ from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from twin.serve.audit import AuditLog, decision_event, swap_event
+from twin.serve.audit import AuditLog, decision_events, swap_event
 from twin.serve.router import Faults, RequestError, Router
 from twin.serve.schema import RouteRequest, RouteResponse, SwapRequest, SwapResponse
 
@@ -154,7 +154,7 @@ class Service:
 
     def record(self, decisions: list[dict], took: float) -> None:
         """Audit the decisions and count them, under one lock (the log and the counter agree)."""
-        events = [decision_event(d, took, self.source) for d in decisions]
+        events = decision_events(decisions, took, self.source)
         with self.lock:
             self.audit.write(events)
             for d in decisions:
@@ -175,7 +175,7 @@ class Service:
             return
         took = time.perf_counter() - t0
         with self.lock:
-            self.audit.write([decision_event(d, took, self.source + "/shadow", shadow=True) for d in mine])
+            self.audit.write(decision_events(mine, took, self.source + "/shadow", shadow=True))
             for a, b in zip(champion, mine):
                 self.shadow_decisions.labels(str(a["warehouse_id"] == b["warehouse_id"]).lower()).inc()
 

@@ -145,12 +145,16 @@ class BusRouter:
         self.last_decided = []
         if orders:
             t0 = time.perf_counter()
-            decisions = []
-            for o in orders:  # one by one: a bad reference (unknown region) rejects its own order only
-                try:
-                    decisions += self.service.router.decide([o])
-                except ValueError:
-                    self.rejected += 1
+            router = self.service.router  # one router for the whole poll (a swap takes the next)
+            try:
+                decisions = router.decide(orders, batch=True)  # the poll as one batch
+            except ValueError:  # a bad reference (unknown region): one by one, so it rejects its own order only
+                decisions = []
+                for o in orders:
+                    try:
+                        decisions += router.decide([o])
+                    except ValueError:
+                        self.rejected += 1
             took = time.perf_counter() - t0
             for d in decisions:
                 body = {k: v for k, v in d.items() if k != "_audit"}

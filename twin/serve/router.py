@@ -189,12 +189,15 @@ class Router:
         qty = np.array([line.qty for line in o.lines], dtype=np.int64)
         units = int(qty.sum())
         promise = float(o.promise_h) if o.promise_h is not None else float(self.levels[o.service_level])
-        listed = np.array([c is not None for c in cand])
-        open_ = np.array([c is not None and c.open for c in cand])
-        cap = np.array([c is not None and c.remaining_capacity_orders > 0 for c in cand])
-        cold_ok = np.array([c is not None and c.cold_ok for c in cand]) & net.cold_capable
+        # one pass over the candidates: (listed, open, capacity, cold_ok, agvs_up_ratio, backlog) and stock
+        none = (False, False, False, False, 0.0, 0)
+        flags = np.array([none if c is None else (True, c.open, c.remaining_capacity_orders > 0, c.cold_ok,
+                                                  c.agvs_up_ratio, c.backlog_orders) for c in cand], dtype=float)
+        listed, open_, cap = flags[:, 0] > 0, flags[:, 1] > 0, flags[:, 2] > 0
+        cold_ok = (flags[:, 3] > 0) & net.cold_capable
         lane = lanes.lane_ok[int(cold), :, r]
-        stock = np.array([[(c.available.get(k, 0) if c is not None else 0) for k in sku] for c in cand],
+        zeros = [0] * len(sku)
+        stock = np.array([zeros if c is None else [c.available.get(k, 0) for k in sku] for c in cand],
                          dtype=np.int64).reshape(W, len(sku))
         usable = open_ & cap & lane & (cold_ok if cold else True)
         has_all = (stock >= qty).all(axis=1)
@@ -209,9 +212,9 @@ class Router:
         has = car >= 0
         c0 = np.where(has, car, 0)
         w_idx = np.arange(W)
-        ratio = np.array([c.agvs_up_ratio if c is not None else 0.0 for c in cand])
+        ratio = flags[:, 4]
         servers = np.maximum(ratio * lanes.agvs, 1.0)
-        backlog = np.array([c.backlog_orders if c is not None else 0 for c in cand], dtype=float)
+        backlog = flags[:, 5]
         mult = float(o.destination.transit_multiplier)
         transit = net.transit_mean_h[c0, w_idx, r] * mult
         ready = backlog * self.pick_h * self.lines_mean / servers + units * self.pick_h + self.pack_h
@@ -219,8 +222,10 @@ class Router:
         est_cost = np.where(has, net.costs.parcel[int(cold), c0, w_idx, r] + net.costs.handling_per_line * units,
                             np.inf)
         est_co2 = np.where(has, net.lane_co2_kg[c0, w_idx, r], np.inf)
-        p_late = np.array([late_probability(promise - (ready[w] + self.half_gap[c0[w]]), transit[w],
-                                            *self.transit_dist[c0[w]]) if has[w] else 1.0 for w in range(W)])
+        slack = (promise - (ready + self.half_gap[c0])).tolist()
+        tr, cl, hl = transit.tolist(), c0.tolist(), has.tolist()
+        dist = self.transit_dist
+        p_late = np.array([late_probability(slack[w], tr[w], *dist[cl[w]]) if hl[w] else 1.0 for w in range(W)])
         digest = hashlib.sha256(o.model_dump_json().encode()).hexdigest()
         p = Prepared(i, o, r, cold, o.service_level, promise, units, sku, qty, listed, usable, whole, stock, why,
                      car, est_cost, est_h, est_co2, p_late, digest)
@@ -365,7 +370,8 @@ class Router:
         W = net.n_warehouses
         score = np.asarray(score, dtype=float)
         finite = np.isfinite(score)
-        order = sorted(range(W), key=lambda w: (not p.whole[w], not finite[w], score[w] if finite[w] else 0.0, w))
+        wl, fl, sl = p.whole.tolist(), finite.tolist(), score.tolist()
+        order = sorted(range(W), key=lambda w: (not wl[w], not fl[w], sl[w] if fl[w] else 0.0, w))
         order = [w for w in order if p.listed[w]]
         assignments: list[dict] = []
         chosen: int | None = None
@@ -389,10 +395,11 @@ class Router:
                 assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": net.warehouses[int(w)],
                                 "carrier": net.carriers[int(p.carrier[int(w)])]} for i, (s, q, w) in
                                enumerate(zip(p.sku, p.qty, split))]
-        rankings = [{"warehouse_id": net.warehouses[w], "rank": n + 1,
-                     "score": _num(score[w]), "feasible": bool(p.whole[w]),
-                     "est_cost_cny": _num(p.est_cost[w]), "est_delivery_h": _num(p.est_h[w]),
-                     "est_co2_kg": _num(p.est_co2[w]), "why_not": p.why_not[w]} for n, w in enumerate(order)]
+        sc_, cost_, h_, co2_ = _nums(score), _nums(p.est_cost), _nums(p.est_h), _nums(p.est_co2)
+        whole, names = p.whole.tolist(), net.warehouses
+        rankings = [{"warehouse_id": names[w], "rank": n + 1, "score": sc_[w], "feasible": whole[w],
+                     "est_cost_cny": cost_[w], "est_delivery_h": h_[w], "est_co2_kg": co2_[w],
+                     "why_not": p.why_not[w]} for n, w in enumerate(order)]
         ref = self.policy_ref
         decision_id = hashlib.sha256(f"{ref['sha256']}:{p.digest}".encode()).hexdigest()[:32]
         return {
@@ -409,3 +416,9 @@ class Router:
 def _num(x: float) -> float | None:
     x = float(x)
     return round(x, 6) if math.isfinite(x) else None
+
+
+def _nums(a: np.ndarray) -> list[float | None]:
+    """:func:`_num` of every entry (one ``tolist`` instead of a call per entry)."""
+    isf = math.isfinite
+    return [round(x, 6) if isf(x) else None for x in np.asarray(a, dtype=float).tolist()]
