@@ -74,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.add_argument("--policy", default=None, metavar="DIR",
-                   help="route with a policy package written by `twin export` (checksums verified) instead of the "
-                        "scenario's routing policy")
+                   help="route with a policy package written by `twin export` (checksums verified), or a model "
+                        "`twin train` wrote on twin/Routing-v1 (RUN_DIR or RUN_DIR/model.zip; needs the rl extra), "
+                        "instead of the scenario's routing policy")
 
     sub.add_parser("scenarios", help="list the built-in scenarios")
 
@@ -439,9 +440,11 @@ def _differences(old: Any, new: Any, path: str = "") -> list[str]:
     return [] if old == new else [f"{path or '<root>'}: {json.dumps(old)} -> {json.dumps(new)}"]
 
 
-def _check_previous_run(out: Path, scenario: Any, seed: int, engine: str, replications: int) -> None:
+def _check_previous_run(out: Path, scenario: Any, seed: int, engine: str, replications: int,
+                        policy_source: str | None = None) -> None:
     """Refuse to overwrite a run in ``out`` that is not this one (scenario after overrides and
-    scale, seed, engine, replications); rerunning the identical run may overwrite it."""
+    scale, seed, engine, replications, the ``--policy`` it routed with); rerunning the identical
+    run may overwrite it."""
     kpis_f, sc_f = out / "kpis.json", out / "scenario.json"
     if not (kpis_f.exists() or sc_f.exists()):
         return
@@ -456,6 +459,8 @@ def _check_previous_run(out: Path, scenario: Any, seed: int, engine: str, replic
                 why.append(f"replications {len(old_seeds)}, this run {replications}")
             if k.get("engine") != engine:
                 why.append(f"engine {k.get('engine')}, this run {engine}")
+            if k.get("policy_source") != policy_source:
+                why.append(f"--policy {k.get('policy_source') or 'none'}, this run {policy_source or 'none'}")
         if sc_f.exists():
             old = json.loads(sc_f.read_text(encoding="utf-8"))
             new = json.loads(scenario.model_dump_json())
@@ -506,23 +511,41 @@ def _cmd_run(a: argparse.Namespace) -> int:
     suffix = f"seed{seed}" if a.replications == 1 else f"seed{seed}-x{a.replications}"
     tag = _overrides_tag(a.overrides, a.scale)
     out = _check_output_dir(a.out if a.out else Path("runs") / f"{sc.name}-{suffix}{'-' + tag if tag else ''}")
+    policy_source = str(Path(a.policy).resolve()) if a.policy is not None else None
     if not a.force:
-        _check_previous_run(out, sc, seed, a.engine, a.replications)
+        _check_previous_run(out, sc, seed, a.engine, a.replications, policy_source)
     print(f"twin: {sc.name}: {sc.description}".rstrip(": "), file=sys.stderr)
     for w in lint(sc):  # a scenario that cannot work as meant says so, and still runs
         print(f"twin: {format_warning(w)}", file=sys.stderr)
     print(f"twin: output directory {out}/", file=sys.stderr)
-    routing = None
+    routing = before_tick = policy_label = None
     if a.policy is not None:
-        from twin.policies.runtime import load_package, routing_policy
-
-        pkg = load_package(a.policy)
-        routing = routing_policy(pkg)
         if a.replications > 1:
             raise _UserError("--policy runs one replication (use `twin gate` for paired replications)")
-        print(f"twin: routing with package {pkg.name} {pkg.version} (sha256 {pkg.sha256[:12]})", file=sys.stderr)
+        p = Path(a.policy)
+        if p.suffix == ".zip" or (p / "model.zip").is_file():  # a model twin train wrote
+            try:
+                from rl.controller import LearnedController
+            except ImportError as exc:
+                raise _UserError(f"--policy {a.policy}: a trained model needs the rl extra "
+                                 f"(pip install -e '.[rl]'): {exc}") from None
+            try:
+                ctl = LearnedController(p)
+            except (FileNotFoundError, ValueError) as exc:
+                raise _UserError(str(exc)) from None
+            routing, before_tick, policy_label = ctl.routing, ctl.before_tick, ctl.label
+        else:
+            from twin.policies.runtime import load_package, routing_policy
+
+            pkg = load_package(a.policy)
+            routing = routing_policy(pkg)
+            policy_label = f"package {pkg.name} {pkg.version} (sha256 {pkg.sha256[:12]})"
+        print(f"twin: routing with {policy_label}", file=sys.stderr)
     if a.replications == 1:
-        res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet, routing=routing)
+        res = simulate(sc, seed=seed, engine=a.engine, progress=not a.quiet, routing=routing, before_tick=before_tick)
+        if policy_label is not None:
+            res.kpis["policy"] = policy_label  # the report and kpis.json name the policy
+            res.kpis["policy_source"] = policy_source
         res.save(out, progress=not a.quiet, wait=a.no_report)  # the report waits for orders.parquet
         kpis = res.kpis
         took = f"{res.wall_s:.1f} s, {res.kpis['orders_created'] / max(res.wall_s, 1e-9):,.0f} orders/s"

@@ -13,8 +13,9 @@ from rl.envs.base import _EPS, TwinEnv
 from twin.policies import PromiseAware
 from twin.scenario.schema import PICK_PRIORITIES, Scenario, WarehouseOutage
 from twin.sim.model import FulfillmentModel
+from twin.world.network import Network
 
-__all__ = ["RoutingV1Env", "PEAK_FEATURES"]
+__all__ = ["RoutingV1Env", "V1Knobs", "PEAK_FEATURES"]
 
 #: The features Routing-v1 adds to Routing-v0's, per warehouse and per carrier (in this order).
 PEAK_FEATURES = {
@@ -23,6 +24,101 @@ PEAK_FEATURES = {
 }
 _EXPRESS_FIRST = PICK_PRIORITIES.index("express_first")
 _FIFO = PICK_PRIORITIES.index("fifo")
+
+
+class V1Knobs:
+    """What Routing-v1's observation and action mean, apart from the env: the one code the env
+    steps with and that runs a trained policy where a planner looks (:mod:`rl.controller`,
+    ``twin run --policy model.zip``). See :class:`RoutingV1Env` for the definitions."""
+
+    def __init__(self, net: Network, scenario: Scenario, epoch_h: float, tilt_cny: float, late_range: float,
+                 late_penalty_cny: float, rate_ref: float) -> None:
+        if not (np.isfinite(tilt_cny) and tilt_cny >= 0):
+            raise ValueError(f"tilt_cny must be a finite number >= 0, got {tilt_cny!r}")
+        if not (np.isfinite(late_range) and late_range >= 1):
+            raise ValueError(f"late_range must be a finite number >= 1, got {late_range!r}")
+        self.net, self.epoch_h, self.rate_ref = net, float(epoch_h), float(rate_ref)
+        self.tilt_cny, self.late_range, self.late_penalty = float(tilt_cny), float(late_range), float(late_penalty_cny)
+        sc = scenario
+        W, C = net.n_warehouses, len(net.carriers)
+        self.W, self.C, self.K = W, C, len(sc.demand.service_levels)
+        self.n_actions = 2 * W + self.K
+        self._room = np.array([[c.capacity if net.serves[i, w].any() else 0 for w in range(W)]
+                               for i, c in enumerate(sc.carriers)], dtype=float).sum(axis=0)
+        self._first = np.array([c.first_departure_h for c in sc.carriers])
+        self._interval = np.array([c.departure_interval_h for c in sc.carriers])
+        lines = sc.demand.lines_per_order
+        self._ship_rate = np.array([w.pick.lines_per_agv_h / lines for w in sc.warehouses])
+        # per warehouse, the 10 most popular SKUs it carries ([W, 10]; a site carrying fewer repeats
+        # its last), and their initial stock
+        carried = net.initial_stock > 0
+        hot = []
+        for w in range(W):
+            h = np.flatnonzero(carried[w])[np.argsort(-net.sku_p[carried[w]], kind="stable")][:10]
+            h = h if len(h) else np.zeros(1, dtype=np.int64)
+            hot.append(np.pad(h, (0, 10 - len(h)), mode="edge"))
+        self._hot = np.array(hot, dtype=np.int64)
+        self._hot_rows = np.arange(W)[:, None]
+        self._hot_init = np.maximum(net.initial_stock[self._hot_rows, self._hot].astype(float), 1.0)
+        self._default_prio = np.array([PICK_PRIORITIES.index(w.pick.priority) for w in sc.warehouses], dtype=np.int64)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        low, high = network_bounds(self.W, self.net.n_regions)
+        extra = len(PEAK_FEATURES["warehouse"]) * self.W + len(PEAK_FEATURES["carrier"]) * self.C
+        return (np.concatenate([low, np.zeros(extra, np.float32)]),
+                np.concatenate([high, np.ones(extra, np.float32)]))
+
+    def feature_names(self) -> list[str]:
+        net = self.net
+        names = network_feature_names(net.warehouses, net.regions)
+        for f in PEAK_FEATURES["warehouse"]:
+            names += [f"{f}[{w}]" for w in net.warehouses]
+        for f in PEAK_FEATURES["carrier"]:
+            names += [f"{f}[{c}]" for c in net.carriers]
+        return names
+
+    def start(self, model: FulfillmentModel) -> None:
+        """A new run: the outages it announces, and the backlog trend from zero."""
+        self._outages = [(self.net.warehouses.index(d.warehouse), d.start_h, d.end_h)
+                         for d in model.scenario.disruptions if isinstance(d, WarehouseOutage)]
+        self._last_backlog_h = self._backlog_hours(model)
+        self._trend = np.zeros(self.W)
+
+    def apply(self, policy: PromiseAware, state: Any, action: Any) -> None:
+        """Turn the knobs: the policy's offsets and late penalties, the State's pick priorities."""
+        W, K = self.W, self.K
+        a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+        policy.warehouse_offset[:] = self.tilt_cny * a[:W]
+        policy.late_penalty_by_service[:] = self.late_penalty * self.late_range ** a[W:W + K]
+        prio = self._default_prio.copy()
+        prio[a[W + K:] > 0.5] = _EXPRESS_FIRST
+        prio[a[W + K:] < -0.5] = _FIFO
+        state.pick_priority[:] = prio
+
+    def end_epoch(self, model: FulfillmentModel) -> None:
+        now_h = self._backlog_hours(model)
+        self._trend = now_h - self._last_backlog_h
+        self._last_backlog_h = now_h
+
+    def _backlog_hours(self, model: FulfillmentModel) -> np.ndarray:
+        st = model.state
+        rate = np.maximum(st.pick_servers * st.wh_open * self._ship_rate, 1e-9)
+        return st.backlog / rate
+
+    def observe(self, model: FulfillmentModel) -> np.ndarray:
+        st = model.state
+        t = float(model.env.now)
+        base = network_features(model, self.epoch_h, self.rate_ref)
+        trend = np.clip(0.5 + self._trend / 12.0, 0.0, 1.0)  # [-6 h, +6 h] -> [0, 1]
+        dock = np.clip(st.dock_waiting.sum(axis=0) / np.maximum(self._room, 1.0) / 4.0, 0.0, 1.0)
+        cover = (st.inventory[self._hot_rows, self._hot] / self._hot_init).min(axis=1)
+        soon = np.zeros(self.W)
+        for w, s, e in self._outages:
+            if s - 6.0 <= t < e:
+                soon[w] = 1.0
+        nxt = np.where(t <= self._first, self._first - t, (self._first - t) % self._interval)
+        carrier = np.concatenate([np.clip(st.carrier_capacity_mult, 0, 1), np.clip(nxt / self._interval, 0, 1)])
+        return np.concatenate([base, trend, dock, np.clip(cover, 0, 1), soon, carrier]).astype(np.float32)
 
 
 class RoutingV1Env(TwinEnv):
@@ -120,102 +216,41 @@ class RoutingV1Env(TwinEnv):
         self._ticks = int(round(epoch_h / tick))
         if not epoch_h > 0 or abs(self._ticks * tick - epoch_h) > 1e-9 or self._ticks < 1:
             raise ValueError(f"epoch_h must be a positive multiple of the scenario's tick_h={tick:g}, got {epoch_h!r}")
-        if not (np.isfinite(tilt_cny) and tilt_cny >= 0):
-            raise ValueError(f"tilt_cny must be a finite number >= 0, got {tilt_cny!r}")
-        if not (np.isfinite(late_range) and late_range >= 1):
-            raise ValueError(f"late_range must be a finite number >= 1, got {late_range!r}")
-        self.epoch_h, self.tilt_cny, self.late_range = float(epoch_h), float(tilt_cny), float(late_range)
-        net, sc = self.net, self.scenario
-        W, R, C = net.n_warehouses, net.n_regions, len(net.carriers)
-        self.K = K = len(sc.demand.service_levels)
-        self.action_space = spaces.Box(-1.0, 1.0, (2 * W + K,), dtype=np.float32)
-        low, high = network_bounds(W, R)
-        extra = len(PEAK_FEATURES["warehouse"]) * W + len(PEAK_FEATURES["carrier"]) * C
-        self.observation_space = spaces.Box(np.concatenate([low, np.zeros(extra, np.float32)]),
-                                            np.concatenate([high, np.ones(extra, np.float32)]), dtype=np.float32)
-        self.feature_names = network_feature_names(net.warehouses, net.regions)
-        for f in PEAK_FEATURES["warehouse"]:
-            self.feature_names += [f"{f}[{w}]" for w in net.warehouses]
-        for f in PEAK_FEATURES["carrier"]:
-            self.feature_names += [f"{f}[{c}]" for c in net.carriers]
+        self.epoch_h = float(epoch_h)
+        self.knobs = V1Knobs(self.net, self.scenario, self.epoch_h, tilt_cny, late_range, self.weights.late_penalty_cny,
+                             self.rate_ref)
+        self.tilt_cny, self.late_range, self.K = self.knobs.tilt_cny, self.knobs.late_range, self.knobs.K
+        self.action_space = spaces.Box(-1.0, 1.0, (self.knobs.n_actions,), dtype=np.float32)
+        low, high = self.knobs.bounds()
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.feature_names = self.knobs.feature_names()
         self._orders_per_step = self.rate_ref * self.epoch_h
-        # what the peak features need that does not change in a run
-        self._room = np.array([[c.capacity if net.serves[i, w].any() else 0 for w in range(W)]
-                               for i, c in enumerate(sc.carriers)], dtype=float).sum(axis=0)
-        self._first = np.array([c.first_departure_h for c in sc.carriers])
-        self._interval = np.array([c.departure_interval_h for c in sc.carriers])
-        lines = sc.demand.lines_per_order
-        self._ship_rate = np.array([w.pick.lines_per_agv_h / lines for w in sc.warehouses])
-        # per warehouse, the 10 most popular SKUs it carries ([W, 10]; a site carrying fewer repeats
-        # its last), and their initial stock
-        carried = net.initial_stock > 0
-        hot = []
-        for w in range(W):
-            h = np.flatnonzero(carried[w])[np.argsort(-net.sku_p[carried[w]], kind="stable")][:10]
-            h = h if len(h) else np.zeros(1, dtype=np.int64)
-            hot.append(np.pad(h, (0, 10 - len(h)), mode="edge"))
-        self._hot = np.array(hot, dtype=np.int64)
-        self._hot_rows = np.arange(W)[:, None]
-        self._hot_init = np.maximum(net.initial_stock[self._hot_rows, self._hot].astype(float), 1.0)
-        self._default_prio = np.array([PICK_PRIORITIES.index(w.pick.priority) for w in sc.warehouses], dtype=np.int64)
 
     # ------------------------------------------------------------------ episode
     def _start(self) -> None:
         ep = self._episode
-        self._policy = self._heuristic_policy(ep["heuristic"]) if ep["heuristic"] else PromiseAware(
-            late_penalty_cny=self.weights.late_penalty_cny, co2_price_cny_per_kg=self.weights.co2_price_cny_per_kg)
+        self._policy = self._heuristic_policy(ep["heuristic"] or "promise_aware")
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine, routing=self._policy,
                                       timeseries=False, network=self.net)
         self._ledger = Ledger(self.model)
-        self._outages = [(self.net.warehouses.index(d.warehouse), d.start_h, d.end_h)
-                         for d in ep["scenario"].disruptions if isinstance(d, WarehouseOutage)]
-        self._last_backlog_h = self._backlog_hours()
-        self._trend = np.zeros(self.net.n_warehouses)
+        self.knobs.start(self.model)
 
     def _advance(self, action: Any) -> tuple[dict[str, float], bool, dict[str, Any]]:
-        m, W, K = self.model, self.net.n_warehouses, self.K
+        m = self.model
         if not self._episode["heuristic"]:
-            a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
-            pol = self._policy
-            pol.warehouse_offset[:] = self.tilt_cny * a[:W]
-            pol.late_penalty_by_service[:] = self.weights.late_penalty_cny * self.late_range ** a[W:W + K]
-            prio = self._default_prio.copy()
-            prio[a[W + K:] > 0.5] = _EXPRESS_FIRST
-            prio[a[W + K:] < -0.5] = _FIFO
-            m.state.pick_priority[:] = prio
+            self.knobs.apply(self._policy, m.state, action)
         for _ in range(self._ticks):
             if m.env.now >= self.horizon_h - _EPS:
                 break
             self._tick()
-        now_h = self._backlog_hours()
-        self._trend = now_h - self._last_backlog_h
-        self._last_backlog_h = now_h
+        self.knobs.end_epoch(m)
         terminated = m.env.now >= self.horizon_h - _EPS
         if terminated:
             self._drain()
         return self._ledger.take(final=terminated), terminated, {}
 
-    # ------------------------------------------------------------------ observations
-    def _backlog_hours(self) -> np.ndarray:
-        st = self.model.state
-        rate = np.maximum(st.pick_servers * st.wh_open * self._ship_rate, 1e-9)
-        return st.backlog / rate
-
     def _observe(self) -> np.ndarray:
-        m, st = self.model, self.model.state
-        t = float(m.env.now)
-        base = network_features(m, self.epoch_h, self.rate_ref)
-        W = self.net.n_warehouses
-        trend = np.clip(0.5 + self._trend / 12.0, 0.0, 1.0)  # [-6 h, +6 h] -> [0, 1]
-        dock = np.clip(st.dock_waiting.sum(axis=0) / np.maximum(self._room, 1.0) / 4.0, 0.0, 1.0)
-        cover = (st.inventory[self._hot_rows, self._hot] / self._hot_init).min(axis=1)
-        soon = np.zeros(W)
-        for w, s, e in self._outages:
-            if s - 6.0 <= t < e:
-                soon[w] = 1.0
-        nxt = np.where(t <= self._first, self._first - t, (self._first - t) % self._interval)
-        carrier = np.concatenate([np.clip(st.carrier_capacity_mult, 0, 1), np.clip(nxt / self._interval, 0, 1)])
-        return np.concatenate([base, trend, dock, np.clip(cover, 0, 1), soon, carrier]).astype(np.float32)
+        return self.knobs.observe(self.model)
 
     def _heuristic_policy(self, name: str):  # noqa: ANN202
         if name == "promise_aware":

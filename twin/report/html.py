@@ -574,6 +574,11 @@ def _write_report(d: Path, result: Any, bar: Any) -> Path:
     for label, key in (("Seed", "seed"), ("Engine", "engine")):
         if kpis.get(key) is not None:
             meta.append(f"{label}: <b>{_e(kpis[key])}</b>")
+    # the policy that routed: a trained model or package (twin run --policy), else the scenario's
+    routing_cfg = (scenario.get("policy") or {}).get("routing") or {}
+    policy = kpis.get("policy") or routing_cfg.get("name")
+    if policy:
+        meta.append(f"Routing policy: <b>{_e(policy)}</b>")
     seeds = kpis.get("seeds")
     if isinstance(seeds, list) and seeds and kpis.get("seed") is None:
         meta.insert(0, f"Seeds: <b>{_e(', '.join(str(x) for x in seeds))}</b>")

@@ -16,7 +16,8 @@ __all__ = ["NON_KPI_KEYS", "load_kpis", "compare_runs", "format_table", "delta_l
 
 
 #: Keys of kpis.json that are metadata or nested structures, not scalar KPIs.
-NON_KPI_KEYS: frozenset[str] = frozenset({"scenario", "seed", "seeds", "engine", "replications", "summary"})
+NON_KPI_KEYS: frozenset[str] = frozenset({"scenario", "seed", "seeds", "engine", "replications", "summary", "policy",
+                                             "policy_source"})
 
 
 def load_kpis(run_dir: str | Path) -> dict[str, Any]:

@@ -240,6 +240,7 @@ def simulate(
     overrides: Iterable[str] | Mapping[str, Any] | None = None,
     routing: RoutingPolicy | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    before_tick: Callable[[Any], None] | None = None,
 ) -> SimulationResult:
     """Run one simulation.
 
@@ -251,6 +252,8 @@ def simulate(
         routing: a routing policy object to use instead of the scenario's.
         progress: True for progress bars on stderr, one per phase (simulation in simulated
             hours, records, KPIs), or a callable ``(ticks_done, ticks_total)`` for the simulation.
+        before_tick: called with the model before each tick (a controller turning the routing
+            policy's knobs, e.g. a learned epoch policy: ``rl.controller``).
 
     Returns:
         A :class:`SimulationResult` with ``.kpis``, ``.orders``, ``.timeseries``.
@@ -265,11 +268,11 @@ def simulate(
     if show:
         bar = _bar(True, f"{sc.name} seed {seed}: simulation", model.n_ticks, "h")
         try:
-            model.run(lambda done, total: bar.update(1))
+            model.run(lambda done, total: bar.update(1), before_tick)
         finally:
             bar.close()
     else:
-        model.run(progress or None)
+        model.run(progress or None, before_tick)
     bar = _bar(show, "records", 2)
     try:
         col = model.engine.finish(model.end_time)  # the engine's record storage is released here

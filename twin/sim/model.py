@@ -251,9 +251,13 @@ class FulfillmentModel(mesa.Model):
         """The time series so far, one row per tick (the DataCollector's table)."""
         return self.datacollector.get_table_dataframe("timeseries")
 
-    def run(self, progress=None) -> None:  # noqa: ANN001 - a callable(done, total) or None
-        """Step to the end of the run (horizon plus drain)."""
+    def run(self, progress=None, before_tick=None) -> None:  # noqa: ANN001 - callables or None
+        """Step to the end of the run (horizon plus drain). ``progress(done, total)`` after each
+        tick; ``before_tick(model)`` before each (a controller that turns a policy's knobs: an
+        epoch policy trained in an RL env, run where a planner looks)."""
         while self.running:
+            if before_tick is not None:
+                before_tick(self)
             self.step()
             if progress is not None:
                 progress(self.steps, self.n_ticks)
