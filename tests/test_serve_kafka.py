@@ -50,7 +50,7 @@ def test_exactly_one_decision_per_order_across_a_consumer_restart(cluster, tmp_p
 
     svc = Service(pkg, audit=audit, warmup=1)
     bus = BusRouter(svc, brokers, topic_in, topic_out, group_id="g1", batch=100)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # generous: a loaded shared machine; the loops end when done
     while bus.processed < 250 and time.monotonic() < deadline:
         bus.step(0.5)
     before = bus.processed
@@ -60,6 +60,7 @@ def test_exactly_one_decision_per_order_across_a_consumer_restart(cluster, tmp_p
     assert polled > 0 and bus.processed > before
     crashed = set(bus.last_decided)
     assert len(crashed) == bus.processed - before
+    rejected_before = bus.rejected  # the bad message may sit in a partition the first consumer finished
     bus.close()
     svc.close()
 
@@ -71,7 +72,8 @@ def test_exactly_one_decision_per_order_across_a_consumer_restart(cluster, tmp_p
     for _ in range(3):
         bus2.step(0.3)
     assert bus2.skipped > 0  # the uncommitted batch came again and was not decided twice
-    assert bus2.rejected == 1
+    # the bad message is refused, by one consumer or (in the uncommitted batch) by both; never decided
+    assert rejected_before + bus2.rejected >= 1
     bus2.close()
     svc2.close()
 
