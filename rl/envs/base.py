@@ -209,6 +209,15 @@ class TwinEnv(gym.Env):
         while m.running:
             self._tick()
 
+    def _epoch_ticks(self, epoch_h: float) -> int:
+        """The model ticks of one decision epoch of ``epoch_h`` hours (a positive multiple of the
+        scenario's tick)."""
+        tick = self.scenario.tick_h
+        ticks = int(round(epoch_h / tick)) if epoch_h > 0 else 0
+        if not epoch_h > 0 or abs(ticks * tick - epoch_h) > 1e-9 or ticks < 1:
+            raise ValueError(f"epoch_h must be a positive multiple of the scenario's tick_h={tick:g}, got {epoch_h!r}")
+        return ticks
+
     def _heuristic_policy(self, name: str) -> RoutingPolicy:
         return ROUTING_POLICIES[name]()
 

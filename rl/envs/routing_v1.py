@@ -212,10 +212,7 @@ class RoutingV1Env(TwinEnv):
                  reward_scale: float = 0.1, render_mode: str | None = None) -> None:
         super().__init__(scenario, scale, horizon_h, engine, randomize, late_penalty_cny, lost_penalty_cny,
                          co2_price_cny_per_kg, reward_scale, render_mode)
-        tick = self.scenario.tick_h
-        self._ticks = int(round(epoch_h / tick))
-        if not epoch_h > 0 or abs(self._ticks * tick - epoch_h) > 1e-9 or self._ticks < 1:
-            raise ValueError(f"epoch_h must be a positive multiple of the scenario's tick_h={tick:g}, got {epoch_h!r}")
+        self._ticks = self._epoch_ticks(epoch_h)
         self.epoch_h = float(epoch_h)
         self.knobs = V1Knobs(self.net, self.scenario, self.epoch_h, tilt_cny, late_range, self.weights.late_penalty_cny,
                              self.rate_ref)
