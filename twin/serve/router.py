@@ -38,7 +38,7 @@ import numpy as np
 
 from twin.errors import TwinError
 from twin.policies.base import assign_order
-from twin.policies.features import OrderLanes, order_features, sku_index
+from twin.policies.features import OrderLanes, order_features_batch, sku_index
 from twin.policies.heuristics import ROUTING_POLICIES
 from twin.policies.promise import late_probability
 from twin.policies.runtime import OnnxActor, Package, load_package
@@ -130,6 +130,11 @@ class Prepared:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: ``Prepared.why_not`` by the first condition that fails (0: none, the candidate may take the order).
+_WHY = (None, "not a candidate", "closed", "at capacity", "no lane to the region", "no working cold storage",
+        "stock short")
+
+
 class Router:
     """Decides orders for one package (see the module docstring)."""
 
@@ -167,95 +172,150 @@ class Router:
 
     # ------------------------------------------------------------------ preparing
     def prepare(self, i: int, o: Order, loc: tuple[Any, ...]) -> Prepared:
-        net, lanes = self.net, self.lanes
-        r = self.region_index.get(o.destination.region)
-        if r is None:
-            raise RequestError((*loc, "destination", "region"), f"{o.destination.region!r} is not a region of "
-                               f"the network {self.package.manifest['network']['scenario']!r}; allowed: "
-                               f"{', '.join(net.regions)}")
-        if o.service_level not in self.levels:
-            raise RequestError((*loc, "service_level"), f"{o.service_level!r} is not a service level of the network; "
-                               f"allowed: {', '.join(self.levels)}")
-        W = net.n_warehouses
-        cand = [None] * W
-        for j, c in enumerate(o.candidates):
-            w = self.wh_index.get(c.warehouse_id)
-            if w is None:
-                raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{c.warehouse_id!r} is not a warehouse "
-                                   f"of the network; allowed: {', '.join(net.warehouses)}")
-            cand[w] = c
-        cold = any(line.cold_chain for line in o.lines)
-        sku = [line.sku for line in o.lines]
-        qty = np.array([line.qty for line in o.lines], dtype=np.int64)
-        units = int(qty.sum())
-        promise = float(o.promise_h) if o.promise_h is not None else float(self.levels[o.service_level])
-        # one pass over the candidates: (listed, open, capacity, cold_ok, agvs_up_ratio, backlog) and stock
-        none = (False, False, False, False, 0.0, 0)
-        flags = np.array([none if c is None else (True, c.open, c.remaining_capacity_orders > 0, c.cold_ok,
-                                                  c.agvs_up_ratio, c.backlog_orders) for c in cand], dtype=float)
-        listed, open_, cap = flags[:, 0] > 0, flags[:, 1] > 0, flags[:, 2] > 0
-        cold_ok = (flags[:, 3] > 0) & net.cold_capable
-        lane = lanes.lane_ok[int(cold), :, r]
-        zeros = [0] * len(sku)
-        stock = np.array([zeros if c is None else [c.available.get(k, 0) for k in sku] for c in cand],
-                         dtype=np.int64).reshape(W, len(sku))
-        usable = open_ & cap & lane & (cold_ok if cold else True)
-        has_all = (stock >= qty).all(axis=1)
-        whole = usable & has_all
-        why = []
-        for w in range(W):
-            why.append(None if whole[w] else "not a candidate" if not listed[w] else "closed" if not open_[w]
-                       else "at capacity" if not cap[w] else "no lane to the region" if not lane[w]
-                       else "no working cold storage" if cold and not cold_ok[w] else "stock short")
-        # estimates on the base heuristic's carrier
-        car = self.car_lane[int(cold), :, r]
-        has = car >= 0
-        c0 = np.where(has, car, 0)
-        w_idx = np.arange(W)
-        ratio = flags[:, 4]
-        servers = np.maximum(ratio * lanes.agvs, 1.0)
-        backlog = flags[:, 5]
-        mult = float(o.destination.transit_multiplier)
-        transit = net.transit_mean_h[c0, w_idx, r] * mult
-        ready = backlog * self.pick_h * self.lines_mean / servers + units * self.pick_h + self.pack_h
-        est_h = np.where(has, ready + self.half_gap[c0] + transit, np.inf)
-        est_cost = np.where(has, net.costs.parcel[int(cold), c0, w_idx, r] + net.costs.handling_per_line * units,
-                            np.inf)
-        est_co2 = np.where(has, net.lane_co2_kg[c0, w_idx, r], np.inf)
-        slack = (promise - (ready + self.half_gap[c0])).tolist()
-        tr, cl, hl = transit.tolist(), c0.tolist(), has.tolist()
-        dist = self.transit_dist
-        p_late = np.array([late_probability(slack[w], tr[w], *dist[cl[w]]) if hl[w] else 1.0 for w in range(W)])
-        digest = hashlib.sha256(o.model_dump_json().encode()).hexdigest()
-        p = Prepared(i, o, r, cold, o.service_level, promise, units, sku, qty, listed, usable, whole, stock, why,
-                     car, est_cost, est_h, est_co2, p_late, digest)
-        if self.actor is not None:
-            self._observe(p, cand, ratio, backlog)
+        """One order: :meth:`prepare_batch` of a batch of one."""
+        p = self.prepare_batch([o], [loc])[0]
+        p.index = i
         return p
 
-    def _observe(self, p: Prepared, cand: list[Any], ratio: np.ndarray, backlog: np.ndarray) -> None:
+    def prepare_batch(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> list[Prepared]:
+        """Resolve, check feasibility, estimate and observe ``n`` orders: one Python pass reads
+        the requests into ``[n, W]`` (stock ``[n, W, lines]``) arrays, the rest is array work
+        over the batch (the late probability is the scalar :func:`late_probability` per entry,
+        and the observation :func:`twin.policies.features.order_features_batch`). The first
+        order naming something unknown raises its :class:`RequestError`."""
+        net, lanes = self.net, self.lanes
+        W, n = net.n_warehouses, len(orders)
+        if n == 0:
+            return []
+        L = max(len(o.lines) for o in orders)
+        regions, colds, units, promises, mults, skus, t_hs = [], [], [], [], [], [], []
+        flags: list[tuple] = []
+        stock = np.zeros((n, W, L), dtype=np.int64)
+        qty = np.zeros((n, L), dtype=np.int64)
+        none = (0.0, 0.0, 0.0, 0.0, 0.0, 0)
+        levels, wh_index, region_index = self.levels, self.wh_index, self.region_index
+        for k, o in enumerate(orders):
+            loc = locs[k]
+            r = region_index.get(o.destination.region)
+            if r is None:
+                raise RequestError((*loc, "destination", "region"), f"{o.destination.region!r} is not a region of "
+                                   f"the network {self.package.manifest['network']['scenario']!r}; allowed: "
+                                   f"{', '.join(net.regions)}")
+            if o.service_level not in levels:
+                raise RequestError((*loc, "service_level"), f"{o.service_level!r} is not a service level of the "
+                                   f"network; allowed: {', '.join(levels)}")
+            cand = [None] * W
+            for j, c in enumerate(o.candidates):
+                w = wh_index.get(c.warehouse_id)
+                if w is None:
+                    raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{c.warehouse_id!r} is not a "
+                                       f"warehouse of the network; allowed: {', '.join(net.warehouses)}")
+                cand[w] = c
+            lines = o.lines
+            sku = [line.sku for line in lines]
+            q = [line.qty for line in lines]
+            regions.append(r)
+            colds.append(any(line.cold_chain for line in lines))
+            units.append(sum(q))
+            promises.append(float(o.promise_h) if o.promise_h is not None else float(levels[o.service_level]))
+            mults.append(float(o.destination.transit_multiplier))
+            skus.append(sku)
+            flags += [none if c is None else (1.0, float(c.open), float(c.remaining_capacity_orders > 0),
+                                              float(c.cold_ok), c.agvs_up_ratio, c.backlog_orders) for c in cand]
+            nl = len(sku)
+            zeros = [0] * nl
+            stock[k, :, :nl] = [zeros if c is None else [c.available.get(s, 0) for s in sku] for c in cand]
+            qty[k, :nl] = q
+            if self.actor is not None:
+                created = o.created_at or datetime.now().astimezone()
+                t_hs.append(created.hour + created.minute / 60 + created.second / 3600)
+        f = np.array(flags, dtype=float).reshape(n, W, 6)
+        listed, open_, cap = f[:, :, 0] > 0, f[:, :, 1] > 0, f[:, :, 2] > 0
+        cold = np.array(colds, dtype=bool)
+        ci = cold.astype(np.int64)
+        r_ = np.array(regions, dtype=np.int64)
+        units_a = np.array(units, dtype=np.int64)
+        w_idx = np.arange(W)[None, :]
+        cold_ok = (f[:, :, 3] > 0) & net.cold_capable
+        lane = lanes.lane_ok[ci[:, None], w_idx, r_[:, None]]
+        usable = open_ & cap & lane & (cold_ok | ~cold[:, None])
+        has_all = (stock >= qty[:, None, :]).all(axis=2)
+        whole = usable & has_all
+        # why not: the first failing condition (codes into _WHY)
+        why = np.select([whole, ~listed, ~open_, ~cap, ~lane, cold[:, None] & ~cold_ok],
+                        [0, 1, 2, 3, 4, 5], 6).tolist()
+        # estimates on the base heuristic's carrier
+        car = self.car_lane[ci[:, None], w_idx, r_[:, None]]
+        has = car >= 0
+        c0 = np.where(has, car, 0)
+        ratio, backlog = f[:, :, 4], f[:, :, 5]
+        servers = np.maximum(ratio * lanes.agvs, 1.0)
+        mult = np.array(mults)
+        transit = net.transit_mean_h[c0, w_idx, r_[:, None]] * mult[:, None]
+        u = units_a[:, None]
+        ready = backlog * self.pick_h * self.lines_mean / servers + u * self.pick_h + self.pack_h
+        gap = self.half_gap[c0]
+        est_h = np.where(has, ready + gap + transit, np.inf)
+        est_cost = np.where(has, net.costs.parcel[ci[:, None], c0, w_idx, r_[:, None]]
+                            + net.costs.handling_per_line * u, np.inf)
+        est_co2 = np.where(has, net.lane_co2_kg[c0, w_idx, r_[:, None]], np.inf)
+        promise = np.array(promises)
+        slack = (promise[:, None] - (ready + gap)).ravel().tolist()
+        tr, cl, hl = transit.ravel().tolist(), c0.ravel().tolist(), has.ravel().tolist()
+        dist = self.transit_dist
+        p_late = np.array([late_probability(slack[e], tr[e], *dist[cl[e]]) if hl[e] else 1.0
+                           for e in range(n * W)]).reshape(n, W)
+        obs, outside = self._observe_batch(skus, stock, listed, open_, ratio, backlog, whole, r_, cold, units_a,
+                                           promise, mult, t_hs)
+        out = []
+        for k, o in enumerate(orders):
+            nl = len(skus[k])
+            out.append(Prepared(k, o, regions[k], colds[k], o.service_level, promises[k], units[k], skus[k],
+                                qty[k, :nl], listed[k], usable[k], whole[k], stock[k, :, :nl],
+                                [_WHY[c] for c in why[k]], car[k], est_cost[k], est_h[k], est_co2[k], p_late[k],
+                                hashlib.sha256(o.model_dump_json().encode()).hexdigest(),
+                                None if obs is None or outside[k] is not None else obs[k], outside[k]))
+        return out
+
+    def _observe_batch(self, skus: list[list[str]], stock: np.ndarray, listed: np.ndarray, open_: np.ndarray,
+                       ratio: np.ndarray, backlog: np.ndarray, whole: np.ndarray, region: np.ndarray,
+                       cold: np.ndarray, units: np.ndarray, promise: np.ndarray, mult: np.ndarray,
+                       t_h: list[float]) -> tuple[np.ndarray | None, list[str | None]]:
+        """The observations ``[n, F]`` of a batch and per order why it is outside the training
+        ranges (None: inside; its row of the observations is then the one the model reads)."""
+        n = len(skus)
+        outside: list[str | None] = [None] * n
+        if self.actor is None:
+            return None, outside
         lanes = self.lanes
-        idx = [sku_index(k, lanes.initial_stock.shape[1]) for k in p.sku]
-        if any(k is None for k in idx):
-            p.outside = f"SKU {p.sku[idx.index(None)]!r} is not one of the network's (sku-0..sku-" \
-                        f"{lanes.initial_stock.shape[1] - 1})"
-            return
-        mult = float(p.order.destination.transit_multiplier)
-        if mult > self.max_weather:
-            p.outside = f"transit_multiplier {mult:g} is beyond the training weather's {self.max_weather:g}"
-            return
-        init = np.maximum(lanes.initial_stock[:, idx], 1).astype(float)
-        cover = (p.stock / init).min(axis=1)
+        S = lanes.initial_stock.shape[1]
+        L = stock.shape[2]
+        idx = np.zeros((n, L), dtype=np.int64)
+        pad = np.ones((n, L), dtype=bool)
+        for k, sku in enumerate(skus):
+            ix = [sku_index(s, S) for s in sku]
+            if any(i is None for i in ix):
+                outside[k] = f"SKU {sku[ix.index(None)]!r} is not one of the network's (sku-0..sku-{S - 1})"
+                continue
+            idx[k, :len(ix)] = ix
+            pad[k, :len(ix)] = False
+        init = np.maximum(lanes.initial_stock[:, idx], 1).astype(float).transpose(1, 0, 2)  # [n, W, L]
+        cover = np.where(pad[:, None, :], np.inf, stock / init).min(axis=2)
         servers = ratio * lanes.agvs
-        wh_open = p.listed & np.array([c is not None and c.open for c in cand])
+        wh_open = listed & open_
         rate = np.where(wh_open, servers, 0.0) * lanes.ship_rate
-        if (rate > 0).any() and (np.where(rate > 0, backlog / np.maximum(rate, 1e-9), 0.0) > 48.0).any():
-            p.outside = "a candidate's backlog is more than 48 hours of its pick capacity (training saw <= 24 h)"
-            return
-        created = p.order.created_at or datetime.now().astimezone()
-        t_h = created.hour + created.minute / 60 + created.second / 3600
-        p.obs = order_features(lanes, t_h, self.horizon_h, p.region, p.cold, float(p.units), p.promise_h,
-                               p.whole, backlog, servers, wh_open, mult, cover)
+        busy = ((rate > 0) & (np.where(rate > 0, backlog / np.maximum(rate, 1e-9), 0.0) > 48.0)).any(axis=1)
+        mw = self.max_weather
+        for k in range(n):
+            if outside[k] is not None:
+                continue
+            if mult[k] > mw:
+                outside[k] = f"transit_multiplier {mult[k]:g} is beyond the training weather's {mw:g}"
+            elif busy[k]:
+                outside[k] = "a candidate's backlog is more than 48 hours of its pick capacity (training saw <= 24 h)"
+        obs = order_features_batch(lanes, np.array(t_h), self.horizon_h, region, cold, units.astype(float), promise,
+                                   whole, backlog, servers, wh_open, mult, cover)
+        return obs, outside
 
     # ------------------------------------------------------------------ scoring
     def heuristic_scores(self, p: Prepared, name: str, params: dict[str, Any]) -> np.ndarray:
@@ -309,8 +369,8 @@ class Router:
     def decide(self, orders: list[Order], loc: tuple[Any, ...] = ("body",), batch: bool = False) -> list[dict]:
         """The decisions of ``orders`` (dicts in the shape of :class:`twin.serve.schema.Decision`,
         plus ``_audit``: what the audit event records beyond the response)."""
-        prepared = [self.prepare(i, o, (*loc, "orders", i) if batch else (*loc, "order")) for i, o in
-                    enumerate(orders)]
+        prepared = self.prepare_batch(orders, [(*loc, "orders", i) if batch else (*loc, "order")
+                                               for i in range(len(orders))])
         how: list[tuple[str, str | None]] = [("", None)] * len(prepared)
         scores: list[np.ndarray | None] = [None] * len(prepared)
         actions: dict[int, int] = {}
