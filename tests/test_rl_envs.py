@@ -25,13 +25,15 @@ SMALL = {
     "twin/OrderRouting-v0": {"scale": 0.1, "horizon_h": 2.0},
     "twin/Reallocation-v0": {"scale": 0.1, "horizon_h": 30.0, "interval_h": 6.0},
     "twin/Routing-v1": {"scale": 0.05, "horizon_h": 12.0},
+    "twin/OrderRouting-v1": {"scale": 0.1, "horizon_h": 2.0},
 }
 
 #: Warnings the checkers may give that we accept, each with why; add an entry (a message substring
 #: and the reason) only with a reason.
 ALLOWED_WARNINGS: tuple[str, ...] = (
-    # gymnasium.make of twin/Routing-v0 says a newer version is registered: v0 stays registered on
-    # purpose (its Version History says so), for the results and models trained on it
+    # gymnasium.make of twin/Routing-v0 and twin/OrderRouting-v0 says a newer version is
+    # registered: v0 stays registered on purpose (the v1 Version History sections say so), for
+    # the results, models and exported packages made with it
     "is out of date. You should consider upgrading to version `v1`",
 )
 
@@ -334,6 +336,7 @@ def test_capabilities_are_declared_on_the_env_classes() -> None:
     assert caps["twin/OrderRouting-v0"][:2] == (True, ("simpy",))
     assert caps["twin/Routing-v0"][:2] == (False, ENGINES)
     assert caps["twin/Routing-v1"][:2] == (False, ENGINES)
+    assert caps["twin/OrderRouting-v1"][:2] == (True, ("simpy",)) and "promise_aware" in caps["twin/OrderRouting-v1"][2]
     assert caps["twin/Reallocation-v0"] == (False, ENGINES, ("none", "rebalance"))
     for env_id, (masks, _, heuristics) in caps.items():
         assert _masked(env_id) is masks
@@ -353,7 +356,7 @@ def test_public_read_only_views(env_id: str) -> None:
     assert env.episode_seed == info["seed"]
     assert env.episode_scenario.horizon_h == SMALL[env_id]["horizon_h"]
     step_h = {"twin/Routing-v0": 1.0, "twin/OrderRouting-v0": None, "twin/Reallocation-v0": 6.0,
-              "twin/Routing-v1": 1.0}[env_id]
+              "twin/Routing-v1": 1.0, "twin/OrderRouting-v1": None}[env_id]
     if step_h is not None:  # the expected orders of a step: the mean rate x the step's hours
         assert env.orders_per_step == pytest.approx(env.rate_ref * step_h)
     else:
@@ -408,3 +411,92 @@ def test_routing_v1_zero_action_is_promise_aware_and_its_knobs_act(engine: str) 
 
     s0, s_away, s_draw = share(0.0), share(1.0), share(-1.0)
     assert s_away < 0.7 * s0 and s_draw > 1.2 * s0
+
+
+# ----------------------------------------------------------------------------- OrderRouting-v1
+def test_order_routing_v1_rewards_are_the_objective_and_parcels_take_the_chosen_carrier() -> None:
+    """Random masked (warehouse, carrier) choices on a randomised episode: the rewards add up to
+    the objective, the ledger's cost and CO2 are the records', and every order routed by the
+    agent has one shipment, from the chosen warehouse by the chosen carrier."""
+    env = gym.make("twin/OrderRouting-v1", scale=0.1, horizon_h=3.0, randomize=True).unwrapped
+    env.reset(seed=5)
+    C = env.n_carriers
+    rng = np.random.default_rng(1)
+    rewards, chosen, done, info = [], {}, False, {}
+    while not done:
+        a = int(rng.choice(np.flatnonzero(env.action_masks())))
+        chosen[env.model.engine.pending_decision.order_id] = divmod(a, C)
+        _, r, done, _, info = env.step(a)
+        assert not info["invalid_action"]
+        rewards.append(r)
+    total = env.ledger_total
+    assert sum(rewards) == pytest.approx(-env.weights.scale * objective(total, env.weights), rel=1e-9)
+    cols = env.model.engine.finish(env.model.end_time)
+    assert total["cost_cny"] == pytest.approx(cols["cost"].sum(), rel=1e-9)
+    assert total["co2_kg"] == pytest.approx(cols["co2_kg"].sum(), rel=1e-9)
+    c = env.model.engine.counters
+    assert total["late"] + total["on_time"] + total["lost"] == total["orders"] == c.created
+    ship = cols["shipment_id"] >= 0
+    oid, wh, car = cols["order_id"][ship], cols["warehouse"][ship], cols["carrier"][ship]
+    assert len(chosen) > 300 and set(chosen) <= set(oid.tolist())
+    picked = np.array([o in chosen for o in oid])
+    assert len(np.unique(oid[picked])) == picked.sum()  # one shipment per order routed whole
+    want = np.array([chosen[o] for o in oid[picked]])
+    np.testing.assert_array_equal(wh[picked], want[:, 0])
+    np.testing.assert_array_equal(car[picked], want[:, 1])
+    assert len(np.unique(want[:, 1])) == C  # random choices used every carrier
+    assert info["episode_kpis"]["orders"] == c.created
+
+
+def test_order_routing_v1_shows_promise_aware_s_view_and_its_argmin_is_the_rule() -> None:
+    """The pair features are PromiseAware.score_parts (score = cost + penalty x P(late)); the
+    mask drops carriers without a lane (jd_cold has none from hangzhou; zto no reefer room for
+    cold orders); and choosing the observation's argmin every step gives the records of the
+    promise_aware heuristic episode exactly (the engine ships by the carrier passed)."""
+    env = gym.make("twin/OrderRouting-v1", scale=0.1, horizon_h=3.0).unwrapped
+    net, W, C = env.net, env.net.n_warehouses, env.n_carriers
+    hz, jd, zto = net.warehouses.index("hangzhou"), net.carriers.index("jd_cold"), net.carriers.index("zto")
+    n0 = len(env.feature_names) - 2 * W * C
+    assert env.feature_names[n0] == "exp_cost[shanghai/sf_express]"
+    assert env.feature_names[-1] == "p_late[zhengzhou/jd_cold]"
+    obs, _ = env.reset(seed=9)
+    st, scorer = env.model.state, env.scorer
+    done, checked, cold_seen = False, 0, 0
+    while not done:
+        d = env.model.engine.pending_decision
+        mask = env.action_masks().reshape(W, C)
+        assert not mask[hz, jd]
+        if d.cold:
+            cold_seen += 1
+            assert not mask[:, zto].any()
+        cost, plate = obs[n0:n0 + W * C].reshape(W, C), obs[n0 + W * C:].reshape(W, C)
+        assert (cost[~mask] == 1).all() and (plate[~mask] == 1).all()
+        for w, c in zip(*np.nonzero(mask)):
+            want = scorer.score(int(w), int(c), d.region, d.cold, d.service_level, int(sum(d.qty)), st)
+            got = float(cost[w, c]) * 100.0 + env.weights.late_penalty_cny * float(plate[w, c])
+            assert got == pytest.approx(want, abs=1e-4)
+            checked += 1
+        obs, _, done, _, _ = env.step(env.promise_action())
+    got = env.model.engine.finish(env.model.end_time)
+    assert checked > 1000 and cold_seen > 0
+    env.reset(seed=9, options={"heuristic": "promise_aware"})
+    done = False
+    while not done:
+        _, _, done, _, _ = env.step(0)
+    want = env.model.engine.finish(env.model.end_time)
+    assert len(want["order_id"]) == len(got["order_id"]) > 500
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    # and it is not cheapest's carrier choice: promise_aware pays for the faster carrier at times
+    assert len(np.unique(got["carrier"][got["shipment_id"] >= 0])) == C
+
+
+def test_decide_with_a_carrier_refuses_bad_arguments() -> None:
+    env = gym.make("twin/OrderRouting-v1", scale=0.1, horizon_h=1.0).unwrapped
+    env.reset(seed=0)
+    eng = env.model.engine
+    with pytest.raises(ValueError, match=r"decide\(carrier=...\) needs line_wh and a carrier index in \[0, 3\), "
+                                         r"got carrier=0 with line_wh=None"):
+        eng.decide(None, carrier=0)
+    with pytest.raises(ValueError, match=r"got carrier=3 with line_wh=\[0(, 0)*\]"):
+        eng.decide([0] * (len(eng.pending_decision.sku) - 1) + [0], carrier=3)

@@ -119,6 +119,14 @@ class PromiseAware(RoutingPolicy):
 
     def score(self, w: int, c: int, region: int, cold: bool, service: int, lines: int, state: State) -> float:
         """The expected objective of sending the order by carrier ``c`` from warehouse ``w`` now."""
+        cost, p_late = self.score_parts(w, c, region, cold, service, lines, state)
+        return cost + float(self.late_penalty_by_service[service]) * p_late + float(self.warehouse_offset[w])
+
+    def score_parts(self, w: int, c: int, region: int, cold: bool, service: int, lines: int,
+                    state: State) -> tuple[float, float]:
+        """``(expected cost, P(late))`` of :meth:`score`: the parcel, handling and CO2 price in
+        CNY, and the probability that the parcel is late (what the score weighs by the late
+        penalty; the warehouse offset is not in either)."""
         net, t = self.net, float(state.clock[0])
         srv = max(int(state.pick_servers[w]), 1)
         ready = (t + int(state.backlog[w]) * self._pick_h[w] * self._lines_mean / srv + lines * self._pick_h[w]
@@ -132,8 +140,7 @@ class PromiseAware(RoutingPolicy):
             mean = float(net.transit_mean_h[c, w, region]) * float(state.region_transit_mult[region])
             p_late = late_probability(t + self._promise[service] - dep, mean, *self._tr[c])
         return (float(self._parcel[int(cold), c, w, region]) + float(self._handling[w]) * lines
-                + self.co2_price * float(net.lane_co2_kg[c, w, region])
-                + float(self.late_penalty_by_service[service]) * p_late + float(self.warehouse_offset[w]))
+                + self.co2_price * float(net.lane_co2_kg[c, w, region])), p_late
 
     def best(self, region: int, cold: bool, service: int, lines: int, state: State,
              sku: list[int], qty: list[int]) -> tuple[int, int] | None:

@@ -274,7 +274,7 @@ class SimPyEngine:
             self._lines[2].extend(qty)
         if self._asking:
             ev = self.env.event()
-            ev.callbacks.append(lambda e: self._place(order, sku, qty, e.value))
+            ev.callbacks.append(lambda e: self._place(order, sku, qty, *e.value))
             self._pending = (order, sku, qty, ev)
             self._decision = Decision(oid, region, bool(cold), k, now, now + self._sl_promise[k], tuple(sku),
                                       tuple(qty))
@@ -329,30 +329,39 @@ class SimPyEngine:
         env.run(until=until)
         return None
 
-    def decide(self, line_wh: list[int] | None) -> None:
+    def decide(self, line_wh: list[int] | None, carrier: int | None = None) -> None:
         """Answer the waiting order: the warehouse of each of its lines (the caller checked that
         they have the stock), or None to let the routing policy decide. It is placed at once,
-        when the simulation steps on."""
+        when the simulation steps on. ``carrier`` (with ``line_wh``): the carrier of every
+        shipment of the order (the caller checked the lane, reefer room for a cold order); None:
+        the routing policy's ``carrier()``."""
         if self._pending is None:
             raise RuntimeError("no order is waiting for a routing decision")
         if line_wh is not None and len(line_wh) != len(self._pending[1]):
             raise ValueError(f"decide() needs one warehouse per line ({len(self._pending[1])}), got {len(line_wh)}")
+        if carrier is not None and (line_wh is None or not 0 <= int(carrier) < len(self.m.net.carriers)):
+            raise ValueError(f"decide(carrier=...) needs line_wh and a carrier index in [0, "
+                             f"{len(self.m.net.carriers)}), got carrier={carrier!r} with line_wh={line_wh!r}")
         ev = self._pending[3]
         self._pending = None
         self._decision = None
-        ev.succeed(None if line_wh is None else [int(w) for w in line_wh])
+        ev.succeed((None, None) if line_wh is None else ([int(w) for w in line_wh],
+                                                         None if carrier is None else int(carrier)))
 
-    def _place(self, order, sku: list[int], qty: list[int], line_wh: list[int] | None = None) -> None:  # noqa: ANN001
-        if not self._route(order, sku, qty, line_wh):
+    def _place(self, order, sku: list[int], qty: list[int], line_wh: list[int] | None = None,  # noqa: ANN001
+               carrier: int | None = None) -> None:
+        if not self._route(order, sku, qty, line_wh, carrier):
             if self.m.scenario.demand.unfulfillable == "backorder":
                 order.status = Status.backordered
                 self.env.process(self._backorder(order, sku, qty))
             else:
                 self._lose(order)
 
-    def _route(self, order, sku: list[int], qty: list[int], line_wh: list[int] | None = None) -> bool:  # noqa: ANN001
-        """Route ``order`` now (to ``line_wh`` if given, else where the routing policy says);
-        reserve its stock and start its shipments. False: not servable."""
+    def _route(self, order, sku: list[int], qty: list[int], line_wh: list[int] | None = None,  # noqa: ANN001
+               carrier: int | None = None) -> bool:
+        """Route ``order`` now (to ``line_wh`` if given, else where the routing policy says; by
+        ``carrier`` if given, else the policy's); reserve its stock and start its shipments.
+        False: not servable."""
         m = self.m
         if line_wh is None:
             m.state.clock[0] = self.env.now
@@ -365,7 +374,7 @@ class SimPyEngine:
             inv[w, k] -= q
             per_wh[w] = per_wh.get(w, 0) + q
         for w, lines in sorted(per_wh.items()):
-            c = m.routing.carrier(w, order.region, order.cold, order.service)
+            c = m.routing.carrier(w, order.region, order.cold, order.service) if carrier is None else carrier
             s = self.table.new_shipment(order, w, c, lines, now, m.net, self.counters)
             self._note_backlog(w, +1)
             self.env.process(self._shipment(s))
