@@ -123,11 +123,22 @@ class Prepared:
     est_cost: np.ndarray  # [W] (inf: no lane)
     est_h: np.ndarray
     est_co2: np.ndarray
-    p_late: np.ndarray
+    late_args: tuple[list[float], list[float], list[int], list[bool], list[tuple]]  # slack, transit, carrier, lane, dists
     digest: str
     obs: np.ndarray | None = None
     outside: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _p_late: np.ndarray | None = None
+
+    @property
+    def p_late(self) -> np.ndarray:
+        """``[W]`` P(late) on the base heuristic's carrier (1: no lane); computed when a score
+        reads it (the learned policy does not)."""
+        if self._p_late is None:
+            slack, tr, cl, hl, dist = self.late_args
+            self._p_late = np.array([late_probability(slack[w], tr[w], *dist[cl[w]]) if hl[w] else 1.0
+                                     for w in range(len(hl))])
+        return self._p_late
 
 
 #: ``Prepared.why_not`` by the first condition that fails (0: none, the candidate may take the order).
@@ -260,11 +271,9 @@ class Router:
                             + net.costs.handling_per_line * u, np.inf)
         est_co2 = np.where(has, net.lane_co2_kg[c0, w_idx, r_[:, None]], np.inf)
         promise = np.array(promises)
-        slack = (promise[:, None] - (ready + gap)).ravel().tolist()
-        tr, cl, hl = transit.ravel().tolist(), c0.ravel().tolist(), has.ravel().tolist()
+        slack = (promise[:, None] - (ready + gap)).tolist()
+        tr, cl, hl = transit.tolist(), c0.tolist(), has.tolist()
         dist = self.transit_dist
-        p_late = np.array([late_probability(slack[e], tr[e], *dist[cl[e]]) if hl[e] else 1.0
-                           for e in range(n * W)]).reshape(n, W)
         obs, outside = self._observe_batch(skus, stock, listed, open_, ratio, backlog, whole, r_, cold, units_a,
                                            promise, mult, t_hs)
         out = []
@@ -272,7 +281,8 @@ class Router:
             nl = len(skus[k])
             out.append(Prepared(k, o, regions[k], colds[k], o.service_level, promises[k], units[k], skus[k],
                                 qty[k, :nl], listed[k], usable[k], whole[k], stock[k, :, :nl],
-                                [_WHY[c] for c in why[k]], car[k], est_cost[k], est_h[k], est_co2[k], p_late[k],
+                                [_WHY[c] for c in why[k]], car[k], est_cost[k], est_h[k], est_co2[k],
+                                (slack[k], tr[k], cl[k], hl[k], dist),
                                 hashlib.sha256(o.model_dump_json().encode()).hexdigest(),
                                 None if obs is None or outside[k] is not None else obs[k], outside[k]))
         return out
@@ -416,61 +426,77 @@ class Router:
                         actions[k] = int(acts[j])
                     else:
                         how[k] = ("fallback", reason)
+        for k, p in enumerate(prepared):
+            if how[k][0] == "fallback":
+                scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
+        return self._finish_batch(prepared, scores, how, actions)
+
+    def _finish_batch(self, prepared: list[Prepared], scores: list[np.ndarray], how: list[tuple[str, str | None]],
+                      actions: dict[int, int]) -> list[dict]:
+        """The decisions of a batch: the rankings' order (feasible first, then scored, by score,
+        by warehouse) by one ``lexsort`` over ``[n, W]``, the numbers rounded from one
+        ``tolist`` per quantity, the dicts assembled per order."""
+        net = self.net
+        W = net.n_warehouses
+        S = np.array(scores, dtype=float).reshape(len(prepared), W)
+        whole = np.array([p.whole for p in prepared]).reshape(S.shape)
+        finite = np.isfinite(S)
+        # stable: equal keys keep the warehouse order (the old sort's last key)
+        rank = np.lexsort((np.where(finite, S, 0.0), ~finite, ~whole), axis=1).tolist()
+        isf = math.isfinite
+
+        def nums(a: np.ndarray) -> list[list[float | None]]:
+            return [[round(x, 6) if isf(x) else None for x in row] for row in a.tolist()]
+
+        sc_, cost_ = nums(S), nums(np.array([p.est_cost for p in prepared]))
+        h_, co2_ = nums(np.array([p.est_h for p in prepared])), nums(np.array([p.est_co2 for p in prepared]))
+        sl_, wl_, fl_ = S.tolist(), whole.tolist(), finite.tolist()
+        listed_ = np.array([p.listed for p in prepared]).tolist()
+        names, carriers = net.warehouses, net.carriers
         out = []
         for k, p in enumerate(prepared):
             kind, fb_reason = how[k]
-            if kind == "fallback":
-                scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
-            out.append(self._finish(p, scores[k], kind, fb_reason, actions.get(k)))
-        return out
-
-    def _finish(self, p: Prepared, score: np.ndarray, kind: str, fb_reason: str | None,
-                action: int | None) -> dict:
-        net = self.net
-        W = net.n_warehouses
-        score = np.asarray(score, dtype=float)
-        finite = np.isfinite(score)
-        wl, fl, sl = p.whole.tolist(), finite.tolist(), score.tolist()
-        order = sorted(range(W), key=lambda w: (not wl[w], not fl[w], sl[w] if fl[w] else 0.0, w))
-        order = [w for w in order if p.listed[w]]
-        assignments: list[dict] = []
-        chosen: int | None = None
-        if p.whole.any():
-            chosen = action if action is not None else min((w for w in range(W) if p.whole[w]),
-                                                           key=lambda w: (score[w], w))
-            assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": net.warehouses[chosen],
-                            "carrier": net.carriers[int(p.carrier[chosen])]} for i, (s, q) in
-                           enumerate(zip(p.sku, p.qty))]
-            reason = "fallback" if kind == "fallback" else kind
-        else:
-            split = None
-            if p.order.max_splits > 0 and len(p.sku) > 1:
-                split = assign_order(np.where(finite, score, np.inf), p.usable, p.stock, p.qty, True)
-                if split is not None and len(set(split.tolist())) - 1 > p.order.max_splits:
-                    split = None
-            if split is None:
-                reason = "unfillable"
+            action = actions.get(k)
+            sl, wl, listed = sl_[k], wl_[k], listed_[k]
+            assignments: list[dict] = []
+            chosen: int | None = None
+            if any(wl):
+                chosen = action if action is not None else min((w for w in range(W) if wl[w]),
+                                                               key=lambda w: (sl[w], w))
+                wid, car = names[chosen], carriers[int(p.carrier[chosen])]
+                assignments = [{"line": i, "sku": s, "qty": q, "warehouse_id": wid, "carrier": car}
+                               for i, (s, q) in enumerate(zip(p.sku, p.qty.tolist()))]
+                reason = "fallback" if kind == "fallback" else kind
             else:
-                reason = "split"
-                assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": net.warehouses[int(w)],
-                                "carrier": net.carriers[int(p.carrier[int(w)])]} for i, (s, q, w) in
-                               enumerate(zip(p.sku, p.qty, split))]
-        sc_, cost_, h_, co2_ = _nums(score), _nums(p.est_cost), _nums(p.est_h), _nums(p.est_co2)
-        whole, names = p.whole.tolist(), net.warehouses
-        rankings = [{"warehouse_id": names[w], "rank": n + 1, "score": sc_[w], "feasible": whole[w],
-                     "est_cost_cny": cost_[w], "est_delivery_h": h_[w], "est_co2_kg": co2_[w],
-                     "why_not": p.why_not[w]} for n, w in enumerate(order)]
-        ref = self.policy_ref
-        decision_id = hashlib.sha256(f"{ref['sha256']}:{p.digest}".encode()).hexdigest()[:32]
-        return {
-            "decision_id": decision_id, "order_id": p.order.order_id,
-            "warehouse_id": net.warehouses[chosen] if chosen is not None else None,
-            "carrier": net.carriers[int(p.carrier[chosen])] if chosen is not None else None,
-            "rankings": rankings, "assignments": assignments, "reason": reason,
-            "fallback": kind == "fallback", "fallback_reason": fb_reason, "policy": ref,
-            "_audit": {"region": net.regions[p.region], "request_digest": p.digest, "strategy":
-                       p.order.strategy or ("policy" if self.actor is not None else self.package.name)},
-        }
+                split = None
+                if p.order.max_splits > 0 and len(p.sku) > 1:
+                    score = S[k]
+                    split = assign_order(np.where(finite[k], score, np.inf), p.usable, p.stock, p.qty, True)
+                    if split is not None and len(set(split.tolist())) - 1 > p.order.max_splits:
+                        split = None
+                if split is None:
+                    reason = "unfillable"
+                else:
+                    reason = "split"
+                    assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": names[int(w)],
+                                    "carrier": carriers[int(p.carrier[int(w)])]} for i, (s, q, w) in
+                                   enumerate(zip(p.sku, p.qty, split))]
+            sc, cost, hh, co2, why = sc_[k], cost_[k], h_[k], co2_[k], p.why_not
+            rankings = [{"warehouse_id": names[w], "rank": n + 1, "score": sc[w], "feasible": wl[w],
+                         "est_cost_cny": cost[w], "est_delivery_h": hh[w], "est_co2_kg": co2[w],
+                         "why_not": why[w]} for n, w in enumerate(w for w in rank[k] if listed[w])]
+            ref = self.policy_ref
+            decision_id = hashlib.sha256(f"{ref['sha256']}:{p.digest}".encode()).hexdigest()[:32]
+            out.append({
+                "decision_id": decision_id, "order_id": p.order.order_id,
+                "warehouse_id": names[chosen] if chosen is not None else None,
+                "carrier": carriers[int(p.carrier[chosen])] if chosen is not None else None,
+                "rankings": rankings, "assignments": assignments, "reason": reason,
+                "fallback": kind == "fallback", "fallback_reason": fb_reason, "policy": ref,
+                "_audit": {"region": net.regions[p.region], "request_digest": p.digest, "strategy":
+                           p.order.strategy or ("policy" if self.actor is not None else self.package.name)},
+            })
+        return out
 
 
 def _num(x: float) -> float | None:
