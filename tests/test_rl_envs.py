@@ -26,14 +26,15 @@ SMALL = {
     "twin/Reallocation-v0": {"scale": 0.1, "horizon_h": 30.0, "interval_h": 6.0},
     "twin/Routing-v1": {"scale": 0.05, "horizon_h": 12.0},
     "twin/OrderRouting-v1": {"scale": 0.1, "horizon_h": 2.0},
+    "twin/Reallocation-v1": {"scale": 0.1, "horizon_h": 30.0, "interval_h": 6.0},
 }
 
 #: Warnings the checkers may give that we accept, each with why; add an entry (a message substring
 #: and the reason) only with a reason.
 ALLOWED_WARNINGS: tuple[str, ...] = (
-    # gymnasium.make of twin/Routing-v0 and twin/OrderRouting-v0 says a newer version is
-    # registered: v0 stays registered on purpose (the v1 Version History sections say so), for
-    # the results, models and exported packages made with it
+    # gymnasium.make of twin/Routing-v0, twin/OrderRouting-v0 and twin/Reallocation-v0 says a
+    # newer version is registered: v0 stays registered on purpose (the v1 Version History
+    # sections say so), for the results, models and exported packages made with it
     "is out of date. You should consider upgrading to version `v1`",
 )
 
@@ -338,6 +339,7 @@ def test_capabilities_are_declared_on_the_env_classes() -> None:
     assert caps["twin/Routing-v1"][:2] == (False, ENGINES)
     assert caps["twin/OrderRouting-v1"][:2] == (True, ("simpy",)) and "promise_aware" in caps["twin/OrderRouting-v1"][2]
     assert caps["twin/Reallocation-v0"] == (False, ENGINES, ("none", "rebalance"))
+    assert caps["twin/Reallocation-v1"] == (False, ENGINES, ("none", "rebalance"))
     for env_id, (masks, _, heuristics) in caps.items():
         assert _masked(env_id) is masks
         assert hasattr(gym.spec(env_id).make().unwrapped, "action_masks") is masks
@@ -356,7 +358,7 @@ def test_public_read_only_views(env_id: str) -> None:
     assert env.episode_seed == info["seed"]
     assert env.episode_scenario.horizon_h == SMALL[env_id]["horizon_h"]
     step_h = {"twin/Routing-v0": 1.0, "twin/OrderRouting-v0": None, "twin/Reallocation-v0": 6.0,
-              "twin/Routing-v1": 1.0, "twin/OrderRouting-v1": None}[env_id]
+              "twin/Routing-v1": 1.0, "twin/OrderRouting-v1": None, "twin/Reallocation-v1": 6.0}[env_id]
     if step_h is not None:  # the expected orders of a step: the mean rate x the step's hours
         assert env.orders_per_step == pytest.approx(env.rate_ref * step_h)
     else:
@@ -500,3 +502,50 @@ def test_decide_with_a_carrier_refuses_bad_arguments() -> None:
         eng.decide(None, carrier=0)
     with pytest.raises(ValueError, match=r"got carrier=3 with line_wh=\[0(, 0)*\]"):
         eng.decide([0] * (len(eng.pending_decision.sku) - 1) + [0], carrier=3)
+
+
+# ----------------------------------------------------------------------------- Reallocation-v1
+def test_reallocation_v1_sees_hot_sku_stockouts_and_transfers_beat_rebalance() -> None:
+    """On the binding Singles' Day (10%), the hot-SKU features are the state's (by hand), the hot
+    SKUs run out at some sites by 42 h; ``rebalance`` moves nothing (it counts the suppliers'
+    reorders, due in 24 h, as stock) and equals ``none``; a target cover of 55% (the zero action)
+    moves stock, and the objective (transfer cost included) is lower on both seeds."""
+    env = gym.make("twin/Reallocation-v1").unwrapped
+    W = env.net.n_warehouses
+    n0 = env.observation_space.shape[0] - 3 * W
+    assert env.feature_names[n0:n0 + 2] == ["hot_sku_cover[shanghai]", "hot_sku_cover[hangzhou]"]
+    hot = env.hot
+    assert hot.shape == (W, 10)
+    for w in range(W):  # the 10 most popular SKUs each site carries
+        carried = np.flatnonzero(env.net.initial_stock[w] > 0)
+        assert set(hot[w]) == set(carried[np.argsort(-env.net.sku_p[carried])][:10])
+    obs, _ = env.reset(seed=3, options={"heuristic": "none"})
+    done, outs = False, []
+    while not done:
+        st = env.model.state
+        init = env.net.initial_stock
+        for w in range(W):
+            on_hand = st.inventory[w, hot[w]]
+            assert obs[n0 + w] == pytest.approx(min(on_hand / init[w, hot[w]]), abs=1e-6)
+            assert obs[n0 + W + w] == pytest.approx(np.mean(on_hand == 0), abs=1e-6)
+            inbound = min(np.mean(st.on_order[w, hot[w]] / init[w, hot[w]]) / 2, 1.0)
+            assert obs[n0 + 2 * W + w] == pytest.approx(inbound, abs=1e-6)
+        outs.append(obs[n0 + W:n0 + 2 * W].max())
+        obs, _, done, _, _ = env.step(np.zeros(W, np.float32))
+    assert outs[0] == 0 and max(outs) > 0  # hot SKUs stock out during the peak
+
+    def episode(seed: int, options=None):  # noqa: ANN001, ANN202
+        env.reset(seed=seed, options=options)
+        total, done = 0.0, False
+        while not done:
+            _, r, done, _, info = env.step(np.zeros(W, np.float32))
+            total += r
+        return total, env.model.reallocator.units_moved, info["episode_kpis"]
+
+    for seed in (3, 4):
+        r_none, _, k_none = episode(seed, {"heuristic": "none"})
+        r_reb, moved_reb, k_reb = episode(seed, {"heuristic": "rebalance"})
+        r_zero, moved_zero, k_zero = episode(seed)
+        assert moved_reb == 0 and (r_reb, k_reb) == (r_none, k_none)
+        assert moved_zero > 500
+        assert r_zero > r_reb and k_zero["late_rate"] < k_reb["late_rate"]

@@ -180,7 +180,7 @@ class ReallocationEnv(TwinEnv):
                         else TargetCover(self.top_skus))
         self._metered = _Metered(self._policy)
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine,
-                                      routing=ROUTING_POLICIES[self.routing](), reallocation=self._metered,
+                                      routing=self._heuristic_policy(self.routing), reallocation=self._metered,
                                       timeseries=False, network=self.net)
         self._ledger = Ledger(self.model)
         self._moved, self._unit_km = 0, 0.0
