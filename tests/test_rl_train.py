@@ -146,3 +146,25 @@ def test_train_mistakes_name_the_argument_and_write_nothing(tmp_path, capsys, ar
     assert main(["train", "--run-dir", str(run), "--total-timesteps", "32", *args]) == 2
     assert capsys.readouterr().err == f"twin: error: {says}\n"
     assert not run.exists()  # refused before the run directory is made
+
+
+@pytest.mark.parametrize("env_id,masked", [("twin/OrderRouting-v1", True), ("twin/Reallocation-v1", False)])
+def test_tiny_training_on_the_v1_envs_and_their_baselines(env_id: str, masked: bool, tmp_path) -> None:  # noqa: ANN001
+    """The issue-10 envs train (MaskablePPO where the env has masks) and run against their
+    baselines in the same env: the learned policy's episode has the baselines' orders (common
+    random numbers); promise_aware / rebalance are among the baselines."""
+    import gymnasium as gym
+
+    from rl.baselines import Heuristic, Learned, baseline_names, run_episode
+    from rl.train import Args, train
+
+    small = {"twin/OrderRouting-v1": {"horizon_h": 1.0}, "twin/Reallocation-v1": {"horizon_h": 18.0}}[env_id]
+    run = train(Args(env_id=env_id, **small, total_timesteps=32, n_envs=1, n_steps=16, batch_size=16, n_epochs=1,
+                     eval_freq=0, checkpoint_freq=0, run_dir=str(tmp_path / "v1"), log_formats=("csv",)))
+    learned = Learned(run / "model.zip")
+    assert learned.masked is masked
+    env = gym.make(env_id, **small)
+    mine = run_episode(env, learned, seed=100000)
+    base = {n: run_episode(env, Heuristic(n), seed=100000) for n in baseline_names(env_id)}
+    assert ("promise_aware" if masked else "rebalance") in base
+    assert {b["orders"] for b in base.values()} == {mine["orders"]} and mine["orders"] > 0
