@@ -189,6 +189,10 @@ class Router:
         return p
 
     def prepare_batch(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> list[Prepared]:
+        """The :class:`Prepared` orders of :meth:`_prepare`."""
+        return self._prepare(orders, locs)[0]
+
+    def _prepare(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> tuple[list[Prepared], dict[str, Any]]:
         """Resolve, check feasibility, estimate and observe ``n`` orders: one Python pass reads
         the requests into ``[n, W]`` (stock ``[n, W, lines]``) arrays, the rest is array work
         over the batch (the late probability is the scalar :func:`late_probability` per entry,
@@ -197,7 +201,7 @@ class Router:
         net, lanes = self.net, self.lanes
         W, n = net.n_warehouses, len(orders)
         if n == 0:
-            return []
+            return [], {}
         L = max(len(o.lines) for o in orders)
         regions, colds, units, promises, mults, skus, t_hs = [], [], [], [], [], [], []
         flags: list[tuple] = []
@@ -253,8 +257,8 @@ class Router:
         has_all = (stock >= qty[:, None, :]).all(axis=2)
         whole = usable & has_all
         # why not: the first failing condition (codes into _WHY)
-        why = np.select([whole, ~listed, ~open_, ~cap, ~lane, cold[:, None] & ~cold_ok],
-                        [0, 1, 2, 3, 4, 5], 6).tolist()
+        why = np.stack([whole, ~listed, ~open_, ~cap, ~lane, cold[:, None] & ~cold_ok,
+                        np.ones_like(whole)]).argmax(axis=0).tolist()
         # estimates on the base heuristic's carrier
         car = self.car_lane[ci[:, None], w_idx, r_[:, None]]
         has = car >= 0
@@ -285,7 +289,7 @@ class Router:
                                 (slack[k], tr[k], cl[k], hl[k], dist),
                                 hashlib.sha256(o.model_dump_json().encode()).hexdigest(),
                                 None if obs is None or outside[k] is not None else obs[k], outside[k]))
-        return out
+        return out, {"whole": whole, "listed": listed, "est_cost": est_cost, "est_h": est_h, "est_co2": est_co2}
 
     def _observe_batch(self, skus: list[list[str]], stock: np.ndarray, listed: np.ndarray, open_: np.ndarray,
                        ratio: np.ndarray, backlog: np.ndarray, whole: np.ndarray, region: np.ndarray,
@@ -379,7 +383,9 @@ class Router:
     def decide(self, orders: list[Order], loc: tuple[Any, ...] = ("body",), batch: bool = False) -> list[dict]:
         """The decisions of ``orders`` (dicts in the shape of :class:`twin.serve.schema.Decision`,
         plus ``_audit``: what the audit event records beyond the response)."""
-        prepared = self.prepare_batch(orders, [(*loc, "orders", i) if batch else (*loc, "order")
+        if not orders:
+            return []
+        prepared, arrays = self._prepare(orders, [(*loc, "orders", i) if batch else (*loc, "order")
                                                for i in range(len(orders))])
         how: list[tuple[str, str | None]] = [("", None)] * len(prepared)
         scores: list[np.ndarray | None] = [None] * len(prepared)
@@ -429,9 +435,9 @@ class Router:
         for k, p in enumerate(prepared):
             if how[k][0] == "fallback":
                 scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
-        return self._finish_batch(prepared, scores, how, actions)
+        return self._finish_batch(prepared, arrays, scores, how, actions)
 
-    def _finish_batch(self, prepared: list[Prepared], scores: list[np.ndarray], how: list[tuple[str, str | None]],
+    def _finish_batch(self, prepared: list[Prepared], arrays: dict[str, Any], scores: list[np.ndarray], how: list[tuple[str, str | None]],
                       actions: dict[int, int]) -> list[dict]:
         """The decisions of a batch: the rankings' order (feasible first, then scored, by score,
         by warehouse) by one ``lexsort`` over ``[n, W]``, the numbers rounded from one
@@ -439,7 +445,7 @@ class Router:
         net = self.net
         W = net.n_warehouses
         S = np.array(scores, dtype=float).reshape(len(prepared), W)
-        whole = np.array([p.whole for p in prepared]).reshape(S.shape)
+        whole = arrays["whole"]
         finite = np.isfinite(S)
         # stable: equal keys keep the warehouse order (the old sort's last key)
         rank = np.lexsort((np.where(finite, S, 0.0), ~finite, ~whole), axis=1).tolist()
@@ -448,10 +454,9 @@ class Router:
         def nums(a: np.ndarray) -> list[list[float | None]]:
             return [[round(x, 6) if isf(x) else None for x in row] for row in a.tolist()]
 
-        sc_, cost_ = nums(S), nums(np.array([p.est_cost for p in prepared]))
-        h_, co2_ = nums(np.array([p.est_h for p in prepared])), nums(np.array([p.est_co2 for p in prepared]))
+        sc_, cost_, h_, co2_ = nums(S), nums(arrays["est_cost"]), nums(arrays["est_h"]), nums(arrays["est_co2"])
         sl_, wl_, fl_ = S.tolist(), whole.tolist(), finite.tolist()
-        listed_ = np.array([p.listed for p in prepared]).tolist()
+        listed_ = arrays["listed"].tolist()
         names, carriers = net.warehouses, net.carriers
         out = []
         for k, p in enumerate(prepared):
