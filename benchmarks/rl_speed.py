@@ -210,6 +210,10 @@ def main() -> None:
          ({**RESULT_PPO, "n_steps": 512 if not a.quick else 64}, 2048 if not a.quick else 64)),
         ("default", "twin/Reallocation-v0", {"engine": engine}, eps, None, False,
          ({**RESULT_PPO, "n_steps": 64, "batch_size": 64}, 64 * (2 if not a.quick else 1))),
+        ("default", "twin/OrderRouting-v1", {}, 1 if a.quick else 2, 200 if a.quick else None, False,
+         ({**RESULT_PPO, "n_steps": 512 if not a.quick else 64}, 2048 if not a.quick else 64)),
+        ("default", "twin/Reallocation-v1", {"engine": engine}, eps, None, False,
+         ({**RESULT_PPO, "n_steps": 64, "batch_size": 64}, 64 * (2 if not a.quick else 1))),
     ]
     print("| env | configuration | engine | orders/step | env steps/s | reset ms | orders/s in steps, median "
           "(min–max) | model orders/s | PPO steps/s | env share of PPO wall (env / learner ms per step) |")
