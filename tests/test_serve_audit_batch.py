@@ -1,0 +1,48 @@
+"""``decision_events`` (a batch's lines spliced around one ``json.dumps`` per decision) writes
+the same bytes as ``decision_event`` per decision, and the SDK reads its lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from cloudevents.core.formats.json import JSONFormat
+
+from twin.policies.export import export_heuristic
+from twin.serve.audit import SHADOW_TYPE, decision_event, decision_events
+from twin.serve.router import Router
+from twin.serve.schema import Order
+
+W = ["shanghai", "hangzhou", "nanjing", "guangzhou", "wuhan", "chengdu", "langfang", "zhengzhou"]
+
+
+def _order(i: int, oid: str) -> dict:
+    return {"order_id": oid, "destination": {"region": ["Beijing", "Hubei", "Guangdong"][i % 3]},
+            "lines": [{"sku": "sku-3", "qty": 1}, {"sku": f"sku-{i}", "qty": 2}], "service_level": "standard",
+            "candidates": [{"warehouse_id": w, "available": {"sku-3": (i + j) % 3, f"sku-{i}": j % 4},
+                            "remaining_capacity_orders": 5} for j, w in enumerate(W)]}
+
+
+def test_batch_lines_equal_one_by_one(tmp_path: Path) -> None:
+    r = Router(export_heuristic("promise_aware", tmp_path / "pkg"))
+    ids = ["a-1", 'quote"d', "uni\u00e9\u4e2d", "brace}, {x", "tab\tnl\\n"] + [f"o-{i}" for i in range(15)]
+    orders = [_order(i, oid) for i, oid in enumerate(ids)]
+    for c in orders[-1]["candidates"]:
+        c["available"] = {}  # unfillable: no choice, no assignments
+    decisions = r.decide([Order.model_validate(o) for o in orders], batch=True)
+    assert {d["reason"] for d in decisions} >= {"heuristic", "unfillable"}
+    for shadow in (False, True):
+        got = decision_events(decisions, 0.00125, "/twin/serve/t", shadow)
+        t = json.loads(got[0])["time"]
+        want = [decision_event(d, 0.00125, "/twin/serve/t", shadow, t) for d in decisions]
+
+        def norm(b: bytes) -> bytes:  # the id's random suffix
+            return re.sub(rb'-([sd])-[0-9a-f]{8}"', rb'-\1-R"', b)
+
+        assert [norm(g) for g in got] == [norm(w) for w in want]
+        for line, d in zip(got, decisions):
+            ev = JSONFormat().read(None, line)
+            assert ev.get_subject() == f"order/{d['order_id']}" and ev.get_data()["order_id"] == d["order_id"]
+            assert (ev.get_type() == SHADOW_TYPE) == shadow and ev.get_data()["latency_s"] == 0.00125
+    assert decision_events([], 0.1, "/x") == []
