@@ -16,6 +16,7 @@ import numpy as np
 from twin.scenario.loader import annotate_description, load_scenario, scale_scenario, validate_scenario
 from twin.scenario.schema import Scenario
 from twin.world.costs import ObjectiveWeights, objective_cny
+from twin.world.network import Network
 
 __all__ = ["RewardWeights", "Randomization", "Ledger", "base_scenario", "episode_scenario", "default_engine", "env_class",
            "network_features", "network_feature_names", "mean_rate_per_h", "RANDOMIZE_KEYS"]
@@ -231,6 +232,18 @@ def objective(part: Mapping[str, float], w: RewardWeights, transfer_cny: float =
 
 
 # --------------------------------------------------------------------------- observations
+def hot_skus(net: Network, n: int = 10) -> np.ndarray:
+    """``[W, n]`` per warehouse the ``n`` most popular SKUs it carries (initial stock > 0), most
+    popular first; a site carrying fewer repeats its last (one carrying none: SKU 0)."""
+    carried = net.initial_stock > 0
+    rows = []
+    for w in range(net.n_warehouses):
+        h = np.flatnonzero(carried[w])[np.argsort(-net.sku_p[carried[w]], kind="stable")][:n]
+        h = h if len(h) else np.zeros(1, dtype=np.int64)
+        rows.append(np.pad(h, (0, n - len(h)), mode="edge"))
+    return np.array(rows, dtype=np.int64)
+
+
 def network_feature_names(warehouses: list[str], regions: list[str]) -> list[str]:
     """The names of :func:`network_features`, in order."""
     names = ["time_of_day_sin", "time_of_day_cos", "horizon_progress", "demand_forecast_next", "demand_forecast_6h"]

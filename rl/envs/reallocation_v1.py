@@ -8,27 +8,15 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from rl._common import hot_skus
 from rl.envs.reallocation import ReallocationEnv
 from twin.policies import PromiseAware
 from twin.scenario.schema import Scenario
-from twin.world.network import Network
 
 __all__ = ["HOT_FEATURES", "ReallocationV1Env", "hot_skus"]
 
 #: The features Reallocation-v1 adds to Reallocation-v0's, per warehouse (in this order).
 HOT_FEATURES = ("hot_sku_cover", "hot_sku_out", "hot_sku_inbound")
-
-
-def hot_skus(net: Network, n: int = 10) -> np.ndarray:
-    """``[W, n]`` per warehouse the ``n`` most popular SKUs it carries (initial stock > 0), most
-    popular first; a site carrying fewer repeats its last (one carrying none: SKU 0)."""
-    carried = net.initial_stock > 0
-    rows = []
-    for w in range(net.n_warehouses):
-        h = np.flatnonzero(carried[w])[np.argsort(-net.sku_p[carried[w]], kind="stable")][:n]
-        h = h if len(h) else np.zeros(1, dtype=np.int64)
-        rows.append(np.pad(h, (0, n - len(h)), mode="edge"))
-    return np.array(rows, dtype=np.int64)
 
 
 class ReallocationV1Env(ReallocationEnv):

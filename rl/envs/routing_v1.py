@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rl._common import Ledger, network_bounds, network_feature_names, network_features
+from rl._common import Ledger, hot_skus, network_bounds, network_feature_names, network_features
 from rl.envs.base import _EPS, TwinEnv
 from twin.policies import PromiseAware
 from twin.scenario.schema import PICK_PRIORITIES, Scenario, WarehouseOutage
@@ -49,15 +49,8 @@ class V1Knobs:
         self._interval = np.array([c.departure_interval_h for c in sc.carriers])
         lines = sc.demand.lines_per_order
         self._ship_rate = np.array([w.pick.lines_per_agv_h / lines for w in sc.warehouses])
-        # per warehouse, the 10 most popular SKUs it carries ([W, 10]; a site carrying fewer repeats
-        # its last), and their initial stock
-        carried = net.initial_stock > 0
-        hot = []
-        for w in range(W):
-            h = np.flatnonzero(carried[w])[np.argsort(-net.sku_p[carried[w]], kind="stable")][:10]
-            h = h if len(h) else np.zeros(1, dtype=np.int64)
-            hot.append(np.pad(h, (0, 10 - len(h)), mode="edge"))
-        self._hot = np.array(hot, dtype=np.int64)
+        # per warehouse, the 10 most popular SKUs it carries, and their initial stock
+        self._hot = hot_skus(net, 10)
         self._hot_rows = np.arange(W)[:, None]
         self._hot_init = np.maximum(net.initial_stock[self._hot_rows, self._hot].astype(float), 1.0)
         self._default_prio = np.array([PICK_PRIORITIES.index(w.pick.priority) for w in sc.warehouses], dtype=np.int64)
