@@ -455,7 +455,7 @@ class Router:
             return [[round(x, 6) if isf(x) else None for x in row] for row in a.tolist()]
 
         sc_, cost_, h_, co2_ = nums(S), nums(arrays["est_cost"]), nums(arrays["est_h"]), nums(arrays["est_co2"])
-        sl_, wl_, fl_ = S.tolist(), whole.tolist(), finite.tolist()
+        sl_, wl_ = S.tolist(), whole.tolist()
         listed_ = arrays["listed"].tolist()
         names, carriers = net.warehouses, net.carriers
         out = []
