@@ -40,3 +40,9 @@ def test_batch_equals_one_by_one(seed: int) -> None:
                              float(promise[k]), mask[k], backlog[k], servers[k], wh_open[k], float(mult[k]), cover[k])
         np.testing.assert_array_equal(got[k], one)
     assert (got[:, :3] != 0).any() and (got[:, 6 + R:] > 0).any()  # not trivially zero
+    for k in (0, 7):  # a batch of one (which takes the per-order path) equals the row too
+        one = order_features_batch(lanes, t[k:k + 1], 96.0, region[k:k + 1], cold[k:k + 1], units[k:k + 1],
+                                   promise[k:k + 1], mask[k:k + 1], backlog[k:k + 1], servers[k:k + 1],
+                                   wh_open[k:k + 1], mult[k:k + 1], cover[k:k + 1])
+        assert one.shape == (1, got.shape[1]) and one.dtype == np.float32
+        np.testing.assert_array_equal(one[0], got[k])

@@ -217,9 +217,13 @@ def order_features_batch(lanes: OrderLanes, t_h: np.ndarray, horizon_h: float, r
     ``pick_servers``, ``wh_open``, ``cover``); every order has lines (``cover`` is given).
     """
     W, R = lanes.n_warehouses, lanes.n_regions
-    low, high = order_bounds(W, R)
     region = np.asarray(region, dtype=np.int64)
     n = len(region)
+    if n == 1:  # one order: the per-order function (fewer, smaller array operations; equal)
+        return order_features(lanes, float(t_h[0]), horizon_h, int(region[0]), bool(cold[0]), float(units[0]),
+                              float(promise_h[0]), mask[0], backlog[0], pick_servers[0], wh_open[0],
+                              float(transit_mult[0]), cover[0])[None, :]
+    low, high = order_bounds(W, R)
     x = np.zeros((n, len(low)), dtype=float)
     t = np.asarray(t_h, dtype=float).tolist()
     days = [2 * math.pi * (v % 24.0) / 24.0 for v in t]  # math.sin/cos as order_features calls them
