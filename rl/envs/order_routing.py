@@ -138,12 +138,16 @@ class OrderRoutingEnv(TwinEnv):
         if self._episode["heuristic"] or not valid:
             eng.decide(None)
         else:
-            eng.decide([a] * len(self._decision.sku))
+            self._decide(a)
         more = self._next_decision()
         if not more:
             self._finish()
         return (self._ledger.take(final=not more), not more,
                 {"invalid_action": not valid and not self._episode["heuristic"]})
+
+    def _decide(self, a: int) -> None:
+        """Answer the waiting order with the valid action ``a`` (here: the warehouse of every line)."""
+        self.model.engine.decide([a] * len(self._decision.sku))
 
     def _finish(self) -> None:
         self._decision = None

@@ -137,20 +137,9 @@ class OrderRoutingV1Env(OrderRoutingEnv):
         self._cost, self._plate = cost, plate
         return mask.ravel()
 
-    def _advance(self, action: Any) -> tuple[dict[str, float], bool, dict[str, Any]]:
-        eng = self.model.engine
-        a = int(np.asarray(action).item())
-        valid = 0 <= a < len(self._mask) and bool(self._mask[a])
-        if self._episode["heuristic"] or not valid:
-            eng.decide(None)
-        else:
-            w, c = divmod(a, self.n_carriers)
-            eng.decide([w] * len(self._decision.sku), carrier=c)
-        more = self._next_decision()
-        if not more:
-            self._finish()
-        return (self._ledger.take(final=not more), not more,
-                {"invalid_action": not valid and not self._episode["heuristic"]})
+    def _decide(self, a: int) -> None:
+        w, c = divmod(a, self.n_carriers)  # the pair (warehouse, carrier): every line, that carrier
+        self.model.engine.decide([w] * len(self._decision.sku), carrier=c)
 
     def promise_action(self) -> int:
         """The pair ``promise_aware`` chooses for the waiting order, from the observation's
