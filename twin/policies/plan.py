@@ -43,7 +43,6 @@ class RoutingPlan:
         shares: ``[R, W]`` allocation shares, rows summing to 1 (``shares``).
         service_carrier: ``[2, K, W, R]`` carrier per (cold, service level, warehouse, region),
             or None: every service level takes ``lane_carrier``.
-        late_penalty: CNY per late order (``promise``).
         late_penalty_by_service: ``[K]`` CNY per late order of each service level (``promise``;
             engines read the array itself, so changing it in place changes the routing).
         warehouse_offset: ``[W]`` CNY added to each warehouse's score (``promise``; likewise).
@@ -57,7 +56,6 @@ class RoutingPlan:
     queue_weight: float = 0.0
     queue_scale: float = 1.0
     shares: np.ndarray | None = None
-    late_penalty: float = 0.0
     co2_price: float = 0.0
     service_carrier: np.ndarray | None = None
     late_penalty_by_service: np.ndarray | None = None

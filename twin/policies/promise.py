@@ -113,7 +113,7 @@ class PromiseAware(RoutingPolicy):
         self._require_bound()
         return RoutingPlan("promise", self.lane_carrier, bool(self.allow_split), self.static_score,
                            service_carrier=self.service_carrier,
-                           late_penalty=self.late_penalty, co2_price=self.co2_price,
+                           co2_price=self.co2_price,
                            late_penalty_by_service=self.late_penalty_by_service,
                            warehouse_offset=self.warehouse_offset)
 
