@@ -5,7 +5,10 @@ Measures, printing Markdown tables for BENCHMARKS.md:
 1. ``twin sweep`` on one worker against a plain loop over :func:`twin.simulate` on the same
    scenarios and seeds (goal: overhead <= 5%): the sweep also hashes, checks the store and
    writes each run's Parquet parts and JSON.
-2. The same sweep on 2 local workers (goal: >= 1.8x faster than the loop), into a fresh store.
+2. The same sweep on 2 local workers (goal: >= 1.8x faster than the loop). 1 and 2 run in
+   ``--rounds`` rounds of ``--round-runs`` runs interleaved with the loop, on fresh seeds and
+   stores; medians of the per-round ratios (the shared VM's steal time moves single rounds by
+   +-20%), and the 1-worker overhead also in CPU time, which steal time does not move.
 3. Ray: ``ray.init`` of a local 2-CPU cluster (its start-up), and the sweep on it.
 4. DuckDB over ``--duckdb-runs`` stored runs of ``singles_day`` with their records (``orders``
    tables): a KPI-with-CI query (per run on-time rate from the orders, then mean and 95% CI
@@ -78,6 +81,8 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="singles_day scale for the overhead runs")
     ap.add_argument("--duckdb-runs", type=int, default=100, help="stored runs (with records) for the DuckDB query")
     ap.add_argument("--duckdb-scale", type=float, default=1.0, help="singles_day scale for those runs")
+    ap.add_argument("--rounds", type=int, default=12, help="rounds of loop / 1 worker / 2 workers, interleaved")
+    ap.add_argument("--round-runs", type=int, default=25, help="runs in each of those (seeds from 1000 on)")
     ap.add_argument("--no-ray", action="store_true", help="skip Ray")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="twin-bench-", dir="/tmp"))
@@ -86,52 +91,74 @@ def main() -> int:
         base = twin.load_scenario("singles_day", {"policy.routing.name": "cheapest"})
         sc = scale_scenario(base, a.scale) if a.scale != 1 else base
         twin.simulate(sc, seed=10_000)  # warm: imports, the kernel's first call
-        # 1 worker against the loop, in two rounds (loop then sweep on seeds 0..N-1, sweep then
-        # loop on N..2N-1) so that the machine's load drifts over both alike; the sweep's own
-        # overhead also from within: its wall time against the simulate() time its runs record
-        loop = one = inside = 0.0
+        # The loop, the sweep on 1 worker and on 2 workers, in --rounds rounds on fresh seeds, the
+        # order reversed every other round (loop, 1, 2 / 2, 1, loop) so that the machine's load
+        # (other VMs' steal time here) drifts over all three alike; the figures are medians of the
+        # per-round ratios. Each sweep goes into a fresh store, so every run is computed.
+        cpu_loop, cpu_one = [], []
 
         def run_loop(seeds: range) -> float:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for s in seeds:
                 twin.simulate(sc, seed=s)
+            cpu_loop.append(time.process_time() - c0)
             return time.perf_counter() - t0
 
-        def run_sweep(seeds: range) -> tuple[float, float]:
-            t0 = time.perf_counter()
-            rb = sweep({**_spec(0, a.scale, name=f"r{seeds.start}"), "seeds": list(seeds)}, tmp / "s1", workers=1)
+        def run_sweep(seeds: range, workers: int) -> tuple[float, object]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            rb = _sweep({**_spec(0, a.scale, name=f"r{seeds.start}w{workers}"), "seeds": list(seeds)},
+                        tmp / f"s-{seeds.start}-{workers}", workers=workers)
             wall = time.perf_counter() - t0
+            if workers == 1:
+                cpu_one.append(time.process_time() - c0)
             assert rb.computed == len(seeds)
-            return wall, sum(RunStore(tmp / "s1").run_info(r)["wall_s"] for r in rb.table["run_id"])
+            return wall, rb
 
-        first, second = range(a.runs), range(a.runs, 2 * a.runs)
-        loop += run_loop(first)
-        w, i = run_sweep(first)
-        w2, i2 = run_sweep(second)
-        loop += run_loop(second)
-        one, inside = w + w2, i + i2
-        per100 = loop / 2  # the loop's time for a.runs runs
-        rows.append((f"plain loop over twin.simulate (2 x {a.runs} runs)", 1, loop, "—"))
-        rows.append((f"twin sweep, local, 1 worker (two sweeps of {a.runs}, between the loops)", 1, one,
-                     f"overhead {100 * (one / loop - 1):+.1f}% vs the loop; {100 * (one / inside - 1):+.1f}% over "
-                     "its runs' own simulate() time"))
+        loops, ones, twos, inside, busy = [], [], [], [], []
+        n = a.round_runs
+        for k in range(a.rounds):
+            seeds = range(1000 + k * n, 1000 + (k + 1) * n)
+            order = ("loop", 1, 2) if k % 2 == 0 else (2, 1, "loop")
+            for what in order:
+                if what == "loop":
+                    loops.append(run_loop(seeds))
+                elif what == 1:
+                    w, rb = run_sweep(seeds, 1)
+                    ones.append(w)
+                    st = RunStore(rb.path.parents[2])
+                    inside.append(w / sum(st.run_info(r)["wall_s"] for r in rb.table["run_id"]))
+                else:
+                    w, rb = run_sweep(seeds, 2)
+                    twos.append(w)
+                    busy.append(_cpu(rb) / w)
+        med = statistics.median
+        over1 = [o / lp for o, lp in zip(ones, loops)]
+        speed2 = [lp / t for t, lp in zip(twos, loops)]
+        cpu1 = [o / lp for o, lp in zip(cpu_one, cpu_loop)]
+        rounds = f"median of {a.rounds} rounds of {n} runs"
+
+        def spread(xs: list[float], pct: bool = False) -> str:
+            f = (lambda x: f"{100 * (x - 1):+.1f}%") if pct else (lambda x: f"{x:.2f}")
+            return f"{f(min(xs))} .. {f(max(xs))}"
+
+        rows.append((f"plain loop over twin.simulate ({rounds})", 1, med(loops),
+                     f"{med(loops) / n * 1000:.0f} ms a run (rounds {spread(loops)} s)"))
+        rows.append((f"twin sweep, local, 1 worker (in this process; {rounds})", 1, med(ones),
+                     f"**overhead {100 * (med(over1) - 1):+.1f}%** in wall time (the rounds' ratios "
+                     f"{spread(over1, True)}), **{100 * (med(cpu1) - 1):+.1f}% in CPU time** (the rounds' "
+                     f"{spread(cpu1, True)}); {100 * (med(inside) - 1):+.1f}% over its runs' own simulate() time"))
+        rows.append((f"twin sweep, local, 2 workers (forked; {rounds})", 2, med(twos),
+                     f"**{med(speed2):.2f}x** the loop (the rounds' ratios {spread(speed2)}); {med(busy):.2f} "
+                     "cores busy on average"))
+        per100 = med(loops) * a.runs / n  # the loop's time for a.runs runs
         t0 = time.perf_counter()
         r1 = _sweep(_spec(a.runs, a.scale), tmp / "s1b", workers=1)
         wall1 = time.perf_counter() - t0
-        rows.append(("twin sweep, local, 1 worker, all at once", 1, wall1,
-                     f"{per100 / wall1:.2f}x the loop; its runs' CPU time {_cpu(r1):.1f} s"))
-        # what a spawned worker costs before its first run: a fresh interpreter importing the twin
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import twin.studies.sweep, twin.results.runs, twin.sim.model"],
                        check=True)
-        spawn_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        spawn_s = time.perf_counter() - t0  # what a spawned worker would cost before its first run
         r2 = _sweep(_spec(a.runs, a.scale), tmp / "s2", workers=2)
-        two = time.perf_counter() - t0
-        cpu2 = _cpu(r2)
-        rows.append(("twin sweep, local, 2 workers", 2, two,
-                     f"{per100 / two:.2f}x the loop; its runs' CPU time {cpu2:.1f} s: {cpu2 / two:.2f} cores busy "
-                     "on average"))
         assert r2.path.read_bytes() == r1.path.read_bytes()
         t0 = time.perf_counter()
         again = sweep(_spec(a.runs, a.scale), r2.path.parents[2], workers=2)
@@ -154,8 +181,8 @@ def main() -> int:
         print("| what | workers | wall s | note |\n|---|---:|---:|---|")
         for what, w, s, note in rows:
             print(f"| {what} | {w} | {s:.2f} | {note} |")
-        print(f"\nloop: {loop / (2 * a.runs) * 1000:.0f} ms per run; a spawned worker's start (a fresh interpreter "
-              f"importing the twin): {spawn_s:.1f} s")
+        print(f"\nA spawned worker's start (a fresh interpreter importing the twin; workers are forked where "
+              f"safe, backends.start_method): {spawn_s:.1f} s; the single-sweep of {a.runs} on 1 worker: {wall1:.2f} s")
         if ray_line is not None:
             print(f"Ray start-up (ray.init, local cluster of 2 CPUs): {ray_line:.1f} s")
         print("Result tables byte-identical on 1 and 2 local workers" + (" and Ray" if not a.no_ray else ""))

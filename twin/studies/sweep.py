@@ -363,7 +363,10 @@ def execute(task: Task) -> tuple[str, Any]:
 def _bar(enabled: bool, total: int, initial: int, desc: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="run", file=sys.stderr, disable=not enabled,
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread: workers may then be forked (backends.start_method)
+
+    return Bar(total=total, initial=initial, desc=desc, unit="run", file=sys.stderr, disable=not enabled,
                 leave=False)
 
 
