@@ -4,6 +4,8 @@ swap and back, the swaps are audited, and a bad package is refused with 422."""
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import threading
 import time
@@ -119,9 +121,9 @@ def test_audit_lines_are_cloudevents_the_sdk_reads(packages: dict, tmp_path: Pat
     from cloudevents.core.v1.event import CloudEvent
 
     svc = Service(packages["a"], tmp_path / "audit.jsonl", warmup=1)
-    from twin.serve.schema import RouteRequest
+    from twin.serve.wire import decode_request
 
-    decisions, _ = svc.route(RouteRequest.model_validate({"orders": [order(i) for i in range(5)]}))
+    decisions, _ = svc.route(*decode_request(json.dumps({"orders": [order(i) for i in range(5)]})))
     svc.close()
     lines = (tmp_path / "audit.jsonl").read_bytes().splitlines()
     assert len(lines) == 5

@@ -25,8 +25,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
+from collections import Counter
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from twin.serve.audit import AuditLog, decision_events, swap_event
 from twin.serve.router import Faults, RequestError, Router
 from twin.serve.schema import RouteRequest, RouteResponse, SwapRequest, SwapResponse
+from twin.serve.wire import InvalidRequest, as_order, decode_request, encode
 
 __all__ = ["Service", "create_app", "serve"]
 
@@ -94,12 +95,10 @@ class Service:
         self.ready = True
 
     def _warm(self, rt: Router | None) -> None:
-        from twin.serve.schema import Order
-
         if rt is None:
             return
         net = rt.net
-        o = Order.model_validate({
+        o = as_order({
             "order_id": "warm-up", "destination": {"region": net.regions[0]},
             "lines": [{"sku": "sku-0", "qty": 1}], "service_level": next(iter(rt.levels)),
             "candidates": [{"warehouse_id": w, "available": {"sku-0": 10}, "remaining_capacity_orders": 10}
@@ -142,11 +141,10 @@ class Service:
         self.audit.close()
 
     # ------------------------------------------------------------------ deciding
-    def route(self, req: RouteRequest) -> tuple[list[dict], float]:
+    def route(self, orders: list[Any], batch: bool) -> tuple[list[dict], float]:
         """Decide, audit, count; returns the decisions (with their ``_audit`` part) and seconds."""
         t0 = time.perf_counter()
-        orders = req.all_orders()
-        decisions = self.router.decide(orders, batch=req.orders is not None)
+        decisions = self.router.decide(orders, batch=batch)
         took = time.perf_counter() - t0
         self.record(decisions, took)
         self.latency.observe(time.perf_counter() - t0)
@@ -155,22 +153,24 @@ class Service:
     def record(self, decisions: list[dict], took: float) -> None:
         """Audit the decisions and count them, under one lock (the log and the counter agree)."""
         events = decision_events(decisions, took, self.source)
+        outcomes = Counter((d["_audit"]["strategy"], "fallback" if d["fallback"] else d["reason"]) for d in decisions)
+        fallbacks = Counter(d["fallback_reason"] for d in decisions if d["fallback"])
         with self.lock:
             self.audit.write(events)
-            for d in decisions:
-                self.decisions.labels(d["_audit"]["strategy"], "fallback" if d["fallback"] else d["reason"]).inc()
-                if d["fallback"]:
-                    self.fallbacks.labels(d["fallback_reason"]).inc()
+            for labels, k in outcomes.items():  # one inc per label set and batch
+                self.decisions.labels(*labels).inc(k)
+            for reason, k in fallbacks.items():
+                self.fallbacks.labels(reason).inc(k)
             self.n_decisions += len(decisions)
 
-    def score_shadow(self, req: RouteRequest, champion: list[dict]) -> None:
+    def score_shadow(self, orders: list[Any], batch: bool, champion: list[dict]) -> None:
         """The challenger's decisions of the same orders, audited as shadow events (off the
         response path: FastAPI runs this after the response is sent)."""
         if self.shadow is None:
             return
         t0 = time.perf_counter()
         try:
-            mine = self.shadow.decide(req.all_orders(), batch=req.orders is not None)
+            mine = self.shadow.decide(orders, batch=batch)
         except Exception:  # the challenger never hurts the champion
             return
         took = time.perf_counter() - t0
@@ -182,8 +182,7 @@ class Service:
 
 def public(decisions: list[dict]) -> bytes:
     """The response body: the decisions without their audit part."""
-    return json.dumps({"decisions": [{k: v for k, v in d.items() if k != "_audit"} for d in decisions]},
-                      separators=(",", ":")).encode()
+    return encode({"decisions": [{k: v for k, v in d.items() if k != "_audit"} for d in decisions]})
 
 
 def create_app(service: Service) -> Any:
@@ -213,12 +212,37 @@ def create_app(service: Service) -> Any:
         return JSONResponse({"detail": [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}]},
                             status_code=422)
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema plus the request models (the route reads its body raw)."""
+        from pydantic.json_schema import models_json_schema
+
+        doc = base_openapi()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        if "RouteRequest" not in schemas:
+            _, defs = models_json_schema([(RouteRequest, "validation")], ref_template="#/components/schemas/{model}")
+            schemas.update(defs["$defs"])
+        return doc
+
+    app.openapi = openapi
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid_body(request: Request, exc: InvalidRequest) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+
+    # The body is read raw and decoded by twin.serve.wire (msgspec; pydantic for what msgspec
+    # refuses, so the answers are pydantic's); the OpenAPI schema still documents RouteRequest.
+    body_schema = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/RouteRequest"}}}}}
+
     @app.post("/v1/route", response_model=RouteResponse, responses={422: {"description": "a field is invalid"}},
-              summary="Route one order or a batch")
-    async def route(req: RouteRequest, background: BackgroundTasks) -> Response:
-        decisions, took = service.route(req)
+              summary="Route one order or a batch", openapi_extra=body_schema)
+    async def route(request: Request, background: BackgroundTasks) -> Response:
+        orders, batch = decode_request(await request.body())
+        decisions, took = service.route(orders, batch)
         if service.shadow is not None:
-            background.add_task(service.score_shadow, req, decisions)
+            background.add_task(service.score_shadow, orders, batch, decisions)
         return Response(public(decisions), media_type="application/json",
                         headers={"Server-Timing": f"route;dur={took * 1000:.3f}"}, background=background)
 

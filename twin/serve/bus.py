@@ -19,6 +19,7 @@ from typing import Any
 
 from twin.serve.audit import DECISION_TYPE, now_iso
 from twin.serve.schema import Order
+from twin.serve.wire import as_order, decode_order, encode
 
 __all__ = ["BusRouter", "decision_messages", "order_event", "decisions_by_order"]
 
@@ -45,7 +46,7 @@ def _structured_order(headers: dict[str, bytes], key: Any, value: bytes) -> Orde
     from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
 
     data = from_kafka_event(KafkaMessage(headers, key, value)).get_data()
-    return Order.model_validate(json.loads(data) if isinstance(data, (str, bytes)) else data)
+    return as_order(json.loads(data) if isinstance(data, (str, bytes)) else data)
 
 
 def decision_messages(decisions: list[dict[str, Any]], source: str) -> list[tuple[str, bytes, list]]:
@@ -53,8 +54,8 @@ def decision_messages(decisions: list[dict[str, Any]], source: str) -> list[tupl
     SDK's ``to_binary_event`` writes (``ce_type``, ``ce_source``, ``ce_subject``,
     ``ce_partitionkey``, ``content-type``, ``ce_specversion``, ``ce_id``, ``ce_time``; one time
     per batch), the key the partition key (the destination region) and the value the decision
-    without its audit part, as the SDK's ``json.dumps`` writes it (a test reads them back
-    with the SDK)."""
+    without its audit part as compact JSON (:func:`twin.serve.wire.encode`; a test reads them
+    back with the SDK)."""
     t = now_iso().encode()
     src, typ, ct, spec = source.encode(), DECISION_TYPE.encode(), b"application/json", b"1.0"
     out = []
@@ -64,7 +65,7 @@ def decision_messages(decisions: list[dict[str, Any]], source: str) -> list[tupl
         headers = [("ce_type", typ), ("ce_source", src), ("ce_subject", f"order/{d['order_id']}".encode()),
                    ("ce_partitionkey", region.encode()), ("content-type", ct), ("ce_specversion", spec),
                    ("ce_id", str(uuid.uuid4()).encode()), ("ce_time", t)]
-        out.append((region, json.dumps(body).encode(), headers))
+        out.append((region, encode(body), headers))
     return out
 
 
@@ -147,7 +148,7 @@ class BusRouter:
     def _orders(self, msgs: list[Any]) -> list[Order]:
         """The new orders of a poll. A binary-mode event (the ``ce_`` attributes CloudEvents
         requires are headers) is validated straight from its value with
-        ``Order.model_validate_json`` (the SDK's decoder parsed every event's time with dateutil
+        :func:`twin.serve.wire.decode_order` (the SDK's decoder parsed every event's time with dateutil
         and its data twice: two thirds of the loop's time); anything else goes through the SDK
         (structured mode), which refuses what is not a CloudEvent."""
         out = []
@@ -157,7 +158,7 @@ class BusRouter:
             try:
                 h = dict(m.headers() or [])
                 if all(k in h for k in _BINARY_REQUIRED):
-                    o = Order.model_validate_json(m.value())
+                    o = decode_order(m.value())
                 else:
                     o = _structured_order(h, m.key(), m.value())
             except Exception:  # a message that is not an order: counted, committed past

@@ -44,6 +44,7 @@ from twin.policies.promise import late_probability
 from twin.policies.runtime import OnnxActor, Package, load_package
 from twin.scenario.distributions import dist_spec
 from twin.serve.schema import Order
+from twin.serve.wire import OrderS, as_order, order_digest
 from twin.world.network import Network, build_network
 
 __all__ = ["Router", "RequestError", "Faults", "Breaker", "Prepared", "sku_index"]
@@ -101,41 +102,93 @@ class Breaker:
                 self.opened_at = self.clock()
 
 
-@dataclass
-class Prepared:
-    """One order after resolution and the feasibility layer (what the scoring reads)."""
+class Batch:
+    """A prepared batch's arrays, ``[n, W]`` unless noted (what :class:`Prepared` views)."""
 
-    index: int
-    order: Order
-    region: int
-    cold: bool
-    service: str
-    promise_h: float
-    units: int
-    sku: list[str]
-    qty: np.ndarray
-    listed: np.ndarray  # [W] bool
-    usable: np.ndarray  # [W] bool: may take lines (open, capacity, lane, cold)
-    whole: np.ndarray  # [W] bool: may take the whole order
-    stock: np.ndarray  # [W, lines]
-    why_not: list[str | None]
-    carrier: np.ndarray  # [W] int, -1: no lane
-    est_cost: np.ndarray  # [W] (inf: no lane)
-    est_h: np.ndarray
-    est_co2: np.ndarray
-    late_args: tuple[list[float], list[float], list[int], list[bool], list[tuple]]  # slack, transit, carrier, lane, dists
-    digest: str
-    obs: np.ndarray | None = None
-    outside: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    _p_late: np.ndarray | None = None
+    __slots__ = ("listed", "usable", "whole", "stock", "qty", "why", "carrier", "est_cost", "est_h", "est_co2",
+                 "slack", "transit", "car0", "has_lane", "obs", "dist")
+
+    def __init__(self, **kw: Any) -> None:
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+class Prepared:
+    """One order of a :class:`Batch` after resolution and the feasibility layer (what the
+    scoring reads): its scalars, and ``[W]`` views of the batch's arrays made when read."""
+
+    __slots__ = ("index", "order", "region", "cold", "service", "promise_h", "units", "sku", "qty_list", "digest",
+                 "outside", "extra", "_b", "_p_late")
+
+    def __init__(self, index: int, order: Order, region: int, cold: bool, promise_h: float, units: int,
+                 sku: list[str], qty_list: list[int], digest: str, outside: str | None, batch: Batch) -> None:
+        self.index, self.order, self.region, self.cold = index, order, region, cold
+        self.service, self.promise_h, self.units, self.sku = order.service_level, promise_h, units, sku
+        self.qty_list, self.digest, self.outside, self._b = qty_list, digest, outside, batch
+        self.extra: dict[str, Any] = {}
+        self._p_late: np.ndarray | None = None
+
+    @property
+    def qty(self) -> np.ndarray:
+        return self._b.qty[self.index, :len(self.sku)]
+
+    @property
+    def listed(self) -> np.ndarray:
+        """``[W]`` bool: listed as a candidate."""
+        return self._b.listed[self.index]
+
+    @property
+    def usable(self) -> np.ndarray:
+        """``[W]`` bool: may take lines (open, capacity, lane, cold)."""
+        return self._b.usable[self.index]
+
+    @property
+    def whole(self) -> np.ndarray:
+        """``[W]`` bool: may take the whole order."""
+        return self._b.whole[self.index]
+
+    @property
+    def stock(self) -> np.ndarray:
+        """``[W, lines]`` units available."""
+        return self._b.stock[self.index, :, :len(self.sku)]
+
+    @property
+    def why_not(self) -> list[str | None]:
+        return [_WHY[c] for c in self._b.why[self.index]]
+
+    @property
+    def carrier(self) -> np.ndarray:
+        """``[W]`` int, the base heuristic's carrier; -1: no lane."""
+        return self._b.carrier[self.index]
+
+    @property
+    def est_cost(self) -> np.ndarray:
+        """``[W]`` (inf: no lane)."""
+        return self._b.est_cost[self.index]
+
+    @property
+    def est_h(self) -> np.ndarray:
+        return self._b.est_h[self.index]
+
+    @property
+    def est_co2(self) -> np.ndarray:
+        return self._b.est_co2[self.index]
+
+    @property
+    def obs(self) -> np.ndarray | None:
+        """The observation the model reads (None: no model, or outside the training ranges)."""
+        obs = self._b.obs
+        return None if obs is None or self.outside is not None else obs[self.index]
 
     @property
     def p_late(self) -> np.ndarray:
         """``[W]`` P(late) on the base heuristic's carrier (1: no lane); computed when a score
         reads it (the learned policy does not)."""
         if self._p_late is None:
-            slack, tr, cl, hl, dist = self.late_args
+            b, k = self._b, self.index
+            slack, tr, cl, hl = (b.slack[k].tolist(), b.transit[k].tolist(), b.car0[k].tolist(),
+                                 b.has_lane[k].tolist())
+            dist = b.dist
             self._p_late = np.array([late_probability(slack[w], tr[w], *dist[cl[w]]) if hl[w] else 1.0
                                      for w in range(len(hl))])
         return self._p_late
@@ -190,7 +243,7 @@ class Router:
 
     def prepare_batch(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> list[Prepared]:
         """The :class:`Prepared` orders of :meth:`_prepare`."""
-        return self._prepare(orders, locs)[0]
+        return self._prepare([as_order(o) for o in orders], locs)[0]
 
     def _prepare(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> tuple[list[Prepared], dict[str, Any]]:
         """Resolve, check feasibility, estimate and observe ``n`` orders: one Python pass reads
@@ -205,10 +258,13 @@ class Router:
         L = max(len(o.lines) for o in orders)
         regions, colds, units, promises, mults, skus, t_hs = [], [], [], [], [], [], []
         flags: list[tuple] = []
-        stock = np.zeros((n, W, L), dtype=np.int64)
-        qty = np.zeros((n, L), dtype=np.int64)
+        stock_flat: list[int] = []  # [n, W, L] row-major, lines padded with 0
+        qty_flat: list[int] = []  # [n, L]
         none = (0.0, 0.0, 0.0, 0.0, 0.0, 0)
         levels, wh_index, region_index = self.levels, self.wh_index, self.region_index
+        now = datetime.now().astimezone() if self.actor is not None else None
+        zeros = [0] * L
+        qtys: list[list[int]] = []
         for k, o in enumerate(orders):
             loc = locs[k]
             r = region_index.get(o.destination.region)
@@ -219,31 +275,38 @@ class Router:
             if o.service_level not in levels:
                 raise RequestError((*loc, "service_level"), f"{o.service_level!r} is not a service level of the "
                                    f"network; allowed: {', '.join(levels)}")
-            cand = [None] * W
+            lines = o.lines
+            sku = [line.sku for line in lines]
+            q = [line.qty for line in lines]
+            pad = [0] * (L - len(sku))
+            fl = [none] * W
+            st = [zeros] * W
             for j, c in enumerate(o.candidates):
                 w = wh_index.get(c.warehouse_id)
                 if w is None:
                     raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{c.warehouse_id!r} is not a "
                                        f"warehouse of the network; allowed: {', '.join(net.warehouses)}")
-                cand[w] = c
-            lines = o.lines
-            sku = [line.sku for line in lines]
-            q = [line.qty for line in lines]
+                fl[w] = (1.0, float(c.open), float(c.remaining_capacity_orders > 0), float(c.cold_ok),
+                         c.agvs_up_ratio, c.backlog_orders)
+                av = c.available
+                st[w] = [av.get(s, 0) for s in sku] + pad
+            flags += fl
+            for row in st:
+                stock_flat += row
             regions.append(r)
             colds.append(any(line.cold_chain for line in lines))
             units.append(sum(q))
             promises.append(float(o.promise_h) if o.promise_h is not None else float(levels[o.service_level]))
             mults.append(float(o.destination.transit_multiplier))
             skus.append(sku)
-            flags += [none if c is None else (1.0, float(c.open), float(c.remaining_capacity_orders > 0),
-                                              float(c.cold_ok), c.agvs_up_ratio, c.backlog_orders) for c in cand]
-            nl = len(sku)
-            zeros = [0] * nl
-            stock[k, :, :nl] = [zeros if c is None else [c.available.get(s, 0) for s in sku] for c in cand]
-            qty[k, :nl] = q
-            if self.actor is not None:
-                created = o.created_at or datetime.now().astimezone()
+            qtys.append(q)
+            qty_flat += q
+            qty_flat += pad
+            if now is not None:
+                created = o.created_at or now
                 t_hs.append(created.hour + created.minute / 60 + created.second / 3600)
+        stock = np.array(stock_flat, dtype=np.int64).reshape(n, W, L)
+        qty = np.array(qty_flat, dtype=np.int64).reshape(n, L)
         f = np.array(flags, dtype=float).reshape(n, W, 6)
         listed, open_, cap = f[:, :, 0] > 0, f[:, :, 1] > 0, f[:, :, 2] > 0
         cold = np.array(colds, dtype=bool)
@@ -258,7 +321,7 @@ class Router:
         whole = usable & has_all
         # why not: the first failing condition (codes into _WHY)
         why = np.stack([whole, ~listed, ~open_, ~cap, ~lane, cold[:, None] & ~cold_ok,
-                        np.ones_like(whole)]).argmax(axis=0).tolist()
+                        np.ones_like(whole)]).argmax(axis=0)
         # estimates on the base heuristic's carrier
         car = self.car_lane[ci[:, None], w_idx, r_[:, None]]
         has = car >= 0
@@ -275,21 +338,16 @@ class Router:
                             + net.costs.handling_per_line * u, np.inf)
         est_co2 = np.where(has, net.lane_co2_kg[c0, w_idx, r_[:, None]], np.inf)
         promise = np.array(promises)
-        slack = (promise[:, None] - (ready + gap)).tolist()
-        tr, cl, hl = transit.tolist(), c0.tolist(), has.tolist()
-        dist = self.transit_dist
+        slack = promise[:, None] - (ready + gap)
         obs, outside = self._observe_batch(skus, stock, listed, open_, ratio, backlog, whole, r_, cold, units_a,
                                            promise, mult, t_hs)
-        out = []
-        for k, o in enumerate(orders):
-            nl = len(skus[k])
-            out.append(Prepared(k, o, regions[k], colds[k], o.service_level, promises[k], units[k], skus[k],
-                                qty[k, :nl], listed[k], usable[k], whole[k], stock[k, :, :nl],
-                                [_WHY[c] for c in why[k]], car[k], est_cost[k], est_h[k], est_co2[k],
-                                (slack[k], tr[k], cl[k], hl[k], dist),
-                                hashlib.sha256(o.model_dump_json().encode()).hexdigest(),
-                                None if obs is None or outside[k] is not None else obs[k], outside[k]))
-        return out, {"whole": whole, "listed": listed, "est_cost": est_cost, "est_h": est_h, "est_co2": est_co2}
+        batch = Batch(listed=listed, usable=usable, whole=whole, stock=stock, qty=qty, why=why, carrier=car,
+                      est_cost=est_cost, est_h=est_h, est_co2=est_co2, slack=slack, transit=transit, car0=c0,
+                      has_lane=has, obs=obs, dist=self.transit_dist)
+        out = [Prepared(k, o, regions[k], colds[k], promises[k], units[k], skus[k], qtys[k], order_digest(o),
+                        outside[k], batch) for k, o in enumerate(orders)]
+        return out, {"whole": whole, "listed": listed, "est_cost": est_cost, "est_h": est_h, "est_co2": est_co2,
+                     "obs": obs, "batch": batch}
 
     def _observe_batch(self, skus: list[list[str]], stock: np.ndarray, listed: np.ndarray, open_: np.ndarray,
                        ratio: np.ndarray, backlog: np.ndarray, whole: np.ndarray, region: np.ndarray,
@@ -385,30 +443,33 @@ class Router:
         plus ``_audit``: what the audit event records beyond the response)."""
         if not orders:
             return []
+        orders = [o if type(o) is OrderS else as_order(o) for o in orders]
         prepared, arrays = self._prepare(orders, [(*loc, "orders", i) if batch else (*loc, "order")
                                                for i in range(len(orders))])
         how: list[tuple[str, str | None]] = [("", None)] * len(prepared)
-        scores: list[np.ndarray | None] = [None] * len(prepared)
+        whole = arrays["whole"]
+        S = np.full(whole.shape, np.inf)  # [n, W] scores, lower is better
+        any_whole = whole.any(axis=1).tolist()
         actions: dict[int, int] = {}
         dep_down = self.faults.dependency_down
         ask = []
         for k, p in enumerate(prepared):
             if p.order.strategy is not None:
-                how[k], scores[k] = ("strategy", None), self.strategy_scores(p)
+                how[k] = ("strategy", None)
+                S[k] = self.strategy_scores(p)
             elif self.actor is None:
                 if dep_down:
                     how[k] = ("fallback", "dependency_down")
-                    scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
                 else:
                     how[k] = ("heuristic", None)
-                    scores[k] = self.heuristic_scores(p, self.heuristic_name, self.heuristic_params)
+                    S[k] = self.heuristic_scores(p, self.heuristic_name, self.heuristic_params)
             elif dep_down:
                 how[k] = ("fallback", "dependency_down")
             elif p.outside is not None:
                 how[k] = ("fallback", "outside_range")
-            elif not p.whole.any():
+            elif not any_whole[k]:
                 how[k] = ("policy", None)  # nothing to choose: split or unfillable below
-                scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
+                S[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
             else:
                 ask.append(k)
         if ask:
@@ -417,47 +478,49 @@ class Router:
                     how[k] = ("fallback", "breaker_open")
             else:
                 reason = None
+                masks = whole[ask]
                 try:
-                    acts, logits, took = self._model(np.stack([prepared[k].obs for k in ask]),
-                                                     np.stack([prepared[k].whole for k in ask]))
+                    acts, logits, took = self._model(arrays["obs"][ask], masks)
                     if took > self.timeout_s:
                         reason = "timeout"
                 except Exception:  # any failure of the model answers with the fallback
                     reason = "model_error"
                 self.breaker.record(reason is None)
-                for j, k in enumerate(ask):
-                    if reason is None:
+                if reason is None:
+                    S[ask] = np.where(masks, -logits.astype(float), np.inf)
+                    for k, act in zip(ask, acts.tolist()):
                         how[k] = ("policy", None)
-                        scores[k] = np.where(prepared[k].whole, -logits[j].astype(float), np.inf)
-                        actions[k] = int(acts[j])
-                    else:
+                        actions[k] = int(act)
+                else:
+                    for k in ask:
                         how[k] = ("fallback", reason)
         for k, p in enumerate(prepared):
             if how[k][0] == "fallback":
-                scores[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
-        return self._finish_batch(prepared, arrays, scores, how, actions)
+                S[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
+        return self._finish_batch(prepared, arrays, S, how, actions)
 
-    def _finish_batch(self, prepared: list[Prepared], arrays: dict[str, Any], scores: list[np.ndarray], how: list[tuple[str, str | None]],
-                      actions: dict[int, int]) -> list[dict]:
+    def _finish_batch(self, prepared: list[Prepared], arrays: dict[str, Any], S: np.ndarray,
+                      how: list[tuple[str, str | None]], actions: dict[int, int]) -> list[dict]:
         """The decisions of a batch: the rankings' order (feasible first, then scored, by score,
         by warehouse) by one ``lexsort`` over ``[n, W]``, the numbers rounded from one
         ``tolist`` per quantity, the dicts assembled per order."""
         net = self.net
         W = net.n_warehouses
-        S = np.array(scores, dtype=float).reshape(len(prepared), W)
         whole = arrays["whole"]
         finite = np.isfinite(S)
         # stable: equal keys keep the warehouse order (the old sort's last key)
         rank = np.lexsort((np.where(finite, S, 0.0), ~finite, ~whole), axis=1).tolist()
-        isf = math.isfinite
 
         def nums(a: np.ndarray) -> list[list[float | None]]:
-            return [[round(x, 6) if isf(x) else None for x in row] for row in a.tolist()]
+            """Rounded to 6 decimals, None where not finite (object arrays: no Python loop)."""
+            return np.where(np.isfinite(a), np.round(a, 6), None).tolist()
 
         sc_, cost_, h_, co2_ = nums(S), nums(arrays["est_cost"]), nums(arrays["est_h"]), nums(arrays["est_co2"])
         sl_, wl_ = S.tolist(), whole.tolist()
         listed_ = arrays["listed"].tolist()
-        names, carriers = net.warehouses, net.carriers
+        batch = arrays["batch"]
+        why_, car_ = batch.why.tolist(), batch.carrier.tolist()
+        names, carriers, why_text = net.warehouses, net.carriers, _WHY
         out = []
         for k, p in enumerate(prepared):
             kind, fb_reason = how[k]
@@ -468,9 +531,9 @@ class Router:
             if any(wl):
                 chosen = action if action is not None else min((w for w in range(W) if wl[w]),
                                                                key=lambda w: (sl[w], w))
-                wid, car = names[chosen], carriers[int(p.carrier[chosen])]
+                wid, car = names[chosen], carriers[car_[k][chosen]]
                 assignments = [{"line": i, "sku": s, "qty": q, "warehouse_id": wid, "carrier": car}
-                               for i, (s, q) in enumerate(zip(p.sku, p.qty.tolist()))]
+                               for i, (s, q) in enumerate(zip(p.sku, p.qty_list))]
                 reason = "fallback" if kind == "fallback" else kind
             else:
                 split = None
@@ -486,16 +549,16 @@ class Router:
                     assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": names[int(w)],
                                     "carrier": carriers[int(p.carrier[int(w)])]} for i, (s, q, w) in
                                    enumerate(zip(p.sku, p.qty, split))]
-            sc, cost, hh, co2, why = sc_[k], cost_[k], h_[k], co2_[k], p.why_not
+            sc, cost, hh, co2, why = sc_[k], cost_[k], h_[k], co2_[k], why_[k]
             rankings = [{"warehouse_id": names[w], "rank": n + 1, "score": sc[w], "feasible": wl[w],
                          "est_cost_cny": cost[w], "est_delivery_h": hh[w], "est_co2_kg": co2[w],
-                         "why_not": why[w]} for n, w in enumerate(w for w in rank[k] if listed[w])]
+                         "why_not": why_text[why[w]]} for n, w in enumerate(w for w in rank[k] if listed[w])]
             ref = self.policy_ref
             decision_id = hashlib.sha256(f"{ref['sha256']}:{p.digest}".encode()).hexdigest()[:32]
             out.append({
                 "decision_id": decision_id, "order_id": p.order.order_id,
                 "warehouse_id": names[chosen] if chosen is not None else None,
-                "carrier": carriers[int(p.carrier[chosen])] if chosen is not None else None,
+                "carrier": carriers[car_[k][chosen]] if chosen is not None else None,
                 "rankings": rankings, "assignments": assignments, "reason": reason,
                 "fallback": kind == "fallback", "fallback_reason": fb_reason, "policy": ref,
                 "_audit": {"region": net.regions[p.region], "request_digest": p.digest, "strategy":

@@ -12,8 +12,9 @@ rankings), assigns the lines (Sterling assignments), names the carrier, the reas
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["Line", "Destination", "Candidate", "Weights", "Order", "RouteRequest", "Ranking", "Assignment",
@@ -44,10 +45,15 @@ class Destination(_Model):
                                       description="the weather's transit-time multiplier into the region now")
 
 
+#: an SKU's name in ``Candidate.available`` and its units there
+SkuName = Annotated[str, MinLen(1), MaxLen(64)]
+Units = Annotated[int, Ge(0), Le(100_000_000)]
+
+
 class Candidate(_Model):
     warehouse_id: str = Field(min_length=1, max_length=64)
-    available: dict[str, int] = Field(default_factory=dict, description="units available to promise per SKU",
-                                      max_length=200)
+    available: dict[SkuName, Units] = Field(default_factory=dict, description="units available to promise per SKU",
+                                            max_length=200)
     remaining_capacity_orders: int = Field(ge=0, le=10_000_000,
                                            description="orders the site can still take today (0: at its limit)")
     open: bool = True
@@ -55,14 +61,6 @@ class Candidate(_Model):
     backlog_orders: int = Field(0, ge=0, le=10_000_000, description="shipments waiting to be picked")
     agvs_up_ratio: float = Field(1.0, ge=0.0, le=1.0, description="share of the AGV fleet picking now")
 
-    @model_validator(mode="after")
-    def _stock(self) -> Candidate:
-        for sku, q in self.available.items():
-            if not sku or len(sku) > 64:
-                raise ValueError(f"available: SKU names must be 1..64 characters, got {sku!r}")
-            if not 0 <= q <= 100_000_000:
-                raise ValueError(f"available[{sku!r}]: units must be in 0..100000000, got {q}")
-        return self
 
 
 class Weights(_Model):
