@@ -225,3 +225,21 @@ def test_cli_sweep_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert main(["query", "SELECT * FROM nothing", "--store", str(store)]) == 2
     err = capsys.readouterr().err
     assert "nothing" in err and "views in" in err and "kpis" in err
+
+
+def test_workers_are_forked_only_where_no_other_thread_runs() -> None:
+    import sys
+    import threading
+
+    from twin.studies.backends import start_method
+
+    others = threading.active_count() > 1  # pytest plugins or a Ray client may run threads
+    assert start_method() == ("spawn" if others or not sys.platform.startswith("linux") else "fork")
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert start_method() == "spawn"  # forking beside a thread could deadlock a child
+    finally:
+        stop.set()
+        t.join()
