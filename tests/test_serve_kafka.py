@@ -112,3 +112,27 @@ def test_decisions_are_binary_cloudevents_keyed_by_region(cluster, tmp_path: Pat
         assert h["ce_type"] == DECISION_TYPE.encode() and h["ce_subject"] == f"order/k-{i}".encode()
         assert m.key() == REGIONS[i % len(REGIONS)].encode()
         assert body["policy"]["name"] == "cheapest" and body["fallback"] is False
+
+
+def test_the_loop_waits_for_a_topic_that_does_not_exist_yet(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    """Polls before the first order is produced return only errors (unknown topic): nothing to
+    commit then, and the loop goes on (it raised 'No offset stored' before)."""
+    producer, brokers = cluster
+    topic_in, topic_out = "orders.created.t3", "routing.decisions.t3"
+    svc = Service(export_heuristic("cheapest", tmp_path / "pkg"), audit=tmp_path / "audit.jsonl", warmup=1)
+    bus = BusRouter(svc, brokers, topic_in, topic_out, group_id="g3", batch=50)
+    for _ in range(3):
+        bus.step(0.3)
+    assert bus.processed == 0
+    for i in range(20):
+        headers, key, value = order_event(_order(1000 + i))
+        producer.produce(topic_in, key=key, value=value, headers=headers)
+    producer.flush(10)
+    deadline = time.monotonic() + 120
+    while bus.processed < 20 and time.monotonic() < deadline:
+        bus.step(0.5)
+    bus.close()
+    svc.close()
+    assert bus.processed == 20
+    decided = [e["data"]["order_id"] for e in read_events(tmp_path / "audit.jsonl") if e["type"] == DECISION_TYPE]
+    assert sorted(decided) == sorted(f"k-{1000 + i}" for i in range(20))

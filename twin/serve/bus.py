@@ -202,7 +202,8 @@ class BusRouter:
             self.processed += len(decisions)
         if crash_before_commit:
             return len(msgs)
-        self.consumer.commit(asynchronous=False)
+        if any(m.error() is None for m in msgs):  # a poll of errors only (a topic not created yet) has no offset
+            self.consumer.commit(asynchronous=False)
         return len(msgs)
 
     def run(self) -> None:
