@@ -1,17 +1,24 @@
 """How fast the routing service decides: in process, over HTTP on loopback, and on the bus.
 
-``python benchmarks/serve_speed.py PACKAGE [--seconds 10] [--kafka-seconds 20]``
+``python benchmarks/serve_speed.py PACKAGE [--seconds 10] [--kafka-seconds 20] [--sustained 600 --rate 5000]``
 
 1. In process: ``Router.decide`` on one order at a time (decisions/s, p50/p99 per decision) and
    on batches of 100 (decisions/s); the ONNX actor alone on batches of 1 and 100.
-2. HTTP on loopback: the service under uvicorn (one worker, a subprocess) and an httpx client
-   sending single-order requests at 1,000 requests/s (open loop: a request is sent on its
-   schedule; latency from its scheduled time), p50/p99; then batches of 100 orders back to back
-   (decisions/s).
+2. HTTP on loopback: the service under uvicorn (one worker, a subprocess pinned to one CPU)
+   and a raw-socket load generator (``benchmarks/_loadgen.py``, pinned to the other CPU:
+   httpx's own ~0.4 ms a request measured the client) sending single-order requests at 1,000
+   requests/s over 8 keep-alive connections (open loop: a request is due on its schedule;
+   latency from its scheduled time), p50/p99/p99.9; then batches of 100 orders with 2
+   connections kept busy (decisions/s on the server's one core).
 3. The bus on librdkafka's mock cluster: orders produced ahead (unkeyed: the mock keeps about
    5 MB a partition), the loop consuming, deciding, producing, auditing and committing (orders/s
    end to end, and after the consumer group's join), with the duplicate/lost check on the audit
    log (the decisions topic may have dropped its oldest decisions: how many it held is shown).
+
+4. ``--sustained S``: the bus for ``S`` seconds against a producer process sending ``--rate``
+   orders/s alongside (unique ids; lz4, since the mock keeps only ~5 MB a partition), started
+   once the loop holds its partitions: orders/s over the window, the slowest 10 s, the drain,
+   and every produced id checked on the audit log (lost, duplicated).
 
 Prints Markdown. Figures depend on the machine's load (two shared cores here).
 """
@@ -92,55 +99,51 @@ def _free_port() -> int:
 
 
 def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
-    import httpx
+    """The service in a subprocess pinned to CPU 1 (``one core``), the load generator
+    (:mod:`_loadgen`, raw sockets) pinned to CPU 0."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _loadgen import open_loop, request_bytes
 
     port = _free_port()
     audit = Path(tempfile.mkdtemp()) / "audit.jsonl"
-    code = (f"from twin.serve.app import serve; serve({pkg!r}, port={port}, audit={str(audit)!r})")
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpu, client_cpu = (cpus[-1], cpus[0]) if len(cpus) > 1 else (cpus[0], cpus[0])
+    code = (f"import os; os.sched_setaffinity(0, {{{server_cpu}}}); from twin.serve.app import serve; "
+            f"serve({pkg!r}, port={port}, audit={str(audit)!r})")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {client_cpu})
     try:
-        url = f"http://127.0.0.1:{port}"
-        c = httpx.Client(base_url=url, timeout=10)
-        for _ in range(300):
+        for _ in range(600):
             try:
-                if c.get("/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        bodies = [json.dumps({"order": order(i)}).encode() for i in range(2000)]
-        hdr = {"content-type": "application/json"}
-        for b in bodies[:200]:
-            c.post("/v1/route", content=b, headers=hdr)
-        lat, late_sends, bad = [], 0, 0
-        n = int(seconds * rate)
-        start = time.perf_counter()
-        for i in range(n):
-            due = start + i / rate
-            now = time.perf_counter()
-            if now < due:
-                time.sleep(due - now)
-            else:
-                late_sends += 1
-            r = c.post("/v1/route", content=bodies[i % len(bodies)], headers=hdr)
-            lat.append(time.perf_counter() - due)
-            bad += r.status_code != 200
-        achieved = n / (time.perf_counter() - start)
-        single = {"requests": n, "target_rps": rate, "achieved_rps": achieved, "p50_ms": pct(lat, 50) * 1e3,
-                  "p99_ms": pct(lat, 99) * 1e3, "non_200": bad, "sent_late": late_sends}
-        batch_bodies = [json.dumps({"orders": [order(i * 100 + k) for k in range(100)]}).encode() for i in range(20)]
-        k, t0, blat = 0, time.perf_counter(), []
-        while time.perf_counter() - t0 < seconds:
-            t1 = time.perf_counter()
-            r = c.post("/v1/route", content=batch_bodies[k % len(batch_bodies)], headers=hdr)
-            blat.append(time.perf_counter() - t1)
-            bad += r.status_code != 200
-            k += 1
-        batch = {"decisions_per_s": 100 * k / (time.perf_counter() - t0), "p50_ms": pct(blat, 50) * 1e3,
-                 "non_200": bad}
-        c.close()
-        return {"single": single, "batch100": batch}
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sk:
+                    sk.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if b" 200 " in sk.recv(4096):
+                        break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        singles = [request_bytes("/v1/route", json.dumps({"order": order(i)}).encode()) for i in range(2000)]
+        open_loop("127.0.0.1", port, singles, 500, 500.0)  # warm
+        r = open_loop("127.0.0.1", port, singles, int(seconds * rate), rate, connections=8)
+        lat = r.latencies_s
+        single = {"requests": len(lat), "target_rps": rate, "achieved_rps": len(lat) / r.wall_s,
+                  "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3, "p999_ms": pct(lat, 99.9) * 1e3,
+                  "server_p50_ms": pct(r.server_ms, 50), "server_p99_ms": pct(r.server_ms, 99),
+                  "non_200": sum(v for k, v in r.statuses.items() if k != 200), "sent_late": r.sent_late}
+        batches = [request_bytes("/v1/route", json.dumps({"orders": [order(i * 100 + k) for k in range(100)]})
+                                 .encode()) for i in range(20)]
+        open_loop("127.0.0.1", port, batches, 20, 50.0, connections=2)  # warm
+        # a rate beyond what the server can answer: 2 connections always have a request waiting
+        n = max(20, int(seconds * 150))
+        rb = open_loop("127.0.0.1", port, batches, n, 10_000.0, connections=2)
+        batch = {"decisions_per_s": 100 * len(rb.latencies_s) / rb.wall_s,
+                 "server_p50_ms": pct(rb.server_ms, 50),
+                 "non_200": sum(v for k, v in rb.statuses.items() if k != 200)}
+        return {"single": single, "batch100": batch, "server_cpu": server_cpu, "client_cpu": client_cpu}
     finally:
+        os.sched_setaffinity(0, mine)
         proc.terminate()
         proc.wait(10)
 
@@ -202,12 +205,141 @@ def bus(pkg: str, seconds: float) -> dict:
             "duplicated_on_topic": sum(v - 1 for v in on_topic.values())}
 
 
+PRODUCER = r"""
+import json, sys, time
+from confluent_kafka import Producer
+brokers, topic, rate, seconds, tpl_path, out_path = sys.argv[1:7]
+rate, seconds = float(rate), float(seconds)
+tpls = [(json.loads(line)["headers"], json.loads(line)["value"].encode()) for line in open(tpl_path)]
+p = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "queue.buffering.max.messages": 2_000_000,
+              "compression.type": "lz4"})
+n_total = int(rate * seconds)
+start = time.perf_counter()
+i = 0
+while i < n_total:
+    due = min(n_total, int((time.perf_counter() - start) * rate) + 1)
+    while i < due:
+        hs, v = tpls[i % len(tpls)]
+        oid = f"o-{i}".encode()
+        headers = [(k, oid.join(x.encode().split(b"@@"))) for k, x in hs]
+        p.produce(topic, value=oid.join(v.split(b"@@")), headers=headers)
+        i += 1
+    p.poll(0)
+    time.sleep(0.005)
+p.flush(120)
+json.dump({"produced": i, "seconds": time.perf_counter() - start}, open(out_path, "w"))
+"""
+
+
+def bus_sustained(pkg: str, seconds: float, rate: float) -> dict:
+    """The bus loop for ``seconds`` against a producer process sending ``rate`` orders/s
+    (unique ids) alongside, on librdkafka's mock cluster (held by this process): orders/s
+    decided over the production window, the lag, and lost/duplicated decisions counted on the
+    audit log (every produced id exactly once)."""
+    import msgspec
+    from confluent_kafka import Producer
+
+    from twin.serve.app import Service
+    from twin.serve.bus import BusRouter, order_event
+
+    mock = Producer({"test.mock.num.brokers": 1})
+    brokers = ",".join(f"{b.host}:{b.port}" for b in mock.list_topics(timeout=10).brokers.values())
+    tmp = Path(tempfile.mkdtemp())
+    with open(tmp / "tpl.jsonl", "w") as f:  # order events with "@@" where the order id goes
+        for i in range(500):
+            o = order(i)
+            o["order_id"] = "@@"
+            h, _, v = order_event(o)
+            hs = [[k, x.decode().replace("order/@@", "order/@@")] for k, x in h.items() if k != "ce_id"]
+            hs.append(["ce_id", "id-@@"])
+            f.write(json.dumps({"headers": hs, "value": v.decode()}) + "\n")
+    # The mock keeps about 5 MB a partition (4 a topic) and deletes the oldest messages beyond
+    # it: at 5,000 orders/s (~1.2 kB each) that is ~3 s of orders, less than the consumer
+    # group's join. So the producer compresses (lz4, as Kafka producers commonly do: ~5x on
+    # these JSON orders) and production starts once the loop holds its partitions (a real
+    # broker retains for days).
+    svc = Service(pkg, audit=tmp / "audit.jsonl", warmup=5)
+    svc.warm_up()
+    b = BusRouter(svc, brokers, "orders", "decisions", group_id="sustained", batch=2000)
+    t_join = time.perf_counter()
+    while not b.consumer.assignment() and time.perf_counter() - t_join < 60:
+        mock.produce("orders", value=b"warm-up: not an order")  # creates the topic; rejected, committed past
+        mock.flush(5)
+        b.step(0.5)
+    join_s = time.perf_counter() - t_join
+    prod = subprocess.Popen([sys.executable, "-c", PRODUCER, brokers, "orders", str(rate), str(seconds),
+                             str(tmp / "tpl.jsonl"), str(tmp / "produced.json")])
+    t0 = time.perf_counter()
+    timeline = [(0.0, 0)]
+    next_mark = 10.0
+    while True:
+        b.step(0.2)
+        t = time.perf_counter() - t0
+        if t >= next_mark:
+            timeline.append((t, b.processed))
+            next_mark += 10.0
+        if prod.poll() is not None:
+            produced = json.loads((tmp / "produced.json").read_text())["produced"]
+            if b.processed + b.rejected + b.skipped >= produced or t > seconds + 180:
+                break
+    wall = time.perf_counter() - t0
+    timeline.append((wall, b.processed))
+    b.close()
+    svc.close()
+    prod_info = json.loads((tmp / "produced.json").read_text())
+
+    data_t = msgspec.defstruct("Data", [("order_id", str)])
+    dec = msgspec.json.Decoder(msgspec.defstruct("Ev", [("type", str), ("data", data_t)]))
+    per: dict[str, int] = {}
+    with open(tmp / "audit.jsonl", "rb") as f:
+        for line in f:
+            ev = dec.decode(line)
+            if ev.type.endswith("decision.v1"):
+                per[ev.data.order_id] = per.get(ev.data.order_id, 0) + 1
+    expected = {f"o-{i}" for i in range(prod_info["produced"])}
+    # the rate over the production window (after the first 10 s mark, up to the last mark within it)
+    inside = [(t, n) for t, n in timeline if 10.0 <= t <= prod_info["seconds"]]
+    steady = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) if len(inside) > 1 else 0.0
+    rates = [(b2 - a2) / (tb - ta) for (ta, a2), (tb, b2) in zip(timeline, timeline[1:]) if tb > ta]
+    shutil_rm(tmp)
+    return {"target_rate": rate, "seconds": seconds, "produced": prod_info["produced"], "join_s": join_s,
+            "production_s": prod_info["seconds"], "decided": b.processed, "wall_s": wall,
+            "orders_per_s_steady": steady, "orders_per_s_overall": b.processed / wall,
+            "min_10s_rate": min(rates[1:-1]) if len(rates) > 2 else None,
+            "drain_after_production_s": wall - prod_info["seconds"],
+            "lost": len(expected - per.keys()), "duplicated": sum(v - 1 for v in per.values()),
+            "unexpected": len(per.keys() - expected), "rates_10s": [round(r) for r in rates]}
+
+
+def shutil_rm(p: Path) -> None:
+    import shutil
+
+    shutil.rmtree(p, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("package")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--kafka-seconds", type=float, default=10.0)
+    ap.add_argument("--sustained", type=float, default=0.0,
+                    help="also the bus for this many seconds against a producer alongside (600: the issue's 10 minutes)")
+    ap.add_argument("--rate", type=float, default=5000.0, help="orders/s the producer sends in --sustained")
+    ap.add_argument("--only-sustained", action="store_true", help="run only --sustained")
     a = ap.parse_args()
+    if a.sustained > 0:
+        k = bus_sustained(a.package, a.sustained, a.rate)
+        print(f"\n| Kafka, sustained (producer process alongside at {k['target_rate']:,.0f} orders/s, lz4) | figure |"
+              "\n|---|---:|")
+        print(f"| orders produced / decided | {k['produced']:,} / {k['decided']:,} in {k['wall_s']:.0f} s "
+              f"(production {k['production_s']:.0f} s, then {k['drain_after_production_s']:.1f} s to drain) |")
+        print(f"| **orders/s decided over the production window** (after 10 s) | **{k['orders_per_s_steady']:,.0f}** |")
+        print(f"| slowest 10 s | {k['min_10s_rate'] or 0:,.0f} orders/s |")
+        print(f"| lost / duplicated / unexpected (audit log vs produced ids) | {k['lost']} / {k['duplicated']} / "
+              f"{k['unexpected']} |")
+        print("\n" + json.dumps({"kafka_sustained": k}, default=str))
+        if a.only_sustained:
+            return
     ip = in_process(a.package, a.seconds)
     print("| in process | decisions/s | p50 | p99 |\n|---|---:|---:|---:|")
     s = ip["single"]
@@ -217,11 +349,14 @@ def main() -> None:
         print(f"| ONNX actor alone, batch {bsz} | {v['decisions_per_s']:,.0f} | {v['us_per_call']:.0f} µs/call | |")
     h = http(a.package, a.seconds)
     s = h["single"]
-    print("\n| HTTP on loopback (1 uvicorn worker) | figure |\n|---|---:|")
-    print(f"| single-order requests at {s['target_rps']:.0f}/s (achieved {s['achieved_rps']:.0f}/s) | p50 "
-          f"{s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms |")
-    print(f"| batches of 100 orders, back to back | {h['batch100']['decisions_per_s']:,.0f} decisions/s "
-          f"(p50 {h['batch100']['p50_ms']:.1f} ms a request) |")
+    print(f"\n| HTTP on loopback (1 uvicorn worker on CPU {h['server_cpu']}, the load generator on CPU "
+          f"{h['client_cpu']}) | figure |\n|---|---:|")
+    print(f"| single-order requests at {s['target_rps']:.0f}/s, open loop (achieved {s['achieved_rps']:.0f}/s; "
+          f"{s['sent_late']} sent late) | p50 {s['p50_ms']:.2f} ms, **p99 {s['p99_ms']:.2f} ms**, p99.9 "
+          f"{s['p999_ms']:.2f} ms from the scheduled send; the server's own time p50 {s['server_p50_ms']:.3f} ms, "
+          f"p99 {s['server_p99_ms']:.3f} ms |")
+    print(f"| batches of 100 orders, 2 connections kept busy | **{h['batch100']['decisions_per_s']:,.0f} "
+          f"decisions/s** (the server's time p50 {h['batch100']['server_p50_ms']:.1f} ms a request) |")
     print(f"| non-200 answers | {s['non_200'] + h['batch100']['non_200']} |")
     k = bus(a.package, a.kafka_seconds)
     print("\n| Kafka (mock cluster) | figure |\n|---|---:|")

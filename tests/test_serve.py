@@ -332,3 +332,36 @@ def test_serve_imports_nothing_heavy() -> None:
             " 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "", f"loaded {out.stdout.strip()}"
+
+
+def test_concurrent_requests_are_coalesced_and_answered_as_alone(server: Server) -> None:
+    """Requests that arrive while a batch is decided are decided together as the next batch
+    (the model made slow here, so that they pile up): each answer is byte-identical to the same
+    request sent alone, a bad request among them fails alone, and the audit log agrees with the
+    decisions counter."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"order": order(i, region=("Atlantis" if i == 7 else ["Hubei", "Beijing", "Zhejiang"][i % 3]))}
+              for i in range(48)]
+    server.service.faults.model_delay_s = 0.01  # under the 50 ms budget: still the policy's decisions
+
+    def send(chunk: list[dict]) -> list[tuple[int, bytes]]:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            return [(r.status_code, r.content) for r in (c.post("/v1/route", json=b) for b in chunk)]
+
+    with ThreadPoolExecutor(8) as pool:
+        together = [x for part in pool.map(send, [bodies[k::8] for k in range(8)]) for x in part]
+    order_back = [b for k in range(8) for b in bodies[k::8]]
+    server.service.faults.model_delay_s = 0.0
+    text = server.client.get("/metrics").text
+    assert _metric(text, "twin_route_coalesced_requests_count") > 0  # some were decided together
+    for body, (status, content) in zip(order_back, together):
+        alone = server.client.post("/v1/route", json=body)
+        assert status == alone.status_code
+        assert content == alone.content  # byte for byte, policy decisions (no fallback) included
+        if status == 200:
+            assert json.loads(content)["decisions"][0]["reason"] != "fallback"
+    assert sum(s == 422 for s, _ in together) == 1 and b"destination" in dict((s, c) for s, c in together)[422]
+    text = server.client.get("/metrics").text
+    audited = sum(e["type"] == DECISION_TYPE for e in read_events(server.service.audit.path))
+    assert audited == _metric(text, "twin_route_decisions_total") == 2 * 47

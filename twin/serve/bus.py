@@ -134,7 +134,7 @@ class BusRouter:
         self.batch = int(batch)
         self.consumer = Consumer({"bootstrap.servers": brokers, "group.id": group_id, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
-        self.producer = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "acks": "all"})
+        self.producer = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "acks": "all", "compression.type": "lz4"})
         self.decided = set(decisions_by_order(brokers, decisions_topic))
         self.consumer.subscribe([orders_topic])
         self.processed = 0

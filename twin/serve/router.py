@@ -257,7 +257,7 @@ class Router:
             return [], {}
         L = max(len(o.lines) for o in orders)
         regions, colds, units, promises, mults, skus, t_hs = [], [], [], [], [], [], []
-        flags: list[tuple] = []
+        flags: list[float] = []  # [n, W, 6] row-major
         stock_flat: list[int] = []  # [n, W, L] row-major, lines padded with 0
         qty_flat: list[int] = []  # [n, L]
         none = (0.0, 0.0, 0.0, 0.0, 0.0, 0)
@@ -286,11 +286,12 @@ class Router:
                 if w is None:
                     raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{c.warehouse_id!r} is not a "
                                        f"warehouse of the network; allowed: {', '.join(net.warehouses)}")
-                fl[w] = (1.0, float(c.open), float(c.remaining_capacity_orders > 0), float(c.cold_ok),
-                         c.agvs_up_ratio, c.backlog_orders)
+                fl[w] = (1.0, 1.0 if c.open else 0.0, 1.0 if c.remaining_capacity_orders > 0 else 0.0,
+                         1.0 if c.cold_ok else 0.0, c.agvs_up_ratio, c.backlog_orders)
                 av = c.available
                 st[w] = [av.get(s, 0) for s in sku] + pad
-            flags += fl
+            for t in fl:
+                flags += t
             for row in st:
                 stock_flat += row
             regions.append(r)
