@@ -271,12 +271,14 @@ def bus_sustained(pkg: str, seconds: float, rate: float) -> dict:
                              str(tmp / "tpl.jsonl"), str(tmp / "produced.json")])
     t0 = time.perf_counter()
     timeline = [(0.0, 0)]
+    cpu_marks = [(time.thread_time(), time.process_time())]  # this (the loop's) thread, the whole process
     next_mark = 10.0
     while True:
         b.step(0.2)
         t = time.perf_counter() - t0
         if t >= next_mark:
             timeline.append((t, b.processed))
+            cpu_marks.append((time.thread_time(), time.process_time()))
             next_mark += 10.0
         if prod.poll() is not None:
             produced = json.loads((tmp / "produced.json").read_text())["produced"]
@@ -308,7 +310,14 @@ def bus_sustained(pkg: str, seconds: float, rate: float) -> dict:
             "min_10s_rate": min(rates[1:-1]) if len(rates) > 2 else None,
             "drain_after_production_s": wall - prod_info["seconds"],
             "lost": len(expected - per.keys()), "duplicated": sum(v - 1 for v in per.values()),
-            "unexpected": len(per.keys() - expected), "rates_10s": [round(r) for r in rates]}
+            "unexpected": len(per.keys() - expected), "rates_10s": [round(r) for r in rates],
+            # per 10 s: the loop thread's CPU µs per order decided, and the other threads' CPU
+            # (librdkafka's, the mock cluster's) in cores
+            "loop_cpu_us_per_order_10s": [round(1e6 * (c1[0] - c0[0]) / max(1, n1 - n0)) for (c0, c1), (_, n0), (_, n1)
+                                          in zip(zip(cpu_marks, cpu_marks[1:]), timeline, timeline[1:])],
+            "other_threads_cores_10s": [round(((c1[1] - c0[1]) - (c1[0] - c0[0])) / (t1 - t0_), 2)
+                                        for (c0, c1), (t0_, _), (t1, _) in
+                                        zip(zip(cpu_marks, cpu_marks[1:]), timeline, timeline[1:])]}
 
 
 def shutil_rm(p: Path) -> None:

@@ -32,7 +32,8 @@ def load_run_args(policy_path: str | Path) -> dict[str, Any]:
 
 def evaluate(policy: str, scenario: str | None = None, replications: int = 10, env_id: str | None = None,
              seed: int = HELD_OUT_SEED, out_dir: str | Path | None = None,
-             env_kwargs: Mapping[str, Any] | None = None, baselines: Sequence[str] | None = None) -> dict[str, Any]:
+             env_kwargs: Mapping[str, Any] | None = None, baselines: Sequence[str] | None = None,
+             bound: bool = True) -> dict[str, Any]:
     """Run ``policy`` and the baselines on seeds ``seed .. seed + replications - 1``.
 
     Args:
@@ -45,11 +46,14 @@ def evaluate(policy: str, scenario: str | None = None, replications: int = 10, e
         out_dir: where to write ``eval.json`` and ``eval.png`` (None: nothing written).
         env_kwargs: env arguments overriding those of ``args.json``.
         baselines: the baselines to compare with (default: every baseline of the env).
+        bound: also the hindsight bound of each seed's orders and each policy's gap to it
+            (:func:`hindsight_bounds`, :func:`gap_table`).
 
     Returns:
         ``{"policy", "env_id", "env_kwargs", "seeds", "episodes": {name: [per-episode dicts]},
         "differences": {baseline: {metric: paired_ci}}}``; differences are policy minus baseline
-        (reward: higher is better; objective, cost, late, lost, CO2: lower is better).
+        (reward: higher is better; objective, cost, late, lost, CO2: lower is better); with
+        ``bound``, also ``"bound_per_order"`` (per seed) and ``"gap"`` ({name: gap figures}).
     """
     import gymnasium as gym
 
@@ -81,6 +85,7 @@ def evaluate(policy: str, scenario: str | None = None, replications: int = 10, e
     episodes = {main.name: [run_episode(env, main, s) for s in seeds]}
     for n in names:
         episodes[n] = [run_episode(env, Heuristic(n), s) for s in seeds]
+    bounds = hindsight_bounds(env, seeds) if bound else None
     env.close()
     diffs = {}
     for n in names:
@@ -89,12 +94,52 @@ def evaluate(policy: str, scenario: str | None = None, replications: int = 10, e
     result = {"policy": str(policy), "name": main.name, "env_id": env_id,
               "env_kwargs": {k: v for k, v in kwargs.items() if _plain(v)}, "seeds": seeds,
               "episodes": episodes, "differences": diffs}
+    if bounds is not None:
+        result["bound_per_order"] = bounds
+        result["gap"] = gap_table(episodes, bounds)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "eval.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
         plot(result, out / "eval.png")
     return result
+
+
+def hindsight_bounds(env: Any, seeds: Sequence[int]) -> list[float] | None:
+    """Per seed, the hindsight bound (``twin bound``'s LP, :func:`twin.results.bound.hindsight_bound`)
+    on the orders of the episode ``env.reset(seed)`` starts: they are the same whatever the
+    policy (common random numbers), so one :func:`twin.simulate` of the episode's scenario and
+    seed gives them. None for an env without a routing objective (no ``objective_per_order``)."""
+    from twin.results.bound import hindsight_bound
+    from twin.results.runs import simulate
+
+    u = env.unwrapped
+    if not hasattr(u, "episode_scenario"):
+        return None
+    out = []
+    for s in seeds:
+        env.reset(seed=int(s))
+        sc = u.episode_scenario
+        r = simulate(sc, seed=u.episode_seed, engine=u.engine)
+        out.append(float(hindsight_bound(sc, r.orders).objective_per_order))
+    return out
+
+
+def gap_table(episodes: Mapping[str, list[dict]], bounds: Sequence[float],
+              reference: str = "cheapest") -> dict[str, dict[str, float]]:
+    """Per policy: its mean objective per order, its mean gap to the bound (``(objective -
+    bound) / bound`` per seed) and the share of ``reference``'s gap to the bound it closes
+    (``(ref - policy) / (ref - bound)`` on the means; 0 for the reference itself)."""
+    b = np.asarray(bounds, dtype=float)
+    out: dict[str, dict[str, float]] = {}
+    ref = np.array([e["objective_per_order"] for e in episodes[reference]]) if reference in episodes else None
+    for name, eps in episodes.items():
+        obj = np.array([e["objective_per_order"] for e in eps])
+        row = {"objective_per_order": float(obj.mean()), "gap_to_bound": float(np.mean((obj - b) / b))}
+        if ref is not None and ref.mean() > b.mean():
+            row[f"{reference}_gap_closed"] = float((ref.mean() - obj.mean()) / (ref.mean() - b.mean()))
+        out[name] = row
+    return out
 
 
 def _plain(v: Any) -> bool:
@@ -121,6 +166,14 @@ def format_table(result: Mapping[str, Any]) -> str:
             cells.append(f"{c['mean']:+.4f} ± {c['half_width']:.4f}{mark}".rjust(22))
         lines.append(n.ljust(width) + "".join(cells))
     lines.append("\n* the 95% CI excludes zero. reward: higher is better; the KPIs: lower is better.")
+    if result.get("gap"):
+        b = result["bound_per_order"]
+        lines += ["", f"hindsight bound (twin bound's LP on each seed's orders): {np.mean(b):.4f} per order",
+                  "objective per order".rjust(width + 20) + "gap to bound".rjust(16) + "cheapest's gap closed".rjust(24)]
+        for n, g in result["gap"].items():
+            closed = g.get("cheapest_gap_closed")
+            lines.append(n.ljust(width) + f"{g['objective_per_order']:>20.4f}{100 * g['gap_to_bound']:>15.1f}%"
+                         + (f"{100 * closed:>23.1f}%" if closed is not None else "".rjust(24)))
     return "\n".join(lines)
 
 

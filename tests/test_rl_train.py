@@ -106,6 +106,17 @@ def test_evaluate_writes_table_json_plot_and_the_hand_computed_differences(train
     la = [e["late_rate"] for e in res["episodes"]["learned"]]
     lb = [e["late_rate"] for e in res["episodes"]["fastest"]]
     assert late["mean"] == pytest.approx(np.mean(np.subtract(la, lb)), abs=1e-15)
+    # the hindsight bound of each seed's orders, and the gap figures by hand
+    bound = np.array(res["bound_per_order"])
+    assert len(bound) == 3 and "hindsight bound" in printed and "gap closed" in printed
+    for n in names:
+        obj = np.array([e["objective_per_order"] for e in res["episodes"][n]])
+        assert bound.mean() < obj.mean()  # no policy beats the relaxation on average
+        assert res["gap"][n]["gap_to_bound"] == pytest.approx(np.mean((obj - bound) / bound), rel=1e-12)
+    cheap = np.mean([e["objective_per_order"] for e in res["episodes"]["cheapest"]])
+    pa = np.mean([e["objective_per_order"] for e in res["episodes"]["promise_aware"]])
+    assert res["gap"]["promise_aware"]["cheapest_gap_closed"] == pytest.approx((cheap - pa) / (cheap - bound.mean()))
+    assert res["gap"]["cheapest"]["cheapest_gap_closed"] == 0.0
 
 
 def test_evaluate_rejects_a_missing_policy(tmp_path, capsys) -> None:  # noqa: ANN001

@@ -135,7 +135,10 @@ class BusRouter:
         self.consumer = Consumer({"bootstrap.servers": brokers, "group.id": group_id, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
         self.producer = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "acks": "all", "compression.type": "lz4"})
-        self.decided = set(decisions_by_order(brokers, decisions_topic))
+        # the order ids decided: a dict of str -> None, not a set, because the collector skips a
+        # dict of atomic keys and values but walks a set on every full collection (with millions
+        # of ids a poll's CPU per order grew ~60% over 6 minutes)
+        self.decided: dict[str, None] = dict.fromkeys(decisions_by_order(brokers, decisions_topic))
         self.consumer.subscribe([orders_topic])
         self.processed = 0
         #: the order ids the last step decided
@@ -198,7 +201,7 @@ class BusRouter:
             self.producer.flush(30)
             self.service.record(decisions, took)
             self.last_decided = [d["order_id"] for d in decisions]
-            self.decided.update(self.last_decided)
+            self.decided.update(dict.fromkeys(self.last_decided))
             self.processed += len(decisions)
         if crash_before_commit:
             return len(msgs)
