@@ -5,7 +5,6 @@ on single orders; the minimum over repeats (the shared VM's speed moves medians 
     python benchmarks/serve_stages.py PACKAGE [prof]      # prof: also a cProfile of the batch path
 """
 import json
-import statistics  # noqa: F401
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ def stage(b):
     t0=time.perf_counter(); orders, batch = decode_request(b)
     t1=time.perf_counter(); d = svc.router.decide(orders, batch=batch)
     t2=time.perf_counter(); svc.record(d, t2-t1)
-    t3=time.perf_counter(); out = public(d)
+    t3=time.perf_counter(); public(d)
     t4=time.perf_counter()
     return t1-t0, t2-t1, t3-t2, t4-t3
 for b in bodies[:3]: stage(b)

@@ -182,7 +182,7 @@ def main() -> int:
         for what, w, s, note in rows:
             print(f"| {what} | {w} | {s:.2f} | {note} |")
         print(f"\nA spawned worker's start (a fresh interpreter importing the twin; workers are forked where "
-              f"safe, backends.start_method): {spawn_s:.1f} s; the single-sweep of {a.runs} on 1 worker: {wall1:.2f} s")
+              f"safe, twin.results.runs.start_method): {spawn_s:.1f} s; the single-sweep of {a.runs} on 1 worker: {wall1:.2f} s")
         if ray_line is not None:
             print(f"Ray start-up (ray.init, local cluster of 2 CPUs): {ray_line:.1f} s")
         print("Result tables byte-identical on 1 and 2 local workers" + (" and Ray" if not a.no_ray else ""))

@@ -231,7 +231,7 @@ def test_workers_are_forked_only_where_no_other_thread_runs() -> None:
     import sys
     import threading
 
-    from twin.studies.backends import start_method
+    from twin.results.runs import start_method
 
     others = threading.active_count() > 1  # pytest plugins or a Ray client may run threads
     assert start_method() == ("spawn" if others or not sys.platform.startswith("linux") else "fork")

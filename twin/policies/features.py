@@ -32,6 +32,7 @@ from twin.world.network import Network
 
 __all__ = [
     "ORDER_FEATURES",
+    "backlog_hours",
     "OrderLanes",
     "feature_schema",
     "order_bounds",
@@ -159,6 +160,15 @@ def order_mask(lanes: OrderLanes, region: int, cold: bool, wh_open: np.ndarray, 
     return ok & (np.asarray(stock) >= np.asarray(qty)).all(axis=1)
 
 
+def backlog_hours(lanes: OrderLanes, backlog: np.ndarray, pick_servers: np.ndarray,
+                  wh_open: np.ndarray) -> np.ndarray:
+    """Hours each warehouse needs to ship its backlog at its pick rate (``[W]`` or ``[n, W]``):
+    24 for a backlog at a closed or idle site, 0 for none."""
+    rate = np.where(wh_open, pick_servers, 0.0) * lanes.ship_rate
+    backlog = np.asarray(backlog)
+    return np.where(rate > 0, backlog / np.maximum(rate, _EPS), np.where(backlog > 0, 24.0, 0.0))
+
+
 def order_features(lanes: OrderLanes, t_h: float, horizon_h: float, region: int, cold: bool, units: float,
                    promise_h: float, mask: np.ndarray, backlog: np.ndarray, pick_servers: np.ndarray,
                    wh_open: np.ndarray, transit_mult: float, cover: np.ndarray | None) -> np.ndarray:
@@ -191,10 +201,7 @@ def order_features(lanes: OrderLanes, t_h: float, horizon_h: float, region: int,
     x[i + 2] = promise_h / lanes.max_promise_h
     i += 3
     servers = np.asarray(pick_servers, dtype=float)
-    up = np.where(wh_open, servers, 0.0)
-    rate = up * lanes.ship_rate
-    backlog = np.asarray(backlog)
-    backlog_h = np.where(rate > 0, backlog / np.maximum(rate, _EPS), np.where(backlog > 0, 24.0, 0.0))
+    backlog_h = backlog_hours(lanes, backlog, servers, wh_open)
     c = int(cold)
     feats = (np.asarray(mask, dtype=float), backlog_h / 24.0, servers / np.maximum(lanes.agvs, 1.0),
              lanes.distance_km[:, region] / 4000.0, lanes.lane_cost[c, :, region] / 50.0,
@@ -239,10 +246,7 @@ def order_features_batch(lanes: OrderLanes, t_h: np.ndarray, horizon_h: float, r
     x[:, i + 2] = np.asarray(promise_h, dtype=float) / lanes.max_promise_h
     i += 3
     servers = np.asarray(pick_servers, dtype=float)
-    up = np.where(wh_open, servers, 0.0)
-    rate = up * lanes.ship_rate
-    backlog = np.asarray(backlog)
-    backlog_h = np.where(rate > 0, backlog / np.maximum(rate, _EPS), np.where(backlog > 0, 24.0, 0.0))
+    backlog_h = backlog_hours(lanes, backlog, servers, wh_open)
     w_idx = np.arange(W)[None, :]
     feats = (np.asarray(mask, dtype=float), backlog_h / 24.0, servers / np.maximum(lanes.agvs, 1.0),
              lanes.distance_km[:, region].T / 4000.0, lanes.lane_cost[c[:, None], w_idx, region[:, None]] / 50.0,

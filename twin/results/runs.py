@@ -366,19 +366,23 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _pool_context() -> Any:
-    """The start method of replication workers: ``fork`` on Linux, ``spawn`` elsewhere.
+def start_method() -> str:
+    """The start method of local worker pools (replications here, sweeps' local backend):
+    ``fork`` on Linux when this process runs no thread but the main one, else ``spawn``.
 
     Importing Mesa sets multiprocessing's default to ``spawn``, and ``spawn`` (like
     ``forkserver``) runs the calling script again in every worker, so a script without an
-    ``if __name__ == "__main__":`` guard would break the pool. A forked worker starts from a
-    copy of this process instead and runs only :func:`simulate`. Forking is safe here because
-    the pool's workers are all forked at once, before the pool starts its own threads and before
-    the progress bar (tqdm's monitor thread) exists; the workers use numpy and the kernel only.
-    (On macOS system libraries such as Accelerate are not fork-safe, so there scripts keep
-    the guard.)
+    ``if __name__ == "__main__":`` guard would break the pool, and each worker pays ~1.5 s of
+    imports before its first run. A forked worker starts from a copy of this process in
+    milliseconds and runs only its task. Forking a process that runs other threads can deadlock
+    a child (a lock held by a thread that does not exist there), hence the check: pools fork
+    all their workers at once, before the pool's own threads and before a progress bar's
+    monitor thread exist. (On macOS system libraries such as Accelerate are not fork-safe, so
+    there scripts keep the guard.)
     """
-    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    import threading
+
+    return "fork" if sys.platform.startswith("linux") and threading.active_count() == 1 else "spawn"
 
 
 def _stop(pool: ProcessPoolExecutor, futures: Sequence[Any]) -> None:
@@ -405,7 +409,7 @@ def replicate(
     """Run one simulation per seed, in parallel local processes (``processes`` defaults to the
     number of CPUs, at most the number of seeds; 1 runs in this process).
 
-    On Linux the workers are forked (see :func:`_pool_context`), so a script calling this needs
+    On Linux the workers are forked (see :func:`start_method`), so a script calling this needs
     no ``if __name__ == "__main__":`` guard. Ctrl-C stops every worker and raises one
     KeyboardInterrupt here; a replication that fails stops the others and raises its error."""
     sc = load_scenario(scenario, overrides)
@@ -425,7 +429,8 @@ def replicate(
             bar.close()
         return ReplicationResult(results)
     tmp = tempfile.mkdtemp(prefix="twin-replicate-")
-    pool = ProcessPoolExecutor(max_workers=processes, mp_context=_pool_context(), initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context(start_method()),
+                               initializer=_ignore_sigint)
     futures: list[Any] = []
     bar: Any = _NoBar()
     try:

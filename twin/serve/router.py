@@ -26,11 +26,10 @@ model failures and closes again after a successful trial.
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ import numpy as np
 
 from twin.errors import TwinError
 from twin.policies.base import assign_order
-from twin.policies.features import OrderLanes, order_features_batch, sku_index
+from twin.policies.features import OrderLanes, backlog_hours, order_features_batch, sku_index
 from twin.policies.heuristics import ROUTING_POLICIES
 from twin.policies.promise import late_probability
 from twin.policies.runtime import OnnxActor, Package, load_package
@@ -118,14 +117,13 @@ class Prepared:
     scoring reads): its scalars, and ``[W]`` views of the batch's arrays made when read."""
 
     __slots__ = ("index", "order", "region", "cold", "service", "promise_h", "units", "sku", "qty_list", "digest",
-                 "outside", "extra", "_b", "_p_late")
+                 "outside", "_b", "_p_late")
 
     def __init__(self, index: int, order: Order, region: int, cold: bool, promise_h: float, units: int,
                  sku: list[str], qty_list: list[int], digest: str, outside: str | None, batch: Batch) -> None:
         self.index, self.order, self.region, self.cold = index, order, region, cold
         self.service, self.promise_h, self.units, self.sku = order.service_level, promise_h, units, sku
         self.qty_list, self.digest, self.outside, self._b = qty_list, digest, outside, batch
-        self.extra: dict[str, Any] = {}
         self._p_late: np.ndarray | None = None
 
     @property
@@ -376,8 +374,8 @@ class Router:
         cover = np.where(pad[:, None, :], np.inf, stock / init).min(axis=2)
         servers = ratio * lanes.agvs
         wh_open = listed & open_
-        rate = np.where(wh_open, servers, 0.0) * lanes.ship_rate
-        busy = ((rate > 0) & (np.where(rate > 0, backlog / np.maximum(rate, 1e-9), 0.0) > 48.0)).any(axis=1)
+        # more than 48 h of backlog at a working site (an idle one reads 24 h: not busy)
+        busy = (backlog_hours(lanes, backlog, servers, wh_open) > 48.0).any(axis=1)
         mw = self.max_weather
         for k in range(n):
             if outside[k] is not None:
@@ -566,14 +564,3 @@ class Router:
                            p.order.strategy or ("policy" if self.actor is not None else self.package.name)},
             })
         return out
-
-
-def _num(x: float) -> float | None:
-    x = float(x)
-    return round(x, 6) if math.isfinite(x) else None
-
-
-def _nums(a: np.ndarray) -> list[float | None]:
-    """:func:`_num` of every entry (one ``tolist`` instead of a call per entry)."""
-    isf = math.isfinite
-    return [round(x, 6) if isf(x) else None for x in np.asarray(a, dtype=float).tolist()]

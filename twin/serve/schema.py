@@ -111,9 +111,6 @@ class RouteRequest(_Model):
             raise ValueError("give exactly one of order (one order) or orders (a batch of 1..1000)")
         return self
 
-    def all_orders(self) -> list[Order]:
-        return [self.order] if self.order is not None else list(self.orders or [])
-
 
 class Ranking(_Model):
     warehouse_id: str

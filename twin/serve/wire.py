@@ -109,9 +109,6 @@ def struct_of(model: type[BaseModel], made: dict[type, type] | None = None) -> t
                 fn(self)
 
         ns["__post_init__"] = __post_init__
-    extra = [m for m in ("all_orders",) if hasattr(model, m)]
-    for m in extra:
-        ns[m] = getattr(model, m)
     s = msgspec.defstruct(f"{model.__name__}S", fields, kw_only=True, forbid_unknown_fields=True, namespace=ns)
     made[model] = s
     return s

@@ -3,8 +3,8 @@
 A backend maps a module-level function over tasks and yields each result as it finishes
 (unordered: the caller orders them, so results never depend on completion order). ``local``
 runs in this process with one worker, else in a ``concurrent.futures`` pool of processes
-(``fork``ed on Linux when this process runs no other thread: a worker starts in milliseconds
-with the twin already imported; else ``spawn``ed, a fresh interpreter importing it, ~1.3 s); ``ray`` starts a local Ray cluster on demand (its temporary directory under the
+(:func:`twin.results.runs.start_method`: ``fork``ed on Linux when this process runs no other
+thread, a worker then starting in milliseconds with the twin imported; else ``spawn``ed); ``ray`` starts a local Ray cluster on demand (its temporary directory under the
 store, or a short one under the system's temp dir when that path is too long for Ray's unix
 sockets), or joins one at ``address``. Ray is imported only by the ``ray`` backend.
 """
@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
+
+from twin.results.runs import start_method
 
 __all__ = ["Backend", "LocalBackend", "RayBackend", "BACKENDS", "make_backend"]
 
@@ -65,7 +67,7 @@ def _single_threaded_children() -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def _ignore_sigint() -> None:
+def _worker_init() -> None:
     """Worker initializer: Ctrl-C is the parent's to handle (it stops the workers); a forked
     worker also forgets the parent's cached code version (it checks the sources itself, so a
     run is still stored only under the name of the code that computed it) and keeps Arrow's
@@ -81,20 +83,9 @@ def _ignore_sigint() -> None:
         pa.set_cpu_count(1)
 
 
-def start_method() -> str:
-    """``fork`` on Linux when this process runs no thread but the main one (forking a process
-    with threads can deadlock a child), else ``spawn``."""
-    import sys
-    import threading
-
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return "fork"
-    return "spawn"
-
-
 class LocalBackend:
-    """``workers`` local processes (:func:`start_method`, numeric libraries on one thread each:
-    :data:`SINGLE_THREAD_ENV`); one worker runs in this process.
+    """``workers`` local processes (:func:`twin.results.runs.start_method`; numeric libraries on
+    one thread each: :data:`SINGLE_THREAD_ENV`); one worker runs in this process.
 
     ``spawn`` (where ``fork`` is not safe) starts each worker as a fresh interpreter that imports
     the calling script as a module, so a script that sweeps on 2+ workers needs the ``if __name__
@@ -127,7 +118,7 @@ class LocalBackend:
             t0 = time.perf_counter()
             self._pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)),
                                              mp_context=multiprocessing.get_context(start_method()),
-                                             initializer=_ignore_sigint)
+                                             initializer=_worker_init)
             self.startup_s += time.perf_counter() - t0
         with _single_threaded_children():  # the pool starts its workers as tasks are submitted
             futures: set[Future] = {self._pool.submit(fn, t) for t in tasks}

@@ -364,7 +364,7 @@ def _bar(enabled: bool, total: int, initial: int, desc: str) -> Any:
     from tqdm import tqdm
 
     class Bar(tqdm):
-        monitor_interval = 0  # no monitor thread: workers may then be forked (backends.start_method)
+        monitor_interval = 0  # no monitor thread: workers may then be forked (twin.results.runs.start_method)
 
     return Bar(total=total, initial=initial, desc=desc, unit="run", file=sys.stderr, disable=not enabled,
                 leave=False)
