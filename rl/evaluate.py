@@ -18,10 +18,23 @@ from rl.baselines import EPISODE_METRICS, Heuristic, Learned, baseline_names, ru
 from twin.results.kpis import paired_ci  # the one definition, re-exported
 from twin.results.runs import jsonable
 
-__all__ = ["paired_ci", "evaluate", "format_table", "load_run_args", "HELD_OUT_SEED"]
+__all__ = ["paired_ci", "evaluate", "format_table", "load_run_args", "HELD_OUT_SEED", "TOTAL_METRICS"]
 
 #: Evaluation seeds start here; training uses seeds below it (``twin train --seed`` is small).
 HELD_OUT_SEED = 100_000
+
+#: Per-episode totals of an env that has ``episode_totals()`` (the reallocation envs): what a
+#: reallocation is judged on (late and lost orders at what transfer cost), compared paired too.
+TOTAL_METRICS = ("late_orders", "lost_orders", "transfer_cny", "units_moved", "transfer_unit_km")
+
+
+def _episode(env: Any, policy: Any, seed: int) -> dict[str, float]:
+    """:func:`run_episode`, plus the env's ``episode_totals()`` where it has them."""
+    row = run_episode(env, policy, seed)
+    totals = getattr(env.unwrapped, "episode_totals", None)
+    if totals is not None:
+        row.update(totals())
+    return row
 
 
 def load_run_args(policy_path: str | Path) -> dict[str, Any]:
@@ -52,7 +65,9 @@ def evaluate(policy: str, scenario: str | None = None, replications: int = 10, e
     Returns:
         ``{"policy", "env_id", "env_kwargs", "seeds", "episodes": {name: [per-episode dicts]},
         "differences": {baseline: {metric: paired_ci}}}``; differences are policy minus baseline
-        (reward: higher is better; objective, cost, late, lost, CO2: lower is better); with
+        (reward: higher is better; objective, cost, late, lost, CO2: lower is better); on an env
+        with ``episode_totals()`` (the reallocation envs) also the episode's late and lost orders,
+        transfer cost (CNY), units moved and unit-km (:data:`TOTAL_METRICS`); with
         ``bound``, also ``"bound_per_order"`` (per seed) and ``"gap"`` ({name: gap figures}).
     """
     import gymnasium as gym
@@ -82,15 +97,15 @@ def evaluate(policy: str, scenario: str | None = None, replications: int = 10, e
         names = [n for n in names if n != policy]
     env = gym.make(env_id, **kwargs)
     seeds = [seed + i for i in range(replications)]
-    episodes = {main.name: [run_episode(env, main, s) for s in seeds]}
+    episodes = {main.name: [_episode(env, main, s) for s in seeds]}
     for n in names:
-        episodes[n] = [run_episode(env, Heuristic(n), s) for s in seeds]
+        episodes[n] = [_episode(env, Heuristic(n), s) for s in seeds]
     bounds = hindsight_bounds(env, seeds) if bound else None
     env.close()
     diffs = {}
     for n in names:
         diffs[n] = {m: paired_ci([e[m] for e in episodes[main.name]], [e[m] for e in episodes[n]])
-                    for m in EPISODE_METRICS if m in episodes[main.name][0]}
+                    for m in EPISODE_METRICS + TOTAL_METRICS if m in episodes[main.name][0]}
     result = {"policy": str(policy), "name": main.name, "env_id": env_id,
               "env_kwargs": {k: v for k, v in kwargs.items() if _plain(v)}, "seeds": seeds,
               "episodes": episodes, "differences": diffs}
@@ -150,7 +165,8 @@ def format_table(result: Mapping[str, Any]) -> str:
     """Mean per policy, then paired differences (policy - baseline) with 95% CIs."""
     eps = result["episodes"]
     metrics = [m for m in ("reward", "objective_per_order", "cost_per_order", "late_rate", "lost_rate",
-                           "co2_per_order_kg") if m in next(iter(eps.values()))[0]]
+                           "co2_per_order_kg", "late_orders", "lost_orders", "transfer_cny", "units_moved")
+               if m in next(iter(eps.values()))[0]]
     width = max(len(n) for n in eps) + 2
     lines = [f"{result['env_id']} on {result['env_kwargs'].get('scenario', '?')}, {len(result['seeds'])} seeds "
              f"from {result['seeds'][0]} (paired: common seeds)", "",

@@ -179,3 +179,34 @@ def test_tiny_training_on_the_v1_envs_and_their_baselines(env_id: str, masked: b
     base = {n: run_episode(env, Heuristic(n), seed=100000) for n in baseline_names(env_id)}
     assert ("promise_aware" if masked else "rebalance") in base
     assert {b["orders"] for b in base.values()} == {mine["orders"]} and mine["orders"] > 0
+
+
+def test_evaluate_a_reallocation_policy_against_rebalance_on_late_lost_and_transfer_cost(tmp_path, capsys) -> None:  # noqa: ANN001
+    """`twin evaluate` on a (tiny) Reallocation-v1 policy reports, per episode, the late and lost
+    orders and the transfer cost, and their paired differences against `rebalance` and `none`
+    (the ones by hand); the totals are the KPIs' (rate x orders) and the transfer cost is the
+    rate x unit-km."""
+    run = tmp_path / "realloc"
+    assert main(["train", "--env", "twin/Reallocation-v1", "--seed", "1", "--run-dir", str(run),
+                 "--total-timesteps", "32", "--n-steps", "16", "--batch-size", "16", "--n-epochs", "1",
+                 "--eval-freq", "0", "--checkpoint-freq", "0", "--scale", "0.1"]) == 0
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(run / "model.zip"), "--replications", "2", "--seed", "100000",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "transfer_cny" in printed and "late_orders" in printed and "rebalance" in printed
+    res = json.loads((out / "eval.json").read_text())
+    assert set(res["episodes"]) == {"learned", "none", "rebalance"}
+    for n, eps in res["episodes"].items():
+        for e in eps:
+            assert e["late_orders"] == pytest.approx(e["late_rate"] * e["orders"], rel=1e-12)
+            assert e["lost_orders"] == pytest.approx(e["lost_rate"] * e["orders"], abs=1e-9)
+            assert e["transfer_cny"] == pytest.approx(0.0005 * e["transfer_unit_km"], rel=1e-12)
+            assert (e["units_moved"] > 0) == (n != "none") and (e["transfer_cny"] > 0) == (n != "none")
+    for base in ("none", "rebalance"):
+        for m in ("late_orders", "lost_orders", "transfer_cny"):
+            d = np.subtract([e[m] for e in res["episodes"]["learned"]], [e[m] for e in res["episodes"][base]])
+            got = res["differences"][base][m]
+            assert got["mean"] == pytest.approx(d.mean(), rel=1e-12, abs=1e-9)
+            assert got["half_width"] == pytest.approx(12.706204736174707 * d.std(ddof=1) / math.sqrt(2),
+                                                      rel=1e-9, abs=1e-9)  # t(0.975, 1)

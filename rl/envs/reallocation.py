@@ -176,7 +176,7 @@ class ReallocationEnv(TwinEnv):
     def _start(self) -> None:
         ep = self._episode
         h = ep["heuristic"]
-        self._policy = (NoReallocation() if h == "none" else Rebalance() if h == "rebalance"
+        self._policy = (NoReallocation() if h == "none" else Rebalance(lead_time_h=self.lead_time_h) if h == "rebalance"
                         else TargetCover(self.top_skus))
         self._metered = _Metered(self._policy)
         self.model = FulfillmentModel(ep["scenario"], seed=ep["seed"], engine=self.engine,
@@ -205,6 +205,15 @@ class ReallocationEnv(TwinEnv):
         part["transfer_cny"] = self.transfer_cost * (unit_km - self._unit_km)
         self._moved, self._unit_km = moved, unit_km
         return part, terminated, {}
+
+    def episode_totals(self) -> dict[str, float]:
+        """The episode's totals so far, what a reallocation is judged on: late and lost orders,
+        units moved, their unit-km and the transfer cost (CNY, at this env's rate); read by
+        ``twin evaluate`` (:func:`rl.evaluate.evaluate`) after each episode."""
+        t, unit_km = self._ledger.total, self._metered.unit_km
+        return {"late_orders": float(t["late"]), "lost_orders": float(t["lost"]),
+                "units_moved": float(self.model.reallocator.units_moved), "transfer_unit_km": float(unit_km),
+                "transfer_cny": self.transfer_cost * unit_km}
 
     def _observe(self) -> np.ndarray:
         base = network_features(self.model, self.interval_h, self.rate_ref)

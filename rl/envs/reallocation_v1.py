@@ -70,11 +70,12 @@ class ReallocationV1Env(ReallocationEnv):
     As ``twin/Reallocation-v0`` (``scenario`` ``"singles_day"``, ``scale`` 0.1, ``interval_h``
     6, ``top_skus`` 50, ...), with ``routing`` defaulting to ``"promise_aware"``. Baselines
     (``reset(options={"heuristic": ...})``): ``"none"`` and ``"rebalance"`` (the twin's rule:
-    top up SKUs below 20% of initial stock, counting units on order, from sites above 60%). On
-    ``singles_day`` ``rebalance`` moves nothing, so it equals ``none``: a hot SKU below 20% has
-    already been reordered from the supplier up to 100% (reorder point 30%), which it counts
-    as stock although it arrives 24 h later; the zero action (a 55% target) moves ~1,250 units
-    at 10% scale and lowers the objective (tested).
+    top up SKUs below 20% of initial stock to 40%, counting its own transfers still in transit
+    but not the suppliers' reorders, from sites above 60%; see :class:`twin.policies.Rebalance`).
+    On ``singles_day`` at 10% ``rebalance`` moves ~900 units, but a hot SKU falls below 20% only
+    at ~36 h, so its transfers land from 48 h on, after the last order: its KPIs equal ``none``'s
+    and it pays the transfers; the zero action (a 55% target) moves ~1,250 units, from 30 h on,
+    and lowers the objective (tested).
 
     ## Version History
 
