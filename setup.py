@@ -25,6 +25,7 @@ extensions = [
     Extension("ext._kernel", ["ext/_kernel.pyx"], extra_compile_args=["-O3"]),
     Extension("ext._hooks", ["ext/_hooks.pyx"], extra_compile_args=["-O3"]),
     Extension("ext._mmc_tight", ["ext/_mmc_tight.pyx"], extra_compile_args=["-O3"]),
+    Extension("ext._route", ["ext/_route.pyx"], extra_compile_args=["-O3"]),
 ]
 
 # the debug build keeps its generated C apart, so switching modes always regenerates it

@@ -23,7 +23,7 @@ bodies = [json.dumps({"orders": [order(i * 100 + k) for k in range(100)]}).encod
 singles = [json.dumps({"order": order(i)}).encode() for i in range(200)]
 def stage(b):
     t0=time.perf_counter(); orders, batch = decode_request(b)
-    t1=time.perf_counter(); d = svc.router.decide(orders, batch=batch)
+    t1=time.perf_counter(); d = svc.router.decide_raw(orders, batch=batch)
     t2=time.perf_counter(); svc.record(d, t2-t1)
     t3=time.perf_counter(); public(d)
     t4=time.perf_counter()

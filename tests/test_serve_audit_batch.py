@@ -1,5 +1,6 @@
-"""``decision_events`` (a batch's lines spliced around one ``json.dumps`` per decision) writes
-the same bytes as ``decision_event`` per decision, and the SDK reads its lines."""
+"""``decision_events`` (a batch's lines spliced around the audit data the router wrote in C)
+writes the events ``decision_event`` writes of each decision's dict (equal as JSON, ids aside),
+and the SDK reads its lines."""
 
 from __future__ import annotations
 
@@ -30,19 +31,22 @@ def test_batch_lines_equal_one_by_one(tmp_path: Path) -> None:
     orders = [_order(i, oid) for i, oid in enumerate(ids)]
     for c in orders[-1]["candidates"]:
         c["available"] = {}  # unfillable: no choice, no assignments
-    decisions = r.decide([Order.model_validate(o) for o in orders], batch=True)
+    decided = r.decide_raw([Order.model_validate(o) for o in orders], batch=True)
+    decisions = decided.decisions()
     assert {d["reason"] for d in decisions} >= {"heuristic", "unfillable"}
+    assert any(d["assignments"] for d in decisions) and not decisions[-1]["assignments"]
     for shadow in (False, True):
-        got = decision_events(decisions, 0.00125, "/twin/serve/t", shadow)
+        got = decision_events(decided, 0.00125, "/twin/serve/t", shadow)
         t = json.loads(got[0])["time"]
         want = [decision_event(d, 0.00125, "/twin/serve/t", shadow, t) for d in decisions]
 
-        def norm(b: bytes) -> bytes:  # the id's random suffix
-            return re.sub(rb'-([sd])-[0-9a-f]{8}"', rb'-\1-R"', b)
+        def norm(b: bytes) -> dict:  # the id's random suffix
+            return json.loads(re.sub(rb'-([sd])-[0-9a-f]{8}"', rb'-\1-R"', b))
 
         assert [norm(g) for g in got] == [norm(w) for w in want]
+        assert len({json.loads(g)["id"] for g in got}) == len(got)
         for line, d in zip(got, decisions):
             ev = JSONFormat().read(None, line)
             assert ev.get_subject() == f"order/{d['order_id']}" and ev.get_data()["order_id"] == d["order_id"]
             assert (ev.get_type() == SHADOW_TYPE) == shadow and ev.get_data()["latency_s"] == 0.00125
-    assert decision_events([], 0.1, "/x") == []
+    assert decision_events(r.decide_raw([]), 0.1, "/x") == []

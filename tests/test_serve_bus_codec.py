@@ -32,8 +32,9 @@ def _order(i: int) -> dict:
 
 def test_decisions_read_back_with_the_sdk(tmp_path: Path) -> None:
     r = Router(export_heuristic("promise_aware", tmp_path / "pkg"))
-    decisions = r.decide([Order.model_validate(_order(i)) for i in range(6)], batch=True)
-    msgs = decision_messages(decisions, "/twin/serve/x")
+    decided = r.decide_raw([Order.model_validate(_order(i)) for i in range(6)], batch=True)
+    decisions = decided.decisions()
+    msgs = decision_messages(decided, "/twin/serve/x")
     assert len(msgs) == 6
     ids = set()
     for d, (key, value, headers) in zip(decisions, msgs):

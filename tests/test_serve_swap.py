@@ -123,7 +123,8 @@ def test_audit_lines_are_cloudevents_the_sdk_reads(packages: dict, tmp_path: Pat
     svc = Service(packages["a"], tmp_path / "audit.jsonl", warmup=1)
     from twin.serve.wire import decode_request
 
-    decisions, _ = svc.route(*decode_request(json.dumps({"orders": [order(i) for i in range(5)]})))
+    decided, _ = svc.route(*decode_request(json.dumps({"orders": [order(i) for i in range(5)]})))
+    decisions = decided.decisions()
     svc.close()
     lines = (tmp_path / "audit.jsonl").read_bytes().splitlines()
     assert len(lines) == 5

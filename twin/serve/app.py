@@ -36,9 +36,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from twin.serve.audit import AuditLog, decision_events, swap_event
-from twin.serve.router import Faults, RequestError, Router
+from twin.serve.router import Decided, Faults, RequestError, Router
 from twin.serve.schema import RouteRequest, RouteResponse, SwapRequest, SwapResponse
-from twin.serve.wire import InvalidRequest, as_order, decode_request, encode
+from twin.serve.wire import InvalidRequest, as_order, decode_request
 
 __all__ = ["Service", "create_app", "serve"]
 
@@ -149,16 +149,16 @@ class Service:
         self.audit.close()
 
     # ------------------------------------------------------------------ deciding
-    def route(self, orders: list[Any], batch: bool) -> tuple[list[dict], float]:
-        """Decide, audit, count; returns the decisions (with their ``_audit`` part) and seconds."""
+    def route(self, orders: list[Any], batch: bool) -> tuple[Decided, float]:
+        """Decide, audit, count; returns the decisions and the seconds deciding took."""
         t0 = time.perf_counter()
-        decisions = self.router.decide(orders, batch=batch)
+        decided = self.router.decide_raw(orders, batch=batch)
         took = time.perf_counter() - t0
-        self.record(decisions, took)
+        self.record(decided, took)
         self.latency.observe(time.perf_counter() - t0)
-        return decisions, took
+        return decided, took
 
-    async def route_async(self, orders: list[Any], batch: bool) -> tuple[list[dict], float]:
+    async def route_async(self, orders: list[Any], batch: bool) -> tuple[Decided, float]:
         """:meth:`route` for a request on the event loop, coalesced with the requests that are
         waiting meanwhile (opportunistic batching): the first request to find no batch being
         decided decides, after one turn of the loop, every request queued by then as one batch
@@ -185,16 +185,16 @@ class Service:
         if len(items) > 1:
             t0 = time.perf_counter()
             try:
-                decisions = self.router.decide([o for orders, _, _ in items for o in orders], batch=True)
+                decided = self.router.decide_raw([o for orders, _, _ in items for o in orders], batch=True)
             except Exception:  # noqa: BLE001 - one request's bad reference: each on its own below
-                decisions = None
-            if decisions is not None:
+                decided = None
+            if decided is not None:
                 took = time.perf_counter() - t0
-                self.record(decisions, took)
+                self.record(decided, took)
                 self.coalesced.observe(len(items))
                 i = 0
                 for orders, _, fut in items:
-                    fut.set_result((decisions[i:i + len(orders)], took))
+                    fut.set_result((decided.slice(i, i + len(orders)), took))
                     self.latency.observe(took)
                     i += len(orders)
                 return
@@ -204,40 +204,39 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - the request's own error (a 422)
                 fut.set_exception(exc)
 
-    def record(self, decisions: list[dict], took: float) -> None:
+    def record(self, decided: Decided, took: float) -> None:
         """Audit the decisions and count them, under one lock (the log and the counter agree)."""
-        events = decision_events(decisions, took, self.source)
-        outcomes = collections.Counter((d["_audit"]["strategy"], "fallback" if d["fallback"] else d["reason"])
-                                       for d in decisions)
-        fallbacks = collections.Counter(d["fallback_reason"] for d in decisions if d["fallback"])
+        events = decision_events(decided, took, self.source)
+        outcomes = collections.Counter(decided.outcomes())
+        fallbacks = collections.Counter(r for r in decided.fallback_reasons if r is not None)
         with self.lock:
             self.audit.write(events)
             for labels, k in outcomes.items():  # one inc per label set and batch
                 self.decisions.labels(*labels).inc(k)
             for reason, k in fallbacks.items():
                 self.fallbacks.labels(reason).inc(k)
-            self.n_decisions += len(decisions)
+            self.n_decisions += len(decided)
 
-    def score_shadow(self, orders: list[Any], batch: bool, champion: list[dict]) -> None:
+    def score_shadow(self, orders: list[Any], batch: bool, champion: Decided) -> None:
         """The challenger's decisions of the same orders, audited as shadow events (off the
         response path: FastAPI runs this after the response is sent)."""
         if self.shadow is None:
             return
         t0 = time.perf_counter()
         try:
-            mine = self.shadow.decide(orders, batch=batch)
+            mine = self.shadow.decide_raw(orders, batch=batch)
         except Exception:  # the challenger never hurts the champion
             return
         took = time.perf_counter() - t0
         with self.lock:
             self.audit.write(decision_events(mine, took, self.source + "/shadow", shadow=True))
-            for a, b in zip(champion, mine):
-                self.shadow_decisions.labels(str(a["warehouse_id"] == b["warehouse_id"]).lower()).inc()
+            for k in range(len(mine)):
+                self.shadow_decisions.labels(str(champion.warehouse(k) == mine.warehouse(k)).lower()).inc()
 
 
-def public(decisions: list[dict]) -> bytes:
+def public(decided: Decided) -> bytes:
     """The response body: the decisions without their audit part."""
-    return encode({"decisions": [{k: v for k, v in d.items() if k != "_audit"} for d in decisions]})
+    return decided.response()
 
 
 def create_app(service: Service) -> Any:

@@ -19,7 +19,8 @@ from typing import Any
 
 from twin.serve.audit import DECISION_TYPE, now_iso
 from twin.serve.schema import Order
-from twin.serve.wire import as_order, decode_order, encode
+from twin.serve.router import Decided
+from twin.serve.wire import as_order, decode_order
 
 __all__ = ["BusRouter", "decision_messages", "order_event", "decisions_by_order"]
 
@@ -49,23 +50,21 @@ def _structured_order(headers: dict[str, bytes], key: Any, value: bytes) -> Orde
     return as_order(json.loads(data) if isinstance(data, (str, bytes)) else data)
 
 
-def decision_messages(decisions: list[dict[str, Any]], source: str) -> list[tuple[str, bytes, list]]:
-    """``(key, value, headers)`` of each decision as a binary-mode CloudEvent: the headers the
-    SDK's ``to_binary_event`` writes (``ce_type``, ``ce_source``, ``ce_subject``,
-    ``ce_partitionkey``, ``content-type``, ``ce_specversion``, ``ce_id``, ``ce_time``; one time
-    per batch), the key the partition key (the destination region) and the value the decision
-    without its audit part as compact JSON (:func:`twin.serve.wire.encode`; a test reads them
+def decision_messages(decided: Any, source: str) -> list[tuple[str, bytes, list]]:
+    """``(key, value, headers)`` of each decision of a :class:`twin.serve.router.Decided` as a
+    binary-mode CloudEvent: the headers the SDK's ``to_binary_event`` writes (``ce_type``,
+    ``ce_source``, ``ce_subject``, ``ce_partitionkey``, ``content-type``, ``ce_specversion``,
+    ``ce_id``, ``ce_time``; one time per batch), the key the partition key (the destination
+    region) and the value the decision's JSON (the HTTP response's object; a test reads them
     back with the SDK)."""
     t = now_iso().encode()
     src, typ, ct, spec = source.encode(), DECISION_TYPE.encode(), b"application/json", b"1.0"
     out = []
-    for d in decisions:
-        region = d["_audit"]["region"]
-        body = {k: v for k, v in d.items() if k != "_audit"}
-        headers = [("ce_type", typ), ("ce_source", src), ("ce_subject", f"order/{d['order_id']}".encode()),
+    for oid, region, body in zip(decided.order_ids, decided.regions, decided.bodies):
+        headers = [("ce_type", typ), ("ce_source", src), ("ce_subject", f"order/{oid}".encode()),
                    ("ce_partitionkey", region.encode()), ("content-type", ct), ("ce_specversion", spec),
                    ("ce_id", str(uuid.uuid4()).encode()), ("ce_time", t)]
-        out.append((region, encode(body), headers))
+        out.append((region, body, headers))
     return out
 
 
@@ -186,23 +185,24 @@ class BusRouter:
             t0 = time.perf_counter()
             router = self.service.router  # one router for the whole poll (a swap takes the next)
             try:
-                decisions = router.decide(orders, batch=True)  # the poll as one batch
+                decided = router.decide_raw(orders, batch=True)  # the poll as one batch
             except ValueError:  # a bad reference (unknown region): one by one, so it rejects its own order only
-                decisions = []
+                parts = []
                 for o in orders:
                     try:
-                        decisions += router.decide([o])
+                        parts.append(router.decide_raw([o]))
                     except ValueError:
                         self.rejected += 1
+                decided = Decided.concat(parts, router.net.warehouses)
             took = time.perf_counter() - t0
             produce, topic = self.producer.produce, self.decisions_topic
-            for key, value, headers in decision_messages(decisions, self.service.source):
+            for key, value, headers in decision_messages(decided, self.service.source):
                 produce(topic, key=key, value=value, headers=headers)
             self.producer.flush(30)
-            self.service.record(decisions, took)
-            self.last_decided = [d["order_id"] for d in decisions]
+            self.service.record(decided, took)
+            self.last_decided = list(decided.order_ids)
             self.decided.update(dict.fromkeys(self.last_decided))
-            self.processed += len(decisions)
+            self.processed += len(decided)
         if crash_before_commit:
             return len(msgs)
         if any(m.error() is None for m in msgs):  # a poll of errors only (a topic not created yet) has no offset

@@ -33,10 +33,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from twin.errors import TwinError
 from twin.policies.base import assign_order
+from ext._route import RouteKernel, UnknownName, json_str
+from twin.policies import features as _features
 from twin.policies.features import OrderLanes, backlog_hours, order_features_batch, sku_index
 from twin.policies.heuristics import ROUTING_POLICIES
 from twin.policies.promise import late_probability
@@ -46,7 +49,7 @@ from twin.serve.schema import Order
 from twin.serve.wire import OrderS, as_order, order_digest
 from twin.world.network import Network, build_network
 
-__all__ = ["Router", "RequestError", "Faults", "Breaker", "Prepared", "sku_index"]
+__all__ = ["Router", "RequestError", "Faults", "Breaker", "Decided", "Prepared", "sku_index"]
 
 
 class RequestError(TwinError, ValueError):
@@ -231,6 +234,13 @@ class Router:
             self.heuristic_name = pkg.manifest["heuristic"]["name"]
             self.heuristic_params = dict(pkg.manifest["heuristic"]["params"])
         self.policy_ref = {"name": pkg.name, "version": pkg.version, "sha256": pkg.sha256}
+        self.policy_json = msgspec.json.encode(self.policy_ref)
+        costs = net.costs
+        self.kernel = RouteKernel(list(net.warehouses), list(net.regions), list(net.carriers), self.levels,
+                                  self.lanes.lane_ok, net.cold_capable, self.car_lane, self.lanes.agvs,
+                                  net.transit_mean_h, costs.parcel, costs.handling_per_line, net.lane_co2_kg,
+                                  self.pick_h, self.pack_h, self.half_gap, self.lines_mean, self.lanes.ship_rate,
+                                  self.lanes.initial_stock, sku_index, _features._EPS, list(_WHY))
 
     # ------------------------------------------------------------------ preparing
     def prepare(self, i: int, o: Order, loc: tuple[Any, ...]) -> Prepared:
@@ -240,153 +250,84 @@ class Router:
         return p
 
     def prepare_batch(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> list[Prepared]:
-        """The :class:`Prepared` orders of :meth:`_prepare`."""
-        return self._prepare([as_order(o) for o in orders], locs)[0]
+        """The :class:`Prepared` orders of :meth:`_prepare` (what the scoring reads)."""
+        orders = [as_order(o) for o in orders]
+        if not orders:
+            return []
+        A, outside = self._prepare(orders, locs)
+        batch = self._batch(A, self.transit_dist)
+        return [self._prepared(orders, A, outside, k, batch) for k in range(len(orders))]
 
-    def _prepare(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> tuple[list[Prepared], dict[str, Any]]:
-        """Resolve, check feasibility, estimate and observe ``n`` orders: one Python pass reads
-        the requests into ``[n, W]`` (stock ``[n, W, lines]``) arrays, the rest is array work
-        over the batch (the late probability is the scalar :func:`late_probability` per entry,
-        and the observation :func:`twin.policies.features.order_features_batch`). The first
-        order naming something unknown raises its :class:`RequestError`."""
-        net, lanes = self.net, self.lanes
-        W, n = net.n_warehouses, len(orders)
-        if n == 0:
-            return [], {}
-        L = max(len(o.lines) for o in orders)
-        regions, colds, units, promises, mults, skus, t_hs = [], [], [], [], [], [], []
-        flags: list[float] = []  # [n, W, 6] row-major
-        stock_flat: list[int] = []  # [n, W, L] row-major, lines padded with 0
-        qty_flat: list[int] = []  # [n, L]
-        none = (0.0, 0.0, 0.0, 0.0, 0.0, 0)
-        levels, wh_index, region_index = self.levels, self.wh_index, self.region_index
-        now = datetime.now().astimezone() if self.actor is not None else None
-        zeros = [0] * L
-        qtys: list[list[int]] = []
-        for k, o in enumerate(orders):
+    def _prepare(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> tuple[dict[str, Any], list[str | None]]:
+        """Resolve, check feasibility, estimate and observe ``n`` orders: the loops over orders
+        and candidates run in C (``ext._route.RouteKernel.prepare``: the structs read into
+        ``[n, W]`` arrays, stock ``[n, W, lines]``, the feasibility layer and the estimates),
+        the observation is :func:`twin.policies.features.order_features_batch` (the env's
+        code). Returns the arrays (``obs`` among them) and per order why it is outside the
+        training ranges (None: inside). The first order naming something unknown raises its
+        :class:`RequestError`."""
+        net = self.net
+        observe = self.actor is not None
+        now_h = 0.0
+        if observe:
+            now = datetime.now().astimezone()
+            now_h = now.hour + now.minute / 60 + now.second / 3600
+        try:
+            A = self.kernel.prepare(orders, observe, now_h)
+        except UnknownName as exc:
+            k, field, j, value = exc.args
             loc = locs[k]
-            r = region_index.get(o.destination.region)
-            if r is None:
-                raise RequestError((*loc, "destination", "region"), f"{o.destination.region!r} is not a region of "
-                                   f"the network {self.package.manifest['network']['scenario']!r}; allowed: "
-                                   f"{', '.join(net.regions)}")
-            if o.service_level not in levels:
-                raise RequestError((*loc, "service_level"), f"{o.service_level!r} is not a service level of the "
-                                   f"network; allowed: {', '.join(levels)}")
-            lines = o.lines
-            sku = [line.sku for line in lines]
-            q = [line.qty for line in lines]
-            pad = [0] * (L - len(sku))
-            fl = [none] * W
-            st = [zeros] * W
-            for j, c in enumerate(o.candidates):
-                w = wh_index.get(c.warehouse_id)
-                if w is None:
-                    raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{c.warehouse_id!r} is not a "
-                                       f"warehouse of the network; allowed: {', '.join(net.warehouses)}")
-                fl[w] = (1.0, 1.0 if c.open else 0.0, 1.0 if c.remaining_capacity_orders > 0 else 0.0,
-                         1.0 if c.cold_ok else 0.0, c.agvs_up_ratio, c.backlog_orders)
-                av = c.available
-                st[w] = [av.get(s, 0) for s in sku] + pad
-            for t in fl:
-                flags += t
-            for row in st:
-                stock_flat += row
-            regions.append(r)
-            colds.append(any(line.cold_chain for line in lines))
-            units.append(sum(q))
-            promises.append(float(o.promise_h) if o.promise_h is not None else float(levels[o.service_level]))
-            mults.append(float(o.destination.transit_multiplier))
-            skus.append(sku)
-            qtys.append(q)
-            qty_flat += q
-            qty_flat += pad
-            if now is not None:
-                created = o.created_at or now
-                t_hs.append(created.hour + created.minute / 60 + created.second / 3600)
-        stock = np.array(stock_flat, dtype=np.int64).reshape(n, W, L)
-        qty = np.array(qty_flat, dtype=np.int64).reshape(n, L)
-        f = np.array(flags, dtype=float).reshape(n, W, 6)
-        listed, open_, cap = f[:, :, 0] > 0, f[:, :, 1] > 0, f[:, :, 2] > 0
-        cold = np.array(colds, dtype=bool)
-        ci = cold.astype(np.int64)
-        r_ = np.array(regions, dtype=np.int64)
-        units_a = np.array(units, dtype=np.int64)
-        w_idx = np.arange(W)[None, :]
-        cold_ok = (f[:, :, 3] > 0) & net.cold_capable
-        lane = lanes.lane_ok[ci[:, None], w_idx, r_[:, None]]
-        usable = open_ & cap & lane & (cold_ok | ~cold[:, None])
-        has_all = (stock >= qty[:, None, :]).all(axis=2)
-        whole = usable & has_all
-        # why not: the first failing condition (codes into _WHY)
-        why = np.stack([whole, ~listed, ~open_, ~cap, ~lane, cold[:, None] & ~cold_ok,
-                        np.ones_like(whole)]).argmax(axis=0)
-        # estimates on the base heuristic's carrier
-        car = self.car_lane[ci[:, None], w_idx, r_[:, None]]
-        has = car >= 0
-        c0 = np.where(has, car, 0)
-        ratio, backlog = f[:, :, 4], f[:, :, 5]
-        servers = np.maximum(ratio * lanes.agvs, 1.0)
-        mult = np.array(mults)
-        transit = net.transit_mean_h[c0, w_idx, r_[:, None]] * mult[:, None]
-        u = units_a[:, None]
-        ready = backlog * self.pick_h * self.lines_mean / servers + u * self.pick_h + self.pack_h
-        gap = self.half_gap[c0]
-        est_h = np.where(has, ready + gap + transit, np.inf)
-        est_cost = np.where(has, net.costs.parcel[ci[:, None], c0, w_idx, r_[:, None]]
-                            + net.costs.handling_per_line * u, np.inf)
-        est_co2 = np.where(has, net.lane_co2_kg[c0, w_idx, r_[:, None]], np.inf)
-        promise = np.array(promises)
-        slack = promise[:, None] - (ready + gap)
-        obs, outside = self._observe_batch(skus, stock, listed, open_, ratio, backlog, whole, r_, cold, units_a,
-                                           promise, mult, t_hs)
-        batch = Batch(listed=listed, usable=usable, whole=whole, stock=stock, qty=qty, why=why, carrier=car,
-                      est_cost=est_cost, est_h=est_h, est_co2=est_co2, slack=slack, transit=transit, car0=c0,
-                      has_lane=has, obs=obs, dist=self.transit_dist)
-        out = [Prepared(k, o, regions[k], colds[k], promises[k], units[k], skus[k], qtys[k], order_digest(o),
-                        outside[k], batch) for k, o in enumerate(orders)]
-        return out, {"whole": whole, "listed": listed, "est_cost": est_cost, "est_h": est_h, "est_co2": est_co2,
-                     "obs": obs, "batch": batch}
-
-    def _observe_batch(self, skus: list[list[str]], stock: np.ndarray, listed: np.ndarray, open_: np.ndarray,
-                       ratio: np.ndarray, backlog: np.ndarray, whole: np.ndarray, region: np.ndarray,
-                       cold: np.ndarray, units: np.ndarray, promise: np.ndarray, mult: np.ndarray,
-                       t_h: list[float]) -> tuple[np.ndarray | None, list[str | None]]:
-        """The observations ``[n, F]`` of a batch and per order why it is outside the training
-        ranges (None: inside; its row of the observations is then the one the model reads)."""
-        n = len(skus)
+            if field == "region":
+                raise RequestError((*loc, "destination", "region"), f"{value!r} is not a region of the network "
+                                   f"{self.package.manifest['network']['scenario']!r}; allowed: "
+                                   f"{', '.join(net.regions)}") from None
+            if field == "service_level":
+                raise RequestError((*loc, "service_level"), f"{value!r} is not a service level of the network; "
+                                   f"allowed: {', '.join(self.levels)}") from None
+            raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{value!r} is not a warehouse of the "
+                               f"network; allowed: {', '.join(net.warehouses)}") from None
+        n = len(orders)
         outside: list[str | None] = [None] * n
-        if self.actor is None:
-            return None, outside
+        A["obs"] = None
+        if observe:
+            A["obs"] = self._observe_batch(A, outside)
+        return A, outside
+
+    def _observe_batch(self, A: dict[str, Any], outside: list[str | None]) -> np.ndarray:
+        """The observations ``[n, F]`` of a prepared batch; fills ``outside`` with why an order
+        is outside the training ranges (an unknown SKU, weather or a backlog beyond training's)."""
         lanes = self.lanes
-        S = lanes.initial_stock.shape[1]
-        L = stock.shape[2]
-        idx = np.zeros((n, L), dtype=np.int64)
-        pad = np.ones((n, L), dtype=bool)
-        for k, sku in enumerate(skus):
-            ix = [sku_index(s, S) for s in sku]
-            if any(i is None for i in ix):
-                outside[k] = f"SKU {sku[ix.index(None)]!r} is not one of the network's (sku-0..sku-{S - 1})"
-                continue
-            idx[k, :len(ix)] = ix
-            pad[k, :len(ix)] = False
-        init = np.maximum(lanes.initial_stock[:, idx], 1).astype(float).transpose(1, 0, 2)  # [n, W, L]
-        cover = np.where(pad[:, None, :], np.inf, stock / init).min(axis=2)
+        listed, ratio, backlog, mult = A["listed"], A["ratio"], A["backlog"], A["mult"]
         servers = ratio * lanes.agvs
-        wh_open = listed & open_
+        wh_open = listed & A["open"]
         # more than 48 h of backlog at a working site (an idle one reads 24 h: not busy)
-        busy = (backlog_hours(lanes, backlog, servers, wh_open) > 48.0).any(axis=1)
+        busy = (backlog_hours(lanes, backlog, servers, wh_open) > 48.0).any(axis=1).tolist()
         mw = self.max_weather
-        for k in range(n):
-            if outside[k] is not None:
-                continue
-            if mult[k] > mw:
-                outside[k] = f"transit_multiplier {mult[k]:g} is beyond the training weather's {mw:g}"
+        S = lanes.initial_stock.shape[1]
+        for k, (code, m) in enumerate(zip(A["outside"].tolist(), mult.tolist())):
+            if code == 1:
+                sku = A["skus"][k][int(A["bad_line"][k])]
+                outside[k] = f"SKU {sku!r} is not one of the network's (sku-0..sku-{S - 1})"
+            elif m > mw:
+                outside[k] = f"transit_multiplier {m:g} is beyond the training weather's {mw:g}"
             elif busy[k]:
                 outside[k] = "a candidate's backlog is more than 48 hours of its pick capacity (training saw <= 24 h)"
-        obs = order_features_batch(lanes, np.array(t_h), self.horizon_h, region, cold, units.astype(float), promise,
-                                   whole, backlog, servers, wh_open, mult, cover)
-        return obs, outside
+        return order_features_batch(lanes, A["t_h"], self.horizon_h, A["region"], A["cold"],
+                                    A["units"].astype(float), A["promise"], A["whole"], backlog, servers, wh_open,
+                                    mult, A["cover"])
+
+    def _prepared(self, orders: list[Order], A: dict[str, Any], outside: list[str | None], k: int,
+                  batch: Batch) -> Prepared:
+        o = orders[k]
+        return Prepared(k, o, int(A["region"][k]), bool(A["cold"][k]), float(A["promise"][k]), int(A["units"][k]),
+                        A["skus"][k], A["qtys"][k], "", outside[k], batch)
+
+    @staticmethod
+    def _batch(A: dict[str, Any], dist: list) -> Batch:
+        return Batch(listed=A["listed"], usable=A["usable"], whole=A["whole"], stock=A["stock"], qty=A["qty"],
+                     why=A["why"], carrier=A["carrier"], est_cost=A["est_cost"], est_h=A["est_h"],
+                     est_co2=A["est_co2"], slack=A["slack"], transit=A["transit"], car0=A["car0"],
+                     has_lane=A["has_lane"], obs=A["obs"], dist=dist)
 
     # ------------------------------------------------------------------ scoring
     def heuristic_scores(self, p: Prepared, name: str, params: dict[str, Any]) -> np.ndarray:
@@ -438,48 +379,63 @@ class Router:
 
     # ------------------------------------------------------------------ deciding
     def decide(self, orders: list[Order], loc: tuple[Any, ...] = ("body",), batch: bool = False) -> list[dict]:
-        """The decisions of ``orders`` (dicts in the shape of :class:`twin.serve.schema.Decision`,
-        plus ``_audit``: what the audit event records beyond the response)."""
-        if not orders:
-            return []
+        """The decisions of ``orders`` as dicts in the shape of :class:`twin.serve.schema.Decision`,
+        plus ``_audit`` (what the audit event records beyond the response): :meth:`decide_raw`'s
+        JSON read back."""
+        return self.decide_raw(orders, loc, batch).decisions()
+
+    def decide_raw(self, orders: list[Order], loc: tuple[Any, ...] = ("body",), batch: bool = False) -> Decided:
+        """The decisions of ``orders`` as :class:`Decided` (each decision's JSON, written in C)."""
         orders = [o if type(o) is OrderS else as_order(o) for o in orders]
-        prepared, arrays = self._prepare(orders, [(*loc, "orders", i) if batch else (*loc, "order")
-                                               for i in range(len(orders))])
-        how: list[tuple[str, str | None]] = [("", None)] * len(prepared)
-        whole = arrays["whole"]
+        if not orders:
+            return Decided([], [], [], [], [], [], [], self.net.warehouses)
+        n = len(orders)
+        A, outside = self._prepare(orders, [(*loc, "orders", i) if batch else (*loc, "order") for i in range(n)])
+        whole = A["whole"]
         S = np.full(whole.shape, np.inf)  # [n, W] scores, lower is better
         any_whole = whole.any(axis=1).tolist()
-        actions: dict[int, int] = {}
+        kind = np.zeros(n, dtype=np.int64)  # index into _KINDS
+        fb: list[str | None] = [None] * n
+        action = np.full(n, -1, dtype=np.int64)
         dep_down = self.faults.dependency_down
+        batch_ = self._batch(A, self.transit_dist)
+        prepared: dict[int, Prepared] = {}
+
+        def prep(k: int) -> Prepared:
+            p = prepared.get(k)
+            if p is None:
+                p = prepared[k] = self._prepared(orders, A, outside, k, batch_)
+            return p
+
         ask = []
-        for k, p in enumerate(prepared):
-            if p.order.strategy is not None:
-                how[k] = ("strategy", None)
-                S[k] = self.strategy_scores(p)
+        for k, o in enumerate(orders):
+            if o.strategy is not None:
+                kind[k] = 2
+                S[k] = self.strategy_scores(prep(k))
             elif self.actor is None:
                 if dep_down:
-                    how[k] = ("fallback", "dependency_down")
+                    kind[k], fb[k] = 3, "dependency_down"
                 else:
-                    how[k] = ("heuristic", None)
-                    S[k] = self.heuristic_scores(p, self.heuristic_name, self.heuristic_params)
+                    kind[k] = 1
+                    S[k] = self.heuristic_scores(prep(k), self.heuristic_name, self.heuristic_params)
             elif dep_down:
-                how[k] = ("fallback", "dependency_down")
-            elif p.outside is not None:
-                how[k] = ("fallback", "outside_range")
+                kind[k], fb[k] = 3, "dependency_down"
+            elif outside[k] is not None:
+                kind[k], fb[k] = 3, "outside_range"
             elif not any_whole[k]:
-                how[k] = ("policy", None)  # nothing to choose: split or unfillable below
-                S[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
+                S[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)  # split or unfillable
             else:
                 ask.append(k)
         if ask:
             if not self.breaker.allow():
+                kind[ask] = 3
                 for k in ask:
-                    how[k] = ("fallback", "breaker_open")
+                    fb[k] = "breaker_open"
             else:
                 reason = None
                 masks = whole[ask]
                 try:
-                    acts, logits, took = self._model(arrays["obs"][ask], masks)
+                    acts, logits, took = self._model(A["obs"][ask], masks)
                     if took > self.timeout_s:
                         reason = "timeout"
                 except Exception:  # any failure of the model answers with the fallback
@@ -487,80 +443,109 @@ class Router:
                 self.breaker.record(reason is None)
                 if reason is None:
                     S[ask] = np.where(masks, -logits.astype(float), np.inf)
-                    for k, act in zip(ask, acts.tolist()):
-                        how[k] = ("policy", None)
-                        actions[k] = int(act)
+                    action[ask] = acts
                 else:
+                    kind[ask] = 3
                     for k in ask:
-                        how[k] = ("fallback", reason)
-        for k, p in enumerate(prepared):
-            if how[k][0] == "fallback":
-                S[k] = self.heuristic_scores(p, self.fallback_name, self.fallback_params)
-        return self._finish_batch(prepared, arrays, S, how, actions)
+                        fb[k] = reason
+        for k in np.flatnonzero(kind == 3).tolist():
+            S[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)
+        splits: dict[int, list[int] | None] = {}
+        for k in (k for k in range(n) if not any_whole[k]):
+            split = None
+            o = orders[k]
+            if o.max_splits > 0 and len(o.lines) > 1:
+                p = prep(k)
+                score = S[k]
+                split = assign_order(np.where(np.isfinite(score), score, np.inf), p.usable, p.stock, p.qty, True)
+                if split is not None and len(set(split.tolist())) - 1 > o.max_splits:
+                    split = None
+            splits[k] = None if split is None else split.tolist()
+        ref = self.policy_ref
+        digests = [order_digest(o) for o in orders]
+        sha = ref["sha256"]
+        dids = [hashlib.sha256(f"{sha}:{d}".encode()).hexdigest()[:32] for d in digests]
+        default = "policy" if self.actor is not None else self.package.name
+        strategies = [o.strategy or default for o in orders]
+        order_ids = [o.order_id for o in orders]
+        rows = self.kernel.write(order_ids, A["skus"], A["qtys"], S, whole, A["listed"], A["why"], A["carrier"],
+                                 A["est_cost"], A["est_h"], A["est_co2"], kind, _KIND_JSON,
+                                 [_FB_JSON[r] for r in fb], action, splits, [d.encode() for d in dids],
+                                 [d.encode() for d in digests], [json_str(s) for s in strategies], self.policy_json)
+        reasons = [(_KINDS[kind[k]] if any_whole[k] else ("unfillable" if splits[k] is None else "split"))
+                   for k in range(n)]
+        regions = [self.net.regions[r] for r in A["region"].tolist()]
+        return Decided([r[0] for r in rows], [r[1] for r in rows], order_ids, dids, regions, reasons, fb,
+                       self.net.warehouses, [r[2] for r in rows], strategies, digests)
 
-    def _finish_batch(self, prepared: list[Prepared], arrays: dict[str, Any], S: np.ndarray,
-                      how: list[tuple[str, str | None]], actions: dict[int, int]) -> list[dict]:
-        """The decisions of a batch: the rankings' order (feasible first, then scored, by score,
-        by warehouse) by one ``lexsort`` over ``[n, W]``, the numbers rounded from one
-        ``tolist`` per quantity, the dicts assembled per order."""
-        net = self.net
-        W = net.n_warehouses
-        whole = arrays["whole"]
-        finite = np.isfinite(S)
-        # stable: equal keys keep the warehouse order (the old sort's last key)
-        rank = np.lexsort((np.where(finite, S, 0.0), ~finite, ~whole), axis=1).tolist()
 
-        def nums(a: np.ndarray) -> list[list[float | None]]:
-            """Rounded to 6 decimals, None where not finite (object arrays: no Python loop)."""
-            return np.where(np.isfinite(a), np.round(a, 6), None).tolist()
+#: ``Decided`` kinds: the reason of a decision with a whole candidate (3: a fallback)
+_KINDS = ("policy", "heuristic", "strategy", "fallback")
+_KIND_JSON = [json_str(k) for k in _KINDS]
+_FB_JSON: dict[str | None, bytes] = {None: b"null", **{r: json_str(r) for r in
+                                                     ("model_error", "timeout", "outside_range", "dependency_down",
+                                                      "breaker_open")}}
 
-        sc_, cost_, h_, co2_ = nums(S), nums(arrays["est_cost"]), nums(arrays["est_h"]), nums(arrays["est_co2"])
-        sl_, wl_ = S.tolist(), whole.tolist()
-        listed_ = arrays["listed"].tolist()
-        batch = arrays["batch"]
-        why_, car_ = batch.why.tolist(), batch.carrier.tolist()
-        names, carriers, why_text = net.warehouses, net.carriers, _WHY
+
+class Decided:
+    """A batch's decisions as JSON written once (``ext._route.RouteKernel.write``): each
+    decision's object (``bodies``: the response's, and the bus message's value) and its audit
+    data (``data``: up to ``"latency_s":``), with what the counters and the bus read."""
+
+    __slots__ = ("bodies", "data", "order_ids", "dids", "regions", "reasons", "fallback_reasons", "names", "choice",
+                 "strategies", "digests")
+
+    def __init__(self, bodies: list[bytes], data: list[bytes], order_ids: list[str], dids: list[str],
+                 regions: list[str], reasons: list[str], fallback_reasons: list[str | None], names: list[str],
+                 choice: list[int] | None = None, strategies: list[str] | None = None,
+                 digests: list[str] | None = None) -> None:
+        self.bodies, self.data, self.order_ids, self.dids = bodies, data, order_ids, dids
+        self.regions, self.reasons, self.fallback_reasons, self.names = regions, reasons, fallback_reasons, names
+        self.choice, self.strategies, self.digests = choice or [], strategies or [], digests or []
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def warehouse(self, k: int) -> str | None:
+        """The warehouse chosen for decision ``k`` (None: split or unfillable)."""
+        c = self.choice[k]
+        return self.names[c] if c >= 0 else None
+
+    def outcomes(self) -> list[tuple[str, str]]:
+        """``(strategy, outcome)`` of each decision (outcome: ``fallback`` or the reason)."""
+        return [(s, "fallback" if f is not None else r) for s, f, r in
+                zip(self.strategies, self.fallback_reasons, self.reasons)]
+
+    def response(self, start: int = 0, stop: int | None = None) -> bytes:
+        """The ``{"decisions": [...]}`` body of decisions ``start:stop``."""
+        return b'{"decisions":[' + b",".join(self.bodies[start:stop]) + b"]}"
+
+    def decisions(self) -> list[dict]:
+        """The decisions as dicts (the JSON read back), each with its ``_audit`` part."""
         out = []
-        for k, p in enumerate(prepared):
-            kind, fb_reason = how[k]
-            action = actions.get(k)
-            sl, wl, listed = sl_[k], wl_[k], listed_[k]
-            assignments: list[dict] = []
-            chosen: int | None = None
-            if any(wl):
-                chosen = action if action is not None else min((w for w in range(W) if wl[w]),
-                                                               key=lambda w: (sl[w], w))
-                wid, car = names[chosen], carriers[car_[k][chosen]]
-                assignments = [{"line": i, "sku": s, "qty": q, "warehouse_id": wid, "carrier": car}
-                               for i, (s, q) in enumerate(zip(p.sku, p.qty_list))]
-                reason = "fallback" if kind == "fallback" else kind
-            else:
-                split = None
-                if p.order.max_splits > 0 and len(p.sku) > 1:
-                    score = S[k]
-                    split = assign_order(np.where(finite[k], score, np.inf), p.usable, p.stock, p.qty, True)
-                    if split is not None and len(set(split.tolist())) - 1 > p.order.max_splits:
-                        split = None
-                if split is None:
-                    reason = "unfillable"
-                else:
-                    reason = "split"
-                    assignments = [{"line": i, "sku": s, "qty": int(q), "warehouse_id": names[int(w)],
-                                    "carrier": carriers[int(p.carrier[int(w)])]} for i, (s, q, w) in
-                                   enumerate(zip(p.sku, p.qty, split))]
-            sc, cost, hh, co2, why = sc_[k], cost_[k], h_[k], co2_[k], why_[k]
-            rankings = [{"warehouse_id": names[w], "rank": n + 1, "score": sc[w], "feasible": wl[w],
-                         "est_cost_cny": cost[w], "est_delivery_h": hh[w], "est_co2_kg": co2[w],
-                         "why_not": why_text[why[w]]} for n, w in enumerate(w for w in rank[k] if listed[w])]
-            ref = self.policy_ref
-            decision_id = hashlib.sha256(f"{ref['sha256']}:{p.digest}".encode()).hexdigest()[:32]
-            out.append({
-                "decision_id": decision_id, "order_id": p.order.order_id,
-                "warehouse_id": names[chosen] if chosen is not None else None,
-                "carrier": carriers[car_[k][chosen]] if chosen is not None else None,
-                "rankings": rankings, "assignments": assignments, "reason": reason,
-                "fallback": kind == "fallback", "fallback_reason": fb_reason, "policy": ref,
-                "_audit": {"region": net.regions[p.region], "request_digest": p.digest, "strategy":
-                           p.order.strategy or ("policy" if self.actor is not None else self.package.name)},
-            })
+        for k, body in enumerate(self.bodies):
+            d = _decode(body)
+            d["_audit"] = {"region": self.regions[k], "request_digest": self.digests[k],
+                           "strategy": self.strategies[k]}
+            out.append(d)
         return out
+
+    @classmethod
+    def concat(cls, parts: list[Decided], names: list[str]) -> Decided:
+        """The decisions of ``parts`` one after another."""
+        out = cls([], [], [], [], [], [], [], names)
+        for p in parts:
+            for f in cls.__slots__:
+                if f != "names":
+                    getattr(out, f).extend(getattr(p, f))
+        return out
+
+    def slice(self, start: int, stop: int) -> Decided:
+        """Decisions ``start:stop``."""
+        return Decided(self.bodies[start:stop], self.data[start:stop], self.order_ids[start:stop],
+                       self.dids[start:stop], self.regions[start:stop], self.reasons[start:stop],
+                       self.fallback_reasons[start:stop], self.names, self.choice[start:stop],
+                       self.strategies[start:stop], self.digests[start:stop])
+
+
+_decode = msgspec.json.Decoder().decode

@@ -1,0 +1,600 @@
+# cython: language_level=3
+"""The routing service's per-order loops in C (``twin.serve.router``): reading a batch of order
+structs into ``[n, W]`` arrays with the feasibility layer and the estimates, and writing each
+decision's JSON (the response object and the audit event's data) without building dicts.
+
+The arithmetic is the one the numpy version had, operation for operation (IEEE order, no fast
+math), so the numbers are the same to the bit; the rounding of a reported number is numpy's
+``round(x, 6)`` (``rint(x * 1e6) / 1e6``) and a float is written as Python's ``repr``.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport int64_t, uint8_t
+from libc.math cimport INFINITY, isfinite, rint, signbit
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+import json
+
+import numpy as np
+
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
+    int Py_DTSF_ADD_DOT_0
+
+
+class UnknownName(LookupError):
+    """``args``: ``(order index, field, candidate index or -1, value)`` of the first name the
+    network does not have (``field``: ``region``, ``service_level`` or ``warehouse_id``)."""
+
+
+# ---------------------------------------------------------------------------- a JSON buffer
+cdef struct Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _grow(Buf* b, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = b.cap * 2 if b.cap else 4096
+    cdef char* q
+    while cap < b.n + need:
+        cap *= 2
+    q = <char*>realloc(b.p, cap)
+    if q == NULL:
+        raise MemoryError()
+    b.p, b.cap = q, cap
+    return 0
+
+
+cdef inline int put(Buf* b, const char* s, Py_ssize_t m) except -1:
+    if b.n + m > b.cap:
+        _grow(b, m)
+    memcpy(b.p + b.n, s, m)
+    b.n += m
+    return 0
+
+
+cdef inline int put_bytes(Buf* b, bytes s) except -1:
+    return put(b, <const char*>s, len(s))
+
+
+cdef inline int put_int(Buf* b, long long v) except -1:
+    cdef char tmp[24]
+    cdef int i = 0, j
+    cdef unsigned long long u
+    cdef char c
+    if v < 0:
+        put(b, "-", 1)
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while True:
+        tmp[i] = <char>(48 + u % 10)
+        i += 1
+        u //= 10
+        if u == 0:
+            break
+    for j in range(i // 2):
+        c = tmp[j]
+        tmp[j] = tmp[i - 1 - j]
+        tmp[i - 1 - j] = c
+    return put(b, tmp, i)
+
+
+cdef inline int put_float(Buf* b, double x) except -1:
+    """``repr(x)``; ``null`` when not finite."""
+    cdef char* s
+    cdef Py_ssize_t m = 0
+    if not isfinite(x):
+        return put(b, "null", 4)
+    s = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    while s[m] != 0:
+        m += 1
+    try:
+        put(b, s, m)
+    finally:
+        PyMem_Free(s)
+    return 0
+
+
+cdef inline double round6(double x):
+    """numpy's ``round(x, 6)``."""
+    return rint(x * 1e6) / 1e6
+
+
+cdef int put_round6(Buf* b, double x) except -1:
+    """numpy's ``round(x, 6)`` as JSON (``null`` when not finite): the decimal ``N / 10**6``
+    (``N = rint(x * 1e6)``) with its trailing zeros dropped, which reads back as the same
+    double as ``repr`` does (below 2**53 / 1e6 two such decimals are different doubles, so
+    none shorter reads back the same); ``repr`` beyond that."""
+    cdef double y
+    cdef unsigned long long N, ip, fp
+    cdef char tmp[8]
+    cdef int i, m
+    if not isfinite(x):
+        return put(b, "null", 4)
+    y = rint(x * 1e6)
+    if not (-9007199254740992.0 < y < 9007199254740992.0):
+        return put_float(b, y / 1e6)
+    if signbit(y):
+        put(b, "-", 1)
+        y = -y
+    N = <unsigned long long>y
+    ip, fp = N // 1000000, N % 1000000
+    put_int(b, <long long>ip)
+    put(b, ".", 1)
+    if fp == 0:
+        return put(b, "0", 1)
+    for i in range(6):
+        tmp[5 - i] = <char>(48 + fp % 10)
+        fp //= 10
+    m = 6
+    while tmp[m - 1] == 48:
+        m -= 1
+    return put(b, tmp, m)
+
+
+def round6_json(double x):
+    """What :meth:`RouteKernel.write` writes for the number ``x`` (tests)."""
+    cdef Buf b
+    b.p, b.n, b.cap = NULL, 0, 0
+    try:
+        put_round6(&b, x)
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        free(b.p)
+
+
+cdef const char* HEX = "0123456789abcdef"
+
+
+cpdef bytes json_str(str s):
+    """``s`` as a JSON string (quotes included): UTF-8, ``"``, ``\\`` and control characters
+    escaped; a string that is not valid UTF-8 (a lone surrogate) as ``json.dumps`` writes it."""
+    cdef Py_ssize_t m, i
+    cdef const char* u
+    cdef unsigned char c
+    cdef Buf b
+    try:
+        u = PyUnicode_AsUTF8AndSize(s, &m)
+    except UnicodeEncodeError:
+        return json.dumps(s).encode()
+    b.p, b.n, b.cap = NULL, 0, 0
+    try:
+        _grow(&b, m + 2)
+        put(&b, '"', 1)
+        for i in range(m):
+            c = <unsigned char>u[i]
+            if c == 34:
+                put(&b, '\\"', 2)
+            elif c == 92:
+                put(&b, '\\\\', 2)
+            elif c < 32:
+                put(&b, "\\u00", 4)
+                put(&b, &HEX[c >> 4], 1)
+                put(&b, &HEX[c & 15], 1)
+            else:
+                put(&b, <const char*>&u[i], 1)
+        put(&b, '"', 1)
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        free(b.p)
+
+
+# ---------------------------------------------------------------------------- the kernel
+cdef class RouteKernel:
+    """The network's tables for :meth:`prepare` and the names' JSON for :meth:`write`."""
+
+    cdef public dict wh_index, region_index, levels
+    cdef public int W, S
+    cdef uint8_t[:, :, ::1] lane_ok
+    cdef uint8_t[::1] cold_capable
+    cdef int64_t[:, :, ::1] car_lane
+    cdef double[::1] agvs, pick_h, pack_h, half_gap, ship_rate, handling
+    cdef double[:, :, ::1] transit_mean, lane_co2
+    cdef double[:, :, :, ::1] parcel
+    cdef double lines_mean, eps
+    cdef int64_t[:, ::1] init_stock
+    cdef list wh_json, car_json, why_json, wh_key_json
+    cdef dict sku_cache
+    cdef object sku_index
+
+    def __init__(self, list warehouses, list regions, list carriers, dict levels, lane_ok, cold_capable, car_lane,
+                 agvs, transit_mean_h, parcel, handling_per_line, lane_co2_kg, pick_h, pack_h, half_gap,
+                 double lines_mean, ship_rate, initial_stock, sku_index, double eps, list why_texts):
+        self.wh_index = {w: i for i, w in enumerate(warehouses)}
+        self.region_index = {r: i for i, r in enumerate(regions)}
+        self.levels = {k: float(v) for k, v in levels.items()}
+        self.W = len(warehouses)
+        self.lane_ok = np.ascontiguousarray(lane_ok, dtype=np.uint8)
+        self.cold_capable = np.ascontiguousarray(cold_capable, dtype=np.uint8)
+        self.car_lane = np.ascontiguousarray(car_lane, dtype=np.int64)
+        self.agvs = np.ascontiguousarray(agvs, dtype=float)
+        self.transit_mean = np.ascontiguousarray(transit_mean_h, dtype=float)
+        self.parcel = np.ascontiguousarray(parcel, dtype=float)
+        self.handling = np.ascontiguousarray(handling_per_line, dtype=float)
+        self.lane_co2 = np.ascontiguousarray(lane_co2_kg, dtype=float)
+        self.pick_h = np.ascontiguousarray(pick_h, dtype=float)
+        self.pack_h = np.ascontiguousarray(pack_h, dtype=float)
+        self.half_gap = np.ascontiguousarray(half_gap, dtype=float)
+        self.lines_mean = lines_mean
+        self.ship_rate = np.ascontiguousarray(ship_rate, dtype=float)
+        self.init_stock = np.ascontiguousarray(initial_stock, dtype=np.int64)
+        self.S = self.init_stock.shape[1]
+        self.sku_index = sku_index
+        self.sku_cache = {}
+        self.eps = eps
+        self.wh_json = [json_str(w) for w in warehouses]
+        self.wh_key_json = [json_str(w) + b":" for w in warehouses]
+        self.car_json = [json_str(c) for c in carriers]
+        self.why_json = [b"null" if t is None else json_str(t) for t in why_texts]
+
+    def prepare(self, list orders, bint observe, double now_h):
+        """The arrays of ``orders`` (a dict; see ``Router._prepare``). ``observe``: also the
+        observation's inputs (SKU indices, stock cover, the backlog check) and the orders'
+        hour (``created_at``, else ``now_h``). Raises :class:`UnknownName` for the first
+        unknown region, service level or warehouse, in the order the fields are read."""
+        cdef Py_ssize_t n = len(orders), k, j, w, l, L = 0, nl
+        cdef int W = self.W, r, c, cl, ci
+        cdef object o, dest, lines, line, cand, av, lv, ri, wi, created, sku, ix
+        cdef double u, servers, ready, gap, tr, rate, bh, cv, init, x
+        cdef long long q, total
+        cdef bint cold, hl, bad
+        for k in range(n):
+            nl = len((<object>orders[k]).lines)
+            if nl > L:
+                L = nl
+        listed_a = np.zeros((n, W), dtype=bool)
+        usable_a = np.zeros((n, W), dtype=bool)
+        whole_a = np.zeros((n, W), dtype=bool)
+        open_a = np.zeros((n, W), dtype=bool)
+        has_a = np.zeros((n, W), dtype=bool)
+        why_a = np.zeros((n, W), dtype=np.int64)
+        car_a = np.zeros((n, W), dtype=np.int64)
+        c0_a = np.zeros((n, W), dtype=np.int64)
+        ratio_a = np.zeros((n, W))
+        backlog_a = np.zeros((n, W))
+        cost_a = np.zeros((n, W))
+        h_a = np.zeros((n, W))
+        co2_a = np.zeros((n, W))
+        slack_a = np.zeros((n, W))
+        transit_a = np.zeros((n, W))
+        cover_a = np.zeros((n, W))
+        stock_a = np.zeros((n, W, L), dtype=np.int64)
+        qty_a = np.zeros((n, L), dtype=np.int64)
+        region_a = np.zeros(n, dtype=np.int64)
+        cold_a = np.zeros(n, dtype=bool)
+        units_a = np.zeros(n, dtype=np.int64)
+        promise_a = np.zeros(n)
+        mult_a = np.zeros(n)
+        t_a = np.zeros(n)
+        outside_a = np.zeros(n, dtype=np.int64)  # 0 inside, 1 unknown SKU (its line in bad_line), 2 weather, 3 busy
+        bad_line_a = np.full(n, -1, dtype=np.int64)
+        cdef uint8_t[:, ::1] listed = listed_a.view(np.uint8), usable = usable_a.view(np.uint8)
+        cdef uint8_t[:, ::1] whole = whole_a.view(np.uint8), open_ = open_a.view(np.uint8)
+        cdef uint8_t[:, ::1] has = has_a.view(np.uint8)
+        cdef uint8_t[::1] cold_v = cold_a.view(np.uint8)
+        cdef int64_t[:, ::1] why = why_a, car = car_a, c0 = c0_a, qty = qty_a
+        cdef int64_t[:, :, ::1] stock = stock_a
+        cdef double[:, ::1] ratio = ratio_a, backlog = backlog_a, est_cost = cost_a, est_h = h_a, est_co2 = co2_a
+        cdef double[:, ::1] slack = slack_a, transit = transit_a, cover = cover_a
+        cdef int64_t[::1] region = region_a, units = units_a, outside = outside_a, bad_line = bad_line_a
+        cdef double[::1] promise = promise_a, mult = mult_a, t_h = t_a
+        cdef uint8_t cap_w[64]
+        cdef uint8_t coldok_w[64]
+        cdef long long sidx[256]
+        if W > 64:
+            raise ValueError("the service's kernel takes at most 64 warehouses")
+        if L > 256:
+            raise ValueError("the service's kernel takes at most 256 lines an order")
+        skus, qtys = [None] * n, [None] * n
+        region_index, levels, wh_index, cache = self.region_index, self.levels, self.wh_index, self.sku_cache
+        for k in range(n):
+            o = orders[k]
+            dest = o.destination
+            ri = region_index.get(dest.region)
+            if ri is None:
+                raise UnknownName(k, "region", -1, dest.region)
+            lv = levels.get(o.service_level)
+            if lv is None:
+                raise UnknownName(k, "service_level", -1, o.service_level)
+            r = ri
+            lines = o.lines
+            nl = len(lines)
+            sku_l, q_l = [None] * nl, [None] * nl
+            cold = False
+            total = 0
+            for l in range(nl):
+                line = lines[l]
+                sku_l[l] = line.sku
+                q = line.qty
+                q_l[l] = q
+                qty[k, l] = q
+                total += q
+                if line.cold_chain:
+                    cold = True
+            for w in range(W):
+                cap_w[w] = 0
+                coldok_w[w] = 0
+            j = 0
+            for cand in o.candidates:
+                wi = wh_index.get(cand.warehouse_id)
+                if wi is None:
+                    raise UnknownName(k, "warehouse_id", j, cand.warehouse_id)
+                w = wi
+                listed[k, w] = 1
+                open_[k, w] = 1 if cand.open else 0
+                cap_w[w] = 1 if cand.remaining_capacity_orders > 0 else 0
+                coldok_w[w] = 1 if cand.cold_ok else 0
+                ratio[k, w] = cand.agvs_up_ratio
+                backlog[k, w] = cand.backlog_orders
+                av = cand.available
+                for l in range(nl):
+                    stock[k, w, l] = av.get(sku_l[l], 0)
+                j += 1
+            skus[k], qtys[k] = sku_l, q_l
+            region[k] = r
+            cold_v[k] = cold
+            units[k] = total
+            promise[k] = lv if o.promise_h is None else float(o.promise_h)
+            mult[k] = float(dest.transit_multiplier)
+            ci = 1 if cold else 0
+            u = <double>total
+            for w in range(W):
+                # feasibility
+                coldok_w[w] = coldok_w[w] and self.cold_capable[w]
+                hl = open_[k, w] and cap_w[w] and self.lane_ok[ci, w, r] and (coldok_w[w] or not cold)
+                usable[k, w] = hl
+                if hl:
+                    for l in range(nl):
+                        if stock[k, w, l] < qty[k, l]:
+                            hl = False
+                            break
+                whole[k, w] = hl
+                if hl:
+                    why[k, w] = 0
+                elif not listed[k, w]:
+                    why[k, w] = 1
+                elif not open_[k, w]:
+                    why[k, w] = 2
+                elif not cap_w[w]:
+                    why[k, w] = 3
+                elif not self.lane_ok[ci, w, r]:
+                    why[k, w] = 4
+                elif cold and not coldok_w[w]:
+                    why[k, w] = 5
+                else:
+                    why[k, w] = 6
+                # estimates on the base heuristic's carrier
+                c = self.car_lane[ci, w, r]
+                car[k, w] = c
+                has[k, w] = c >= 0
+                cl = c if c >= 0 else 0
+                c0[k, w] = cl
+                servers = ratio[k, w] * self.agvs[w]
+                if servers < 1.0:
+                    servers = 1.0
+                tr = self.transit_mean[cl, w, r] * mult[k]
+                transit[k, w] = tr
+                ready = backlog[k, w] * self.pick_h[w] * self.lines_mean / servers + u * self.pick_h[w] + self.pack_h[w]
+                gap = self.half_gap[cl]
+                if c >= 0:
+                    est_h[k, w] = ready + gap + tr
+                    est_cost[k, w] = self.parcel[ci, cl, w, r] + self.handling[w] * u
+                    est_co2[k, w] = self.lane_co2[cl, w, r]
+                else:
+                    est_h[k, w] = INFINITY
+                    est_cost[k, w] = INFINITY
+                    est_co2[k, w] = INFINITY
+                slack[k, w] = promise[k] - (ready + gap)
+            if not observe:
+                continue
+            created = o.created_at
+            if created is None:
+                t_h[k] = now_h
+            else:
+                t_h[k] = created.hour + created.minute / 60 + created.second / 3600
+            bad = False
+            for l in range(nl):
+                sku = sku_l[l]
+                ix = cache.get(sku)
+                if ix is None:
+                    ix = self.sku_index(sku, self.S)
+                    if ix is None:
+                        ix = -1
+                    if len(cache) < 100_000:
+                        cache[sku] = ix
+                sidx[l] = ix
+                if sidx[l] < 0:
+                    outside[k] = 1
+                    bad_line[k] = l
+                    bad = True
+                    break
+            if bad:
+                continue
+            for w in range(W):
+                cv = INFINITY
+                for l in range(nl):
+                    init = <double>self.init_stock[w, sidx[l]]
+                    if init < 1.0:
+                        init = 1.0
+                    x = <double>stock[k, w, l] / init
+                    if x < cv:
+                        cv = x
+                cover[k, w] = cv
+        return {"listed": listed_a, "usable": usable_a, "whole": whole_a, "open": open_a, "has_lane": has_a,
+                "why": why_a, "carrier": car_a, "car0": c0_a, "ratio": ratio_a, "backlog": backlog_a,
+                "est_cost": cost_a, "est_h": h_a, "est_co2": co2_a, "slack": slack_a, "transit": transit_a,
+                "cover": cover_a, "stock": stock_a, "qty": qty_a, "region": region_a, "cold": cold_a,
+                "units": units_a, "promise": promise_a, "mult": mult_a, "t_h": t_a, "outside": outside_a,
+                "bad_line": bad_line_a, "skus": skus, "qtys": qtys}
+
+    def write(self, list order_ids, list skus, list qtys, double[:, ::1] S, whole_a, listed_a,
+              int64_t[:, ::1] why, int64_t[:, ::1] car, double[:, ::1] est_cost, double[:, ::1] est_h,
+              double[:, ::1] est_co2, int64_t[::1] kind, list reasons, list fb_reasons, int64_t[::1] action,
+              dict splits, list dids, list digests, list strategies, bytes policy_json):
+        """Per order ``(body, audit_data, warehouse index or -1)``: the decision's JSON object
+        (the response's), the audit event's ``data`` up to its ``"latency_s":`` (the caller ends
+        it), and the choice.
+
+        ``kind``: 0 the reason is ``reasons[kind]``-named kind (policy/heuristic/strategy), 3 a
+        fallback; ``action``: the policy's warehouse (-1: the best score); ``splits``: order
+        index -> the warehouse of each line (a split), or None (unfillable), for the orders
+        with no whole candidate."""
+        cdef Py_ssize_t n = len(order_ids), k, w, i, m, nl, i0
+        cdef int W = self.W, best, t, nlisted
+        cdef uint8_t[:, ::1] whole = whole_a.view(np.uint8), listed = listed_a.view(np.uint8)
+        cdef int order[64]
+        cdef double key[64]
+        cdef int grp[64]
+        cdef bint any_whole, fin
+        cdef double s, bs
+        cdef Buf b, a
+        cdef object split, oid_j, reason_j, fb_j
+        out = [None] * n
+        b.p, b.n, b.cap = NULL, 0, 0
+        a.p, a.n, a.cap = NULL, 0, 0
+        wh_json, car_json, why_json, wh_key = self.wh_json, self.car_json, self.why_json, self.wh_key_json
+        try:
+            _grow(&b, 4096)
+            _grow(&a, 2048)
+            for k in range(n):
+                b.n = 0
+                a.n = 0
+                # the ranking's order: feasible first, then scored, by score, by warehouse (stable)
+                nlisted = 0
+                any_whole = False
+                for w in range(W):
+                    if not listed[k, w]:
+                        continue
+                    fin = isfinite(S[k, w])
+                    if whole[k, w]:
+                        any_whole = True
+                    grp[nlisted] = (0 if whole[k, w] else 2) + (0 if fin else 1)
+                    key[nlisted] = S[k, w] if fin else 0.0
+                    order[nlisted] = <int>w
+                    i = nlisted
+                    while i > 0 and (grp[i - 1] > grp[i] or (grp[i - 1] == grp[i] and key[i - 1] > key[i])):
+                        grp[i - 1], grp[i] = grp[i], grp[i - 1]
+                        key[i - 1], key[i] = key[i], key[i - 1]
+                        order[i - 1], order[i] = order[i], order[i - 1]
+                        i -= 1
+                    nlisted += 1
+                best = -1  # whole implies listed (an unlisted candidate is not open)
+                split = None
+                if any_whole:
+                    best = <int>action[k]
+                    if best < 0:
+                        bs = INFINITY
+                        for w in range(W):
+                            if whole[k, w] and (best < 0 or S[k, w] < bs):
+                                best, bs = <int>w, S[k, w]
+                    reason_j = reasons[kind[k]]
+                else:
+                    split = splits.get(k)
+                    reason_j = b'"unfillable"' if split is None else b'"split"'
+                oid_j = json_str(order_ids[k])
+                put(&b, '{"decision_id":"', 16)
+                put_bytes(&b, dids[k])
+                put(&b, '","order_id":', 13)
+                put_bytes(&b, oid_j)
+                put(&b, ',"warehouse_id":', 16)
+                if best >= 0:
+                    put_bytes(&b, wh_json[best])
+                    put(&b, ',"carrier":', 11)
+                    put_bytes(&b, car_json[car[k, best] % len(car_json)])
+                else:
+                    put(&b, 'null,"carrier":null', 19)
+                put(&b, ',"rankings":[', 13)
+                # audit data, up to the scores
+                put(&a, '{"order_id":', 12)
+                put_bytes(&a, oid_j)
+                put(&a, ',"decision_id":"', 16)
+                put_bytes(&a, dids[k])
+                put(&a, '","request_digest":"', 20)
+                put_bytes(&a, digests[k])
+                put(&a, '","strategy":', 13)
+                put_bytes(&a, strategies[k])
+                put(&a, ',"scores":{', 11)
+                for i in range(nlisted):
+                    w = order[i]
+                    if i:
+                        put(&b, ",", 1)
+                        put(&a, ",", 1)
+                    put(&b, '{"warehouse_id":', 16)
+                    put_bytes(&b, wh_json[w])
+                    put(&b, ',"rank":', 8)
+                    put_int(&b, i + 1)
+                    put(&b, ',"score":', 9)
+                    i0 = b.n
+                    put_round6(&b, S[k, w])
+                    put_bytes(&a, wh_key[w])
+                    put(&a, b.p + i0, b.n - i0)
+                    if whole[k, w]:
+                        put(&b, ',"feasible":true,"est_cost_cny":', 32)
+                    else:
+                        put(&b, ',"feasible":false,"est_cost_cny":', 33)
+                    put_round6(&b, est_cost[k, w])
+                    put(&b, ',"est_delivery_h":', 18)
+                    put_round6(&b, est_h[k, w])
+                    put(&b, ',"est_co2_kg":', 14)
+                    put_round6(&b, est_co2[k, w])
+                    put(&b, ',"why_not":', 11)
+                    put_bytes(&b, why_json[why[k, w]])
+                    put(&b, "}", 1)
+                put(&b, '],"assignments":[', 17)
+                put(&a, '},"choice":', 11)
+                put_bytes(&a, wh_json[best] if best >= 0 else b"null")
+                put(&a, ',"assignments":[', 16)
+                sk, qs = skus[k], qtys[k]
+                nl = len(sk)
+                if best >= 0 or split is not None:
+                    for i in range(nl):
+                        w = best if best >= 0 else split[i]
+                        if i:
+                            put(&b, ",", 1)
+                            put(&a, ",", 1)
+                        put(&b, '{"line":', 8)
+                        put_int(&b, i)
+                        put(&b, ',"sku":', 7)
+                        put_bytes(&b, json_str(sk[i]))
+                        put(&b, ',"qty":', 7)
+                        put_int(&b, qs[i])
+                        put(&b, ',"warehouse_id":', 16)
+                        put_bytes(&b, wh_json[w])
+                        put(&b, ',"carrier":', 11)
+                        put_bytes(&b, car_json[car[k, w] % len(car_json)])
+                        put(&b, "}", 1)
+                        put(&a, "[", 1)
+                        put_int(&a, i)
+                        put(&a, ",", 1)
+                        put_bytes(&a, wh_json[w])
+                        put(&a, "]", 1)
+                fb_j = fb_reasons[k]
+                put(&b, '],"reason":', 11)
+                put_bytes(&b, reason_j)
+                put(&a, '],"reason":', 11)
+                put_bytes(&a, reason_j)
+                if kind[k] == 3:
+                    put(&b, ',"fallback":true,"fallback_reason":', 35)
+                    put(&a, ',"fallback":true,"fallback_reason":', 35)
+                else:
+                    put(&b, ',"fallback":false,"fallback_reason":', 36)
+                    put(&a, ',"fallback":false,"fallback_reason":', 36)
+                put_bytes(&b, fb_j)
+                put_bytes(&a, fb_j)
+                put(&b, ',"policy":', 10)
+                put_bytes(&b, policy_json)
+                put(&b, "}", 1)
+                put(&a, ',"policy":', 10)
+                put_bytes(&a, policy_json)
+                put(&a, ',"latency_s":', 13)
+                out[k] = (PyBytes_FromStringAndSize(b.p, b.n), PyBytes_FromStringAndSize(a.p, a.n), best)
+            return out
+        finally:
+            free(b.p)
+            free(a.p)
