@@ -62,19 +62,19 @@ def in_process(pkg: str, seconds: float) -> dict:
     r = Router(pkg)
     orders = [decode_order(json.dumps(order(i))) for i in range(2000)]  # as the service decodes them
     for o in orders[:50]:
-        r.decide([o])
+        r.decide_raw([o])
     lat, n, t_end = [], 0, time.perf_counter() + seconds
     while time.perf_counter() < t_end:
         o = orders[n % len(orders)]
         t0 = time.perf_counter()
-        r.decide([o])
+        r.decide_raw([o])
         lat.append(time.perf_counter() - t0)
         n += 1
     single = {"decisions_per_s": n / sum(lat), "p50_us": pct(lat, 50) * 1e6, "p99_us": pct(lat, 99) * 1e6}
     batches = [orders[i:i + 100] for i in range(0, len(orders), 100)]
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        r.decide(batches[n % len(batches)], batch=True)
+        r.decide_raw(batches[n % len(batches)], batch=True)
         n += 1
     batch = {"decisions_per_s": 100 * n / (time.perf_counter() - t0)}
     actor = {}
@@ -334,6 +334,7 @@ def main() -> None:
                     help="also the bus for this many seconds against a producer alongside (600: the issue's 10 minutes)")
     ap.add_argument("--rate", type=float, default=5000.0, help="orders/s the producer sends in --sustained")
     ap.add_argument("--only-sustained", action="store_true", help="run only --sustained")
+    ap.add_argument("--only-http", action="store_true", help="run only the HTTP part")
     a = ap.parse_args()
     if a.sustained > 0:
         k = bus_sustained(a.package, a.sustained, a.rate)
@@ -348,6 +349,10 @@ def main() -> None:
         print("\n" + json.dumps({"kafka_sustained": k}, default=str))
         if a.only_sustained:
             return
+    if a.only_http:
+        h = http(a.package, a.seconds)
+        print(json.dumps(h, default=str, indent=1))
+        return
     ip = in_process(a.package, a.seconds)
     print("| in process | decisions/s | p50 | p99 |\n|---|---:|---:|---:|")
     s = ip["single"]

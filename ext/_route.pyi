@@ -28,8 +28,7 @@ class RouteKernel:
                  lines_mean: float, ship_rate: np.ndarray, initial_stock: np.ndarray, sku_index: Any, eps: float,
                  why_texts: list[str | None]) -> None: ...
     def prepare(self, orders: list[Any], observe: bool, now_h: float) -> dict[str, Any]: ...
-    def write(self, order_ids: list[str], skus: list[list[str]], qtys: list[list[int]], S: np.ndarray,
-              whole_a: np.ndarray, listed_a: np.ndarray, why: np.ndarray, car: np.ndarray, est_cost: np.ndarray,
-              est_h: np.ndarray, est_co2: np.ndarray, kind: np.ndarray, reasons: list[bytes],
+    def write(self, order_ids: list[str], skus: list[list[str]], qtys: list[list[int]], S_: np.ndarray,
+              blocks: tuple[np.ndarray, np.ndarray, np.ndarray], kind: np.ndarray, reasons: list[bytes],
               fb_reasons: list[bytes], action: np.ndarray, splits: dict[int, list[int] | None], dids: list[bytes],
               digests: list[bytes], strategies: list[bytes], policy_json: bytes) -> list[tuple[bytes, bytes, int]]: ...

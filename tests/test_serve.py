@@ -135,6 +135,24 @@ def test_one_order_and_a_batch(server: Server) -> None:
     assert [d["order_id"] for d in r.json()["decisions"]] == [o["order_id"] for o in batch]
 
 
+def test_route_fast_path_limits_and_delegates(server: Server) -> None:
+    """``POST /v1/route`` is answered in front of FastAPI (RouteFastPath): a body over its limit
+    is a 413 naming the limit (nothing decided or audited), another method on the path is
+    FastAPI's 405, and the schema still documents the route."""
+    app = server.server.config.app
+    before = server.service.n_decisions
+    app.max_body_bytes = 2000
+    try:
+        r = server.client.post("/v1/route", json={"orders": [order(i) for i in range(10)]})
+        assert r.status_code == 413 and r.json()["detail"][0]["msg"] == "the body is over 2000 bytes"
+    finally:
+        app.max_body_bytes = 64 << 20
+    assert server.service.n_decisions == before
+    assert server.client.post("/v1/route", json={"order": order(1)}).status_code == 200
+    assert server.client.get("/v1/route").status_code == 405
+    assert "/v1/route" in server.client.get("/openapi.json").json()["paths"]
+
+
 @pytest.mark.parametrize("cold", [False, True])
 def test_never_an_infeasible_warehouse(server: Server, cold: bool) -> None:
     """The feasibility layer: never a closed, full or out-of-stock site, nor a non-cold one

@@ -37,3 +37,28 @@ def test_strings_read_back_exactly() -> None:
         b = json_str(s)
         assert json.loads(b) == s and b.startswith(b'"') and b.endswith(b'"')
     assert json_str('a"b') == b'"a\\"b"' and json_str("\n") == b'"\\u000a"'
+
+
+def test_the_kernels_backlog_check_is_backlog_hours(tmp_path) -> None:
+    """The service's "backlog beyond training" check, written in C, is
+    ``twin.policies.features.backlog_hours > 48`` at some candidate, on random candidates."""
+    from twin.policies.export import export_heuristic
+    from twin.policies.features import backlog_hours
+    from twin.serve.router import Router
+    from twin.serve.wire import as_order
+
+    r = Router(export_heuristic("promise_aware", tmp_path / "pkg"))
+    rng = np.random.default_rng(3)
+    W = r.net.warehouses
+    orders = [as_order({
+        "order_id": f"o-{i}", "destination": {"region": r.net.regions[i % len(r.net.regions)]},
+        "lines": [{"sku": "sku-1", "qty": 1}], "service_level": "standard",
+        "candidates": [{"warehouse_id": w, "remaining_capacity_orders": 3, "open": bool(rng.random() < 0.8),
+                        "backlog_orders": int(rng.choice([0, 1, 50, 500, 5_000, 50_000])),
+                        "agvs_up_ratio": float(rng.choice([0.0, 0.01, 0.3, 1.0]))}
+                       for w in W if rng.random() < 0.8]}) for i in range(400)]
+    A = r.kernel.prepare(orders, True, 12.0)
+    lanes = r.lanes
+    want = (backlog_hours(lanes, A["backlog"], A["ratio"] * lanes.agvs, A["listed"] & A["open"]) > 48.0).any(axis=1)
+    assert 40 < want.sum() < 360  # both answers are common
+    assert (A["busy"] == want).all()

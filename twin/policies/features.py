@@ -23,6 +23,7 @@ same code.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -81,10 +82,20 @@ def order_feature_names(warehouses: list[str], regions: list[str]) -> list[str]:
 
 def order_bounds(n_warehouses: int, n_regions: int) -> tuple[np.ndarray, np.ndarray]:
     """``(low, high)`` of the observation (float32)."""
+    low, high = _bounds(n_warehouses, n_regions)
+    return low.copy(), high.copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _bounds(n_warehouses: int, n_regions: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`order_bounds`, made once per shape (read-only: the features clip to them)."""
     n = 6 + n_regions + 7 * n_warehouses
     low = np.zeros(n, dtype=np.float32)
     low[:2] = -1.0
-    return low, np.ones(n, dtype=np.float32)
+    high = np.ones(n, dtype=np.float32)
+    low.setflags(write=False)
+    high.setflags(write=False)
+    return low, high
 
 
 def feature_schema(warehouses: list[str], regions: list[str]) -> list[dict[str, object]]:
@@ -188,7 +199,7 @@ def order_features(lanes: OrderLanes, t_h: float, horizon_h: float, region: int,
             None (an order with no lines: the per-warehouse features are left 0).
     """
     W, R = lanes.n_warehouses, lanes.n_regions
-    low, high = order_bounds(W, R)
+    low, high = _bounds(W, R)
     x = np.zeros(len(low), dtype=float)
     day = 2 * math.pi * (t_h % 24.0) / 24.0
     x[0], x[1], x[2] = math.sin(day), math.cos(day), min(t_h / horizon_h, 1.0)
@@ -230,7 +241,7 @@ def order_features_batch(lanes: OrderLanes, t_h: np.ndarray, horizon_h: float, r
         return order_features(lanes, float(t_h[0]), horizon_h, int(region[0]), bool(cold[0]), float(units[0]),
                               float(promise_h[0]), mask[0], backlog[0], pick_servers[0], wh_open[0],
                               float(transit_mult[0]), cover[0])[None, :]
-    low, high = order_bounds(W, R)
+    low, high = _bounds(W, R)
     x = np.zeros((n, len(low)), dtype=float)
     t = np.asarray(t_h, dtype=float).tolist()
     days = [2 * math.pi * (v % 24.0) / 24.0 for v in t]  # math.sin/cos as order_features calls them

@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -40,7 +39,7 @@ from twin.errors import TwinError
 from twin.policies.base import assign_order
 from ext._route import RouteKernel, UnknownName, json_str
 from twin.policies import features as _features
-from twin.policies.features import OrderLanes, backlog_hours, order_features_batch, sku_index
+from twin.policies.features import OrderLanes, order_features_batch, sku_index
 from twin.policies.heuristics import ROUTING_POLICIES
 from twin.policies.promise import late_probability
 from twin.policies.runtime import OnnxActor, Package, load_package
@@ -270,8 +269,8 @@ class Router:
         observe = self.actor is not None
         now_h = 0.0
         if observe:
-            now = datetime.now().astimezone()
-            now_h = now.hour + now.minute / 60 + now.second / 3600
+            now = time.localtime()
+            now_h = now.tm_hour + now.tm_min / 60 + now.tm_sec / 3600
         try:
             A = self.kernel.prepare(orders, observe, now_h)
         except UnknownName as exc:
@@ -300,8 +299,7 @@ class Router:
         listed, ratio, backlog, mult = A["listed"], A["ratio"], A["backlog"], A["mult"]
         servers = ratio * lanes.agvs
         wh_open = listed & A["open"]
-        # more than 48 h of backlog at a working site (an idle one reads 24 h: not busy)
-        busy = (backlog_hours(lanes, backlog, servers, wh_open) > 48.0).any(axis=1).tolist()
+        busy = A["busy"].tolist()  # backlog_hours > 48 at a working candidate (the kernel's check)
         mw = self.max_weather
         S = lanes.initial_stock.shape[1]
         for k, (code, m) in enumerate(zip(A["outside"].tolist(), mult.tolist())):
@@ -468,8 +466,7 @@ class Router:
         default = "policy" if self.actor is not None else self.package.name
         strategies = [o.strategy or default for o in orders]
         order_ids = [o.order_id for o in orders]
-        rows = self.kernel.write(order_ids, A["skus"], A["qtys"], S, whole, A["listed"], A["why"], A["carrier"],
-                                 A["est_cost"], A["est_h"], A["est_co2"], kind, _KIND_JSON,
+        rows = self.kernel.write(order_ids, A["skus"], A["qtys"], S, A["_blocks"], kind, _KIND_JSON,
                                  [_FB_JSON[r] for r in fb], action, splits, [d.encode() for d in dids],
                                  [d.encode() for d in digests], [json_str(s) for s in strategies], self.policy_json)
         reasons = [(_KINDS[kind[k]] if any_whole[k] else ("unfillable" if splits[k] is None else "split"))
