@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from serve_speed import order  # noqa: E402
 
 from twin.serve.app import Service, public  # noqa: E402
-from twin.serve.wire import decode_request  # noqa: E402
+from twin.serve.wire import decode_request_raw  # noqa: E402
 
 pkg = sys.argv[1]
 svc = Service(pkg, audit=tempfile.mkdtemp() + "/a.jsonl", warmup=5)
@@ -22,8 +22,8 @@ svc.warm_up()
 bodies = [json.dumps({"orders": [order(i * 100 + k) for k in range(100)]}).encode() for i in range(20)]
 singles = [json.dumps({"order": order(i)}).encode() for i in range(200)]
 def stage(b):
-    t0=time.perf_counter(); orders, batch = decode_request(b)
-    t1=time.perf_counter(); d = svc.router.decide_raw(orders, batch=batch)
+    t0=time.perf_counter(); orders, batch, raws = decode_request_raw(b)
+    t1=time.perf_counter(); d = svc.router.decide_raw(orders, batch=batch, raws=raws)
     t2=time.perf_counter(); svc.record(d, t2-t1)
     t3=time.perf_counter(); public(d)
     t4=time.perf_counter()

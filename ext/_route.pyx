@@ -305,7 +305,7 @@ cdef class RouteKernel:
             raise ValueError("the service's kernel takes at most 64 warehouses")
         if L > 256:
             raise ValueError("the service's kernel takes at most 256 lines an order")
-        skus, qtys = [None] * n, [None] * n
+        skus, qtys, any_whole = [None] * n, [None] * n, [False] * n
         region_index, levels, wh_index, cache = self.region_index, self.levels, self.wh_index, self.sku_cache
         for k in range(n):
             o = orders[k]
@@ -369,6 +369,8 @@ cdef class RouteKernel:
                             hl = False
                             break
                 whole[k * W + w] = hl
+                if hl:
+                    any_whole[k] = True
                 if hl:
                     why[k * W + w] = 0
                 elif not listed[k * W + w]:
@@ -456,18 +458,19 @@ cdef class RouteKernel:
                 "est_cost": cost_a, "est_h": h_a, "est_co2": co2_a, "slack": slack_a, "transit": transit_a,
                 "cover": cover_a, "stock": stock_a, "qty": qty_a, "region": region_a, "cold": cold_a,
                 "units": units_a, "promise": promise_a, "mult": mult_a, "t_h": t_a, "outside": outside_a, "busy": busy_a,
-                "bad_line": bad_line_a, "skus": skus, "qtys": qtys, "_blocks": (fb, bb, ib)}
+                "bad_line": bad_line_a, "skus": skus, "qtys": qtys, "any_whole": any_whole,
+                "_blocks": (fb, bb, ib)}
 
-    def write(self, list order_ids, list skus, list qtys, double[:, ::1] S_, tuple blocks, int64_t[::1] kind,
-              list reasons, list fb_reasons, int64_t[::1] action, dict splits, list dids, list digests,
+    def write(self, list order_ids, list skus, list qtys, double[:, ::1] S_, tuple blocks, list kind,
+              list reasons, list fb_reasons, list action, dict splits, list dids, list digests,
               list strategies, bytes policy_json):
         """Per order ``(body, audit_data, warehouse index or -1)``: the decision's JSON object
         (the response's), the audit event's ``data`` up to its ``"latency_s":`` (the caller ends
         it), and the choice. ``S_``: ``[n, W]`` scores (lower is better); ``blocks``: the
         prepared batch's (``prepare(...)["_blocks"]``).
 
-        ``kind``: 0 the reason is ``reasons[kind]``-named kind (policy/heuristic/strategy), 3 a
-        fallback; ``action``: the policy's warehouse (-1: the best score); ``splits``: order
+        ``kind``: per order 0 the reason is ``reasons[kind]``-named kind (policy/heuristic/strategy),
+        3 a fallback; ``action``: per order the policy's warehouse (-1: the best score); ``splits``: order
         index -> the warehouse of each line (a split), or None (unfillable), for the orders
         with no whole candidate."""
         cdef Py_ssize_t n = len(order_ids), k, w, i, m, nl, i0
@@ -523,7 +526,7 @@ cdef class RouteKernel:
                 best = -1  # whole implies listed (an unlisted candidate is not open)
                 split = None
                 if any_whole:
-                    best = <int>action[k]
+                    best = action[k]
                     if best < 0:
                         bs = INFINITY
                         for w in range(W):

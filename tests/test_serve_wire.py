@@ -153,3 +153,23 @@ def test_as_order_and_digest() -> None:
     with pytest.raises(wire.InvalidRequest, match="qty"):
         wire.decode_order(json.dumps({**ORDER, "lines": [{"sku": "a", "qty": 0}]}).encode(), ("data",))
     assert wire.encode({"x": float("inf"), "s": "\ud800"}) == b'{"x":null,"s":"\\ud800"}'
+
+
+def test_raw_orders_are_the_bytes_received() -> None:
+    """``decode_request_raw`` gives each order's JSON exactly as it sits in the body (what its
+    request digest hashes), for a batch, a single order and a body pydantic had to answer."""
+    import hashlib
+
+    pretty = json.dumps({"orders": [ORDER, {**ORDER, "order_id": "o-2"}]}, indent=3)
+    orders, batch, raws = wire.decode_request_raw(pretty.encode())
+    assert batch and [o.order_id for o in orders] == [ORDER["order_id"], "o-2"]
+    for raw, o, sent in zip(raws, orders, [ORDER, {**ORDER, "order_id": "o-2"}]):
+        assert raw.decode() in pretty and json.loads(raw) == sent
+        assert wire.order_digest(o, raw) == hashlib.sha256(raw).hexdigest()
+    assert wire.order_digest(orders[0], raws[0]) != wire.order_digest(orders[0])  # not the canonical form
+    single = b'{"order":  ' + json.dumps(ORDER).encode() + b"}"
+    o, batch, raws = wire.decode_request_raw(single)
+    assert not batch and raws == [json.dumps(ORDER).encode()]
+    lax = json.dumps({"order": {**ORDER, "max_splits": "2"}}).encode()  # pydantic's lax mode takes "2"
+    o, _, raws = wire.decode_request_raw(lax)
+    assert o[0].max_splits == 2 and json.loads(raws[0])["max_splits"] == "2"

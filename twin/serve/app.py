@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from twin.serve.audit import AuditLog, decision_events, swap_event
 from twin.serve.router import Decided, Faults, RequestError, Router
 from twin.serve.schema import RouteRequest, RouteResponse, SwapRequest, SwapResponse
-from twin.serve.wire import InvalidRequest, as_order, decode_request
+from twin.serve.wire import InvalidRequest, as_order, decode_request_raw
 
 __all__ = ["MAX_BODY_BYTES", "RouteFastPath", "Service", "create_app", "route_body", "serve"]
 
@@ -149,16 +149,18 @@ class Service:
         self.audit.close()
 
     # ------------------------------------------------------------------ deciding
-    def route(self, orders: list[Any], batch: bool) -> tuple[Decided, float]:
-        """Decide, audit, count; returns the decisions and the seconds deciding took."""
+    def route(self, orders: list[Any], batch: bool, raws: list[bytes | None] | None = None) -> tuple[Decided, float]:
+        """Decide, audit, count; returns the decisions and the seconds deciding took (``raws``:
+        the orders' JSON as received, for their digests)."""
         t0 = time.perf_counter()
-        decided = self.router.decide_raw(orders, batch=batch)
+        decided = self.router.decide_raw(orders, batch=batch, raws=raws)
         took = time.perf_counter() - t0
         self.record(decided, took)
         self.latency.observe(time.perf_counter() - t0)
         return decided, took
 
-    async def route_async(self, orders: list[Any], batch: bool) -> tuple[Decided, float]:
+    async def route_async(self, orders: list[Any], batch: bool,
+                          raws: list[bytes | None] | None = None) -> tuple[Decided, float]:
         """:meth:`route` for a request on the event loop, coalesced with the requests that are
         waiting meanwhile (opportunistic batching): the first request to find no batch being
         decided decides, after one turn of the loop, every request queued by then as one batch
@@ -169,7 +171,7 @@ class Service:
         import asyncio
 
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((orders, batch, fut))
+        self._pending.append((orders, batch, raws, fut))
         if not self._draining:
             self._draining = True
             try:
@@ -181,11 +183,13 @@ class Service:
                 self._draining = False
         return await fut
 
-    def _route_many(self, items: list[tuple[list[Any], bool, Any]]) -> None:
+    def _route_many(self, items: list[tuple[list[Any], bool, Any, Any]]) -> None:
         if len(items) > 1:
             t0 = time.perf_counter()
             try:
-                decided = self.router.decide_raw([o for orders, _, _ in items for o in orders], batch=True)
+                decided = self.router.decide_raw([o for orders, _, _, _ in items for o in orders], batch=True,
+                                                 raws=[r for orders, _, raws, _ in items
+                                                       for r in (raws if raws is not None else [None] * len(orders))])
             except Exception:  # noqa: BLE001 - one request's bad reference: each on its own below
                 decided = None
             if decided is not None:
@@ -193,14 +197,14 @@ class Service:
                 self.record(decided, took)
                 self.coalesced.observe(len(items))
                 i = 0
-                for orders, _, fut in items:
+                for orders, _, _, fut in items:
                     fut.set_result((decided.slice(i, i + len(orders)), took))
                     self.latency.observe(took)
                     i += len(orders)
                 return
-        for orders, batch, fut in items:
+        for orders, batch, raws, fut in items:
             try:
-                fut.set_result(self.route(orders, batch))
+                fut.set_result(self.route(orders, batch, raws))
             except Exception as exc:  # noqa: BLE001 - the request's own error (a 422)
                 fut.set_exception(exc)
 
@@ -355,8 +359,8 @@ async def route_body(service: Service, body: bytes) -> tuple[int, bytes, str | N
     """``(status, body, Server-Timing, shadow job or None)`` of a ``POST /v1/route`` body: 200
     with the decisions, or 422 naming the field (pydantic's errors, or the unknown name)."""
     try:
-        orders, batch = decode_request(body)
-        decided, took = await service.route_async(orders, batch)
+        orders, batch, raws = decode_request_raw(body)
+        decided, took = await service.route_async(orders, batch, raws)
     except InvalidRequest as exc:
         return 422, _json_body({"detail": exc.errors}), None, None
     except RequestError as exc:

@@ -147,20 +147,23 @@ class BusRouter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _orders(self, msgs: list[Any]) -> list[Order]:
-        """The new orders of a poll. A binary-mode event (the ``ce_`` attributes CloudEvents
+    def _orders(self, msgs: list[Any]) -> tuple[list[Order], list[bytes | None]]:
+        """The new orders of a poll, and each one's JSON as received (binary mode; None:
+        structured). A binary-mode event (the ``ce_`` attributes CloudEvents
         requires are headers) is validated straight from its value with
         :func:`twin.serve.wire.decode_order` (the SDK's decoder parsed every event's time with dateutil
         and its data twice: two thirds of the loop's time); anything else goes through the SDK
         (structured mode), which refuses what is not a CloudEvent."""
-        out = []
+        out, raws = [], []
         for m in msgs:
             if m.error():
                 continue
             try:
                 h = dict(m.headers() or [])
+                raw = None
                 if all(k in h for k in _BINARY_REQUIRED):
-                    o = decode_order(m.value())
+                    raw = m.value()
+                    o = decode_order(raw)
                 else:
                     o = _structured_order(h, m.key(), m.value())
             except Exception:  # a message that is not an order: counted, committed past
@@ -170,7 +173,8 @@ class BusRouter:
                 self.skipped += 1
                 continue
             out.append(o)
-        return out
+            raws.append(raw)
+        return out, raws
 
     def step(self, timeout_s: float = 0.5, crash_before_commit: bool = False) -> int:
         """One poll: decide its new orders, produce, flush, audit, commit; returns the messages
@@ -179,18 +183,18 @@ class BusRouter:
         msgs = self.consumer.consume(num_messages=self.batch, timeout=timeout_s)
         if not msgs:
             return 0
-        orders = self._orders(msgs)
+        orders, raws = self._orders(msgs)
         self.last_decided = []
         if orders:
             t0 = time.perf_counter()
             router = self.service.router  # one router for the whole poll (a swap takes the next)
             try:
-                decided = router.decide_raw(orders, batch=True)  # the poll as one batch
+                decided = router.decide_raw(orders, batch=True, raws=raws)  # the poll as one batch
             except ValueError:  # a bad reference (unknown region): one by one, so it rejects its own order only
                 parts = []
-                for o in orders:
+                for o, raw in zip(orders, raws):
                     try:
-                        parts.append(router.decide_raw([o]))
+                        parts.append(router.decide_raw([o], raws=[raw]))
                     except ValueError:
                         self.rejected += 1
                 decided = Decided.concat(parts, router.net.warehouses)

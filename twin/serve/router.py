@@ -242,22 +242,17 @@ class Router:
                                   self.lanes.initial_stock, sku_index, _features._EPS, list(_WHY))
 
     # ------------------------------------------------------------------ preparing
-    def prepare(self, i: int, o: Order, loc: tuple[Any, ...]) -> Prepared:
-        """One order: :meth:`prepare_batch` of a batch of one."""
-        p = self.prepare_batch([o], [loc])[0]
-        p.index = i
-        return p
-
-    def prepare_batch(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> list[Prepared]:
+    def prepare_batch(self, orders: list[Order]) -> list[Prepared]:
         """The :class:`Prepared` orders of :meth:`_prepare` (what the scoring reads)."""
         orders = [as_order(o) for o in orders]
         if not orders:
             return []
-        A, outside = self._prepare(orders, locs)
+        A, outside = self._prepare(orders)
         batch = self._batch(A, self.transit_dist)
         return [self._prepared(orders, A, outside, k, batch) for k in range(len(orders))]
 
-    def _prepare(self, orders: list[Order], locs: list[tuple[Any, ...]]) -> tuple[dict[str, Any], list[str | None]]:
+    def _prepare(self, orders: list[Order], loc: tuple[Any, ...] = ("body",),
+                 batch: bool = True) -> tuple[dict[str, Any], list[str | None]]:
         """Resolve, check feasibility, estimate and observe ``n`` orders: the loops over orders
         and candidates run in C (``ext._route.RouteKernel.prepare``: the structs read into
         ``[n, W]`` arrays, stock ``[n, W, lines]``, the feasibility layer and the estimates),
@@ -275,7 +270,7 @@ class Router:
             A = self.kernel.prepare(orders, observe, now_h)
         except UnknownName as exc:
             k, field, j, value = exc.args
-            loc = locs[k]
+            loc = (*loc, "orders", k) if batch else (*loc, "order")
             if field == "region":
                 raise RequestError((*loc, "destination", "region"), f"{value!r} is not a region of the network "
                                    f"{self.package.manifest['network']['scenario']!r}; allowed: "
@@ -382,72 +377,88 @@ class Router:
         JSON read back."""
         return self.decide_raw(orders, loc, batch).decisions()
 
-    def decide_raw(self, orders: list[Order], loc: tuple[Any, ...] = ("body",), batch: bool = False) -> Decided:
-        """The decisions of ``orders`` as :class:`Decided` (each decision's JSON, written in C)."""
+    def decide_raw(self, orders: list[Order], loc: tuple[Any, ...] = ("body",), batch: bool = False,
+                   raws: list[bytes | None] | None = None) -> Decided:
+        """The decisions of ``orders`` as :class:`Decided` (each decision's JSON, written in C).
+        ``raws``: each order's JSON as received (its request digest hashes it; None: the
+        canonical JSON of the struct)."""
         orders = [o if type(o) is OrderS else as_order(o) for o in orders]
         if not orders:
             return Decided([], [], [], [], [], [], [], self.net.warehouses)
         n = len(orders)
-        A, outside = self._prepare(orders, [(*loc, "orders", i) if batch else (*loc, "order") for i in range(n)])
+        A, outside = self._prepare(orders, loc, batch)
         whole = A["whole"]
-        S = np.full(whole.shape, np.inf)  # [n, W] scores, lower is better
-        any_whole = whole.any(axis=1).tolist()
-        kind = np.zeros(n, dtype=np.int64)  # index into _KINDS
+        any_whole = A["any_whole"]
+        S: np.ndarray | None = None  # [n, W] scores, lower is better (made when first written)
+        kind = [0] * n  # index into _KINDS
         fb: list[str | None] = [None] * n
-        action = np.full(n, -1, dtype=np.int64)
+        action = [-1] * n
         dep_down = self.faults.dependency_down
-        batch_ = self._batch(A, self.transit_dist)
         prepared: dict[int, Prepared] = {}
+        batch_: list[Batch] = []
 
         def prep(k: int) -> Prepared:
             p = prepared.get(k)
             if p is None:
-                p = prepared[k] = self._prepared(orders, A, outside, k, batch_)
+                if not batch_:
+                    batch_.append(self._batch(A, self.transit_dist))
+                p = prepared[k] = self._prepared(orders, A, outside, k, batch_[0])
             return p
+
+        def scores() -> np.ndarray:
+            nonlocal S
+            if S is None:
+                S = np.full(whole.shape, np.inf)
+            return S
 
         ask = []
         for k, o in enumerate(orders):
             if o.strategy is not None:
                 kind[k] = 2
-                S[k] = self.strategy_scores(prep(k))
+                scores()[k] = self.strategy_scores(prep(k))
             elif self.actor is None:
                 if dep_down:
                     kind[k], fb[k] = 3, "dependency_down"
                 else:
                     kind[k] = 1
-                    S[k] = self.heuristic_scores(prep(k), self.heuristic_name, self.heuristic_params)
+                    scores()[k] = self.heuristic_scores(prep(k), self.heuristic_name, self.heuristic_params)
             elif dep_down:
                 kind[k], fb[k] = 3, "dependency_down"
             elif outside[k] is not None:
                 kind[k], fb[k] = 3, "outside_range"
-            elif not any_whole[k]:
-                S[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)  # split or unfillable
+            elif not any_whole[k]:  # split or unfillable
+                scores()[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)
             else:
                 ask.append(k)
         if ask:
+            every = len(ask) == n  # the usual case: no copies of the rows
             if not self.breaker.allow():
-                kind[ask] = 3
                 for k in ask:
-                    fb[k] = "breaker_open"
+                    kind[k], fb[k] = 3, "breaker_open"
             else:
                 reason = None
-                masks = whole[ask]
+                masks = whole if every else whole[ask]
                 try:
-                    acts, logits, took = self._model(A["obs"][ask], masks)
+                    acts, logits, took = self._model(A["obs"] if every else A["obs"][ask], masks)
                     if took > self.timeout_s:
                         reason = "timeout"
                 except Exception:  # any failure of the model answers with the fallback
                     reason = "model_error"
                 self.breaker.record(reason is None)
                 if reason is None:
-                    S[ask] = np.where(masks, -logits.astype(float), np.inf)
-                    action[ask] = acts
+                    policy_scores = np.where(masks, -logits.astype(float), np.inf)
+                    if every:
+                        S = policy_scores
+                    else:
+                        scores()[ask] = policy_scores
+                    for k, act in zip(ask, acts.tolist()):
+                        action[k] = act
                 else:
-                    kind[ask] = 3
                     for k in ask:
-                        fb[k] = reason
-        for k in np.flatnonzero(kind == 3).tolist():
-            S[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)
+                        kind[k], fb[k] = 3, reason
+        for k in [k for k in range(n) if kind[k] == 3]:
+            scores()[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)
+        S = scores()
         splits: dict[int, list[int] | None] = {}
         for k in (k for k in range(n) if not any_whole[k]):
             split = None
@@ -460,13 +471,14 @@ class Router:
                     split = None
             splits[k] = None if split is None else split.tolist()
         ref = self.policy_ref
-        digests = [order_digest(o) for o in orders]
+        digests = ([order_digest(o) for o in orders] if raws is None else
+                   [order_digest(o, raw) for o, raw in zip(orders, raws, strict=True)])
         sha = ref["sha256"]
         dids = [hashlib.sha256(f"{sha}:{d}".encode()).hexdigest()[:32] for d in digests]
         default = "policy" if self.actor is not None else self.package.name
         strategies = [o.strategy or default for o in orders]
         order_ids = [o.order_id for o in orders]
-        rows = self.kernel.write(order_ids, A["skus"], A["qtys"], S, A["_blocks"], kind, _KIND_JSON,
+        rows = self.kernel.write(order_ids, A["skus"], A["qtys"], np.ascontiguousarray(S), A["_blocks"], kind, _KIND_JSON,
                                  [_FB_JSON[r] for r in fb], action, splits, [d.encode() for d in dids],
                                  [d.encode() for d in digests], [json_str(s) for s in strategies], self.policy_json)
         reasons = [(_KINDS[kind[k]] if any_whole[k] else ("unfillable" if splits[k] is None else "split"))

@@ -14,7 +14,9 @@ answer it (a test checks both ways on generated and hand-written bodies).
 - :func:`decode_request`: body bytes -> ``(orders, batch)``, or :class:`InvalidRequest` with
   pydantic's error list.
 - :func:`as_order`: a dict, a pydantic ``Order`` or an order struct -> an order struct.
-- :func:`order_digest`: the sha256 of an order's canonical JSON (``msgspec`` of the struct).
+- :func:`decode_request_raw`: also each order's bytes as received.
+- :func:`order_digest`: the sha256 of an order's JSON as received, else of its canonical JSON
+  (``msgspec`` of the struct).
 - :func:`encode`: ``msgspec`` JSON (non-finite floats as ``null``), ``json.dumps`` where a
   string cannot be UTF-8 (a lone surrogate that ``json.loads`` let through).
 """
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ValidationError
 from twin.serve import schema
 
 __all__ = ["STRUCTS", "InvalidRequest", "OrderS", "RouteRequestS", "as_order", "decode_order", "decode_request",
+           "decode_request_raw",
            "encode", "order_digest", "strict_request", "struct_of"]
 
 _META_KEYS = {"Ge": "ge", "Le": "le", "Gt": "gt", "Lt": "lt", "MinLen": "min_length", "MaxLen": "max_length"}
@@ -152,6 +155,24 @@ def decode_request(body: bytes | str) -> tuple[list[Any], bool]:
     return [req.order], False
 
 
+class _RawRequest(msgspec.Struct):
+    """A route request's orders as the bytes received (their digests)."""
+
+    order: msgspec.Raw = msgspec.Raw(b"null")
+    orders: list[msgspec.Raw] | None = None
+
+
+_raw_decoder = msgspec.json.Decoder(_RawRequest)
+
+
+def decode_request_raw(body: bytes | str) -> tuple[list[Any], bool, list[bytes]]:
+    """:func:`decode_request` and each order's JSON as received (what
+    :func:`order_digest` hashes: cheaper than encoding the struct again)."""
+    orders, batch = decode_request(body)
+    r = _raw_decoder.decode(body)
+    return orders, batch, [bytes(x) for x in (r.orders if batch else [r.order])]
+
+
 def decode_order(body: bytes | str, loc: tuple[Any, ...] = ()) -> Any:
     """One order (a bus message's data) as an order struct, or :class:`InvalidRequest`."""
     try:
@@ -201,6 +222,7 @@ def encode(obj: Any) -> bytes:
         return json.dumps(_finite(msgspec.to_builtins(obj)), separators=(",", ":")).encode()
 
 
-def order_digest(o: Any) -> str:
-    """The sha256 of the order's canonical JSON (its struct, ``msgspec``-encoded)."""
-    return hashlib.sha256(encode(o)).hexdigest()
+def order_digest(o: Any, raw: bytes | None = None) -> str:
+    """The request digest of an order: the sha256 of its JSON as received (``raw``: a request's
+    or a bus message's bytes), else of its canonical JSON (its struct, ``msgspec``-encoded)."""
+    return hashlib.sha256(encode(o) if raw is None else raw).hexdigest()
