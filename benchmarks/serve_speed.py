@@ -111,6 +111,12 @@ def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
             f"serve({pkg!r}, port={port}, audit={str(audit)!r})")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+
+    def server_cpu_s(system: bool = False) -> float:
+        """The server process's CPU seconds so far (all its threads: user + system, or system)."""
+        f = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[12]) + (0 if system else int(f[11]))) / os.sysconf("SC_CLK_TCK")
+
     mine = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {client_cpu})
     try:
@@ -125,19 +131,29 @@ def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
             time.sleep(0.1)
         singles = [request_bytes("/v1/route", json.dumps({"order": order(i)}).encode()) for i in range(2000)]
         open_loop("127.0.0.1", port, singles, 500, 500.0)  # warm
+        c0, s0 = server_cpu_s(), server_cpu_s(True)
         r = open_loop("127.0.0.1", port, singles, int(seconds * rate), rate, connections=8)
+        single_cpu, single_sys = server_cpu_s() - c0, server_cpu_s(True) - s0
         lat = r.latencies_s
         single = {"requests": len(lat), "target_rps": rate, "achieved_rps": len(lat) / r.wall_s,
                   "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3, "p999_ms": pct(lat, 99.9) * 1e3,
                   "server_p50_ms": pct(r.server_ms, 50), "server_p99_ms": pct(r.server_ms, 99),
-                  "non_200": sum(v for k, v in r.statuses.items() if k != 200), "sent_late": r.sent_late}
+                  "non_200": sum(v for k, v in r.statuses.items() if k != 200), "sent_late": r.sent_late,
+                  "server_cpu_busy": single_cpu / r.wall_s, "server_cpu_us_per_request": 1e6 * single_cpu / len(lat),
+                  "server_system_share": single_sys / single_cpu}
         batches = [request_bytes("/v1/route", json.dumps({"orders": [order(i * 100 + k) for k in range(100)]})
                                  .encode()) for i in range(20)]
         open_loop("127.0.0.1", port, batches, 20, 50.0, connections=2)  # warm
         # a rate beyond what the server can answer: 2 connections always have a request waiting
         n = max(20, int(seconds * 150))
+        c0, s0 = server_cpu_s(), server_cpu_s(True)
         rb = open_loop("127.0.0.1", port, batches, n, 10_000.0, connections=2)
+        batch_cpu, batch_sys = server_cpu_s() - c0, server_cpu_s(True) - s0
         batch = {"decisions_per_s": 100 * len(rb.latencies_s) / rb.wall_s,
+                 # the server's own rate: decisions per CPU-second of its process (one core's
+                 # worth; equals the wall rate when the load generator keeps it 100% busy)
+                 "decisions_per_server_cpu_s": 100 * len(rb.latencies_s) / batch_cpu,
+                 "server_cpu_busy": batch_cpu / rb.wall_s, "server_system_share": batch_sys / batch_cpu,
                  "server_p50_ms": pct(rb.server_ms, 50),
                  "non_200": sum(v for k, v in rb.statuses.items() if k != 200)}
         return {"single": single, "batch100": batch, "server_cpu": server_cpu, "client_cpu": client_cpu}
@@ -367,9 +383,12 @@ def main() -> None:
     print(f"| single-order requests at {s['target_rps']:.0f}/s, open loop (achieved {s['achieved_rps']:.0f}/s; "
           f"{s['sent_late']} sent late) | p50 {s['p50_ms']:.2f} ms, **p99 {s['p99_ms']:.2f} ms**, p99.9 "
           f"{s['p999_ms']:.2f} ms from the scheduled send; the server's own time p50 {s['server_p50_ms']:.3f} ms, "
-          f"p99 {s['server_p99_ms']:.3f} ms |")
+          f"p99 {s['server_p99_ms']:.3f} ms; its CPU {s['server_cpu_busy']:.0%} busy, "
+          f"{s['server_cpu_us_per_request']:.0f} µs a request |")
     print(f"| batches of 100 orders, 2 connections kept busy | **{h['batch100']['decisions_per_s']:,.0f} "
-          f"decisions/s** (the server's time p50 {h['batch100']['server_p50_ms']:.1f} ms a request) |")
+          f"decisions/s** (the server's time p50 {h['batch100']['server_p50_ms']:.1f} ms a request; its CPU "
+          f"{h['batch100']['server_cpu_busy']:.0%} busy: {h['batch100']['decisions_per_server_cpu_s']:,.0f} decisions "
+          f"per CPU-second) |")
     print(f"| non-200 answers | {s['non_200'] + h['batch100']['non_200']} |")
     k = bus(a.package, a.kafka_seconds)
     print("\n| Kafka (mock cluster) | figure |\n|---|---:|")

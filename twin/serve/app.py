@@ -445,7 +445,9 @@ def serve(package: str | Path, host: str = "127.0.0.1", port: int = 8080, shadow
         bus = BusRouter(service, kafka, orders_topic, decisions_topic)
         bus.start()
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", access_log=False)
+        # no proxy-headers middleware (the service reads no client address), no Server header
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", access_log=False,
+                    proxy_headers=False, server_header=False)
     finally:
         if bus is not None:
             bus.stop()
