@@ -11,7 +11,7 @@ aliases, huge values; some also get ``--set`` overrides. The properties:
   the run-size estimate, checked here against small limits: :func:`twin.scenario.size.run_limits`)
   and the CLI refuses it the same way.
 
-Profiles (``HYPOTHESIS_PROFILE``): ``ci`` (default, well under a minute), ``long`` (10,000
+Profiles (``HYPOTHESIS_PROFILE``): ``ci`` (default: 160 and 60 examples, about a minute), ``long`` (10,000
 examples of each property; ``HYPOTHESIS_SEED`` picks the seed; ``FUZZ_EXAMPLES=N`` any other
 length). The example database is off and hypothesis's other storage goes to a temporary
 directory: nothing is written into the repository.
@@ -53,7 +53,7 @@ from twin.scenario.loader import load_scenario, scale_scenario  # noqa: E402
 from twin.scenario.size import estimate_run, run_limits  # noqa: E402
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-_EXAMPLES = {"ci": (300, 100), "long": (10_000, 10_000)}.get(PROFILE, (300, 100))
+_EXAMPLES = {"ci": (160, 60), "long": (10_000, 10_000)}.get(PROFILE, (160, 60))
 if os.environ.get("FUZZ_EXAMPLES"):  # a custom length: FUZZ_EXAMPLES=300
     _EXAMPLES = (int(os.environ["FUZZ_EXAMPLES"]),) * 2
 _SEED = os.environ.get("HYPOTHESIS_SEED")
