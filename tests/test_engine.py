@@ -252,7 +252,7 @@ _CASES = [(n, None) for n in _BUILTINS] + [("baseline", "weighted"), ("baseline"
 def _agreement_scenario(name: str, policy: str | None = None) -> twin.Scenario:
     if name == "erlang_c":  # keep the M/M/8 queue: a shorter run instead of a smaller network
         return twin.load_scenario(name, {"horizon_h": 50, "drain_h": 10})
-    sc = small(name, {"national_peak": 0.0003, "singles_day_national": 0.002}.get(name, 0.02))
+    sc = small(name, {"national_peak": 0.0003, "singles_day_national": 0.002, "singles_day": 0.01}.get(name, 0.02))
     if policy == "levers":
         over = {"policy.routing.name": "promise_aware", "policy.routing.spill": True}
         over.update({f"warehouses.{w.name}.pick.priority": "express_first" for w in sc.warehouses})
