@@ -101,11 +101,6 @@ cdef inline int put_float(Buf* b, double x) except -1:
     return 0
 
 
-cdef inline double round6(double x):
-    """numpy's ``round(x, 6)``."""
-    return rint(x * 1e6) / 1e6
-
-
 cdef int put_round6(Buf* b, double x) except -1:
     """numpy's ``round(x, 6)`` as JSON (``null`` when not finite): the decimal ``N / 10**6``
     (``N = rint(x * 1e6)``) with its trailing zeros dropped, which reads back as the same
@@ -264,7 +259,7 @@ cdef class RouteKernel:
         qty_a = ib[j:j + n * L].reshape(n, L)
         j += n * L
         region_a, units_a, outside_a, bad_line_a = ib[j:j + n], ib[j + n:j + 2 * n], ib[j + 2 * n:j + 3 * n], ib[j + 3 * n:]
-        # outside: 0 inside, 1 an unknown SKU (its line in bad_line), 3 a backlog beyond training's
+        # outside: 0 inside, 1 an unknown SKU (its line in bad_line); busy: a backlog beyond training's
         bad_line_a[:] = -1
         # raw pointers into the blocks (one buffer each: a typed memoryview per array cost more
         # than the whole loop on one order)
@@ -473,8 +468,8 @@ cdef class RouteKernel:
         3 a fallback; ``action``: per order the policy's warehouse (-1: the best score); ``splits``: order
         index -> the warehouse of each line (a split), or None (unfillable), for the orders
         with no whole candidate."""
-        cdef Py_ssize_t n = len(order_ids), k, w, i, m, nl, i0
-        cdef int W = self.W, best, t, nlisted
+        cdef Py_ssize_t n = len(order_ids), k, w, i, nl, i0
+        cdef int W = self.W, best, nlisted
         cdef Py_ssize_t nw = n * W
         cdef double[::1] fv = blocks[0]
         cdef uint8_t[::1] bv = blocks[1].view(np.uint8)
@@ -491,7 +486,7 @@ cdef class RouteKernel:
         cdef double key[64]
         cdef int grp[64]
         cdef bint any_whole, fin
-        cdef double s, bs
+        cdef double bs
         cdef Buf b, a
         cdef object split, oid_j, reason_j, fb_j
         out = [None] * n

@@ -112,7 +112,7 @@ class Service:
             "candidates": [{"warehouse_id": w, "available": {"sku-0": 10}, "remaining_capacity_orders": 10}
                            for w in net.warehouses]})
         for _ in range(self.warmup):
-            rt.decide([o])
+            rt.decide_raw([o])
 
     def load(self, package: str | Path) -> Router:
         """A warmed-up router for another package on the champion's network (slow: the caller

@@ -103,98 +103,66 @@ class Breaker:
                 self.opened_at = self.clock()
 
 
-class Batch:
-    """A prepared batch's arrays, ``[n, W]`` unless noted (what :class:`Prepared` views)."""
-
-    __slots__ = ("listed", "usable", "whole", "stock", "qty", "why", "carrier", "est_cost", "est_h", "est_co2",
-                 "slack", "transit", "car0", "has_lane", "obs", "dist")
-
-    def __init__(self, **kw: Any) -> None:
-        for k, v in kw.items():
-            setattr(self, k, v)
-
-
 class Prepared:
-    """One order of a :class:`Batch` after resolution and the feasibility layer (what the
-    scoring reads): its scalars, and ``[W]`` views of the batch's arrays made when read."""
+    """One order of a prepared batch (the arrays of ``Router._prepare``), as the Python scoring
+    reads it: ``[W]`` views of the batch's arrays, made when read."""
 
-    __slots__ = ("index", "order", "region", "cold", "service", "promise_h", "units", "sku", "qty_list", "digest",
-                 "outside", "_b", "_p_late")
+    __slots__ = ("index", "order", "region", "_a", "_n", "_dist", "_p_late")
 
-    def __init__(self, index: int, order: Order, region: int, cold: bool, promise_h: float, units: int,
-                 sku: list[str], qty_list: list[int], digest: str, outside: str | None, batch: Batch) -> None:
-        self.index, self.order, self.region, self.cold = index, order, region, cold
-        self.service, self.promise_h, self.units, self.sku = order.service_level, promise_h, units, sku
-        self.qty_list, self.digest, self.outside, self._b = qty_list, digest, outside, batch
+    def __init__(self, index: int, order: Order, arrays: dict[str, Any], dist: list) -> None:
+        self.index, self.order, self._a, self._dist = index, order, arrays, dist
+        self.region = int(arrays["region"][index])
+        self._n = len(order.lines)
         self._p_late: np.ndarray | None = None
 
     @property
     def qty(self) -> np.ndarray:
-        return self._b.qty[self.index, :len(self.sku)]
+        """``[lines]`` units ordered."""
+        return self._a["qty"][self.index, :self._n]
 
     @property
     def listed(self) -> np.ndarray:
         """``[W]`` bool: listed as a candidate."""
-        return self._b.listed[self.index]
+        return self._a["listed"][self.index]
 
     @property
     def usable(self) -> np.ndarray:
         """``[W]`` bool: may take lines (open, capacity, lane, cold)."""
-        return self._b.usable[self.index]
-
-    @property
-    def whole(self) -> np.ndarray:
-        """``[W]`` bool: may take the whole order."""
-        return self._b.whole[self.index]
+        return self._a["usable"][self.index]
 
     @property
     def stock(self) -> np.ndarray:
         """``[W, lines]`` units available."""
-        return self._b.stock[self.index, :, :len(self.sku)]
-
-    @property
-    def why_not(self) -> list[str | None]:
-        return [_WHY[c] for c in self._b.why[self.index]]
-
-    @property
-    def carrier(self) -> np.ndarray:
-        """``[W]`` int, the base heuristic's carrier; -1: no lane."""
-        return self._b.carrier[self.index]
+        return self._a["stock"][self.index, :, :self._n]
 
     @property
     def est_cost(self) -> np.ndarray:
         """``[W]`` (inf: no lane)."""
-        return self._b.est_cost[self.index]
+        return self._a["est_cost"][self.index]
 
     @property
     def est_h(self) -> np.ndarray:
-        return self._b.est_h[self.index]
+        return self._a["est_h"][self.index]
 
     @property
     def est_co2(self) -> np.ndarray:
-        return self._b.est_co2[self.index]
-
-    @property
-    def obs(self) -> np.ndarray | None:
-        """The observation the model reads (None: no model, or outside the training ranges)."""
-        obs = self._b.obs
-        return None if obs is None or self.outside is not None else obs[self.index]
+        return self._a["est_co2"][self.index]
 
     @property
     def p_late(self) -> np.ndarray:
         """``[W]`` P(late) on the base heuristic's carrier (1: no lane); computed when a score
         reads it (the learned policy does not)."""
         if self._p_late is None:
-            b, k = self._b, self.index
-            slack, tr, cl, hl = (b.slack[k].tolist(), b.transit[k].tolist(), b.car0[k].tolist(),
-                                 b.has_lane[k].tolist())
-            dist = b.dist
+            a, k = self._a, self.index
+            slack, tr, cl, hl = (a["slack"][k].tolist(), a["transit"][k].tolist(), a["car0"][k].tolist(),
+                                 a["has_lane"][k].tolist())
+            dist = self._dist
             self._p_late = np.array([late_probability(slack[w], tr[w], *dist[cl[w]]) if hl[w] else 1.0
                                      for w in range(len(hl))])
         return self._p_late
 
 
-#: ``Prepared.why_not`` by the first condition that fails (0: none, the candidate may take the order).
+#: a ranking's ``why_not`` by the first condition that fails (0: none, the candidate may take the order).
 _WHY = (None, "not a candidate", "closed", "at capacity", "no lane to the region", "no working cold storage",
         "stock short")
 
@@ -214,8 +182,6 @@ class Router:
         self.breaker = breaker or Breaker()
         self.faults = faults or Faults()
         sc, net = pkg.scenario, self.net
-        self.wh_index = {w: i for i, w in enumerate(net.warehouses)}
-        self.region_index = {r: i for i, r in enumerate(net.regions)}
         self.levels = {k: v.promise_h for k, v in sc.demand.service_levels.items()}
         self.pick_h = np.array([1.0 / w.pick.lines_per_agv_h for w in sc.warehouses])
         self.pack_h = np.array([w.pack.time_h for w in sc.warehouses])
@@ -242,15 +208,6 @@ class Router:
                                   self.lanes.initial_stock, sku_index, _features._EPS, list(_WHY))
 
     # ------------------------------------------------------------------ preparing
-    def prepare_batch(self, orders: list[Order]) -> list[Prepared]:
-        """The :class:`Prepared` orders of :meth:`_prepare` (what the scoring reads)."""
-        orders = [as_order(o) for o in orders]
-        if not orders:
-            return []
-        A, outside = self._prepare(orders)
-        batch = self._batch(A, self.transit_dist)
-        return [self._prepared(orders, A, outside, k, batch) for k in range(len(orders))]
-
     def _prepare(self, orders: list[Order], loc: tuple[Any, ...] = ("body",),
                  batch: bool = True) -> tuple[dict[str, Any], list[str | None]]:
         """Resolve, check feasibility, estimate and observe ``n`` orders: the loops over orders
@@ -308,19 +265,6 @@ class Router:
         return order_features_batch(lanes, A["t_h"], self.horizon_h, A["region"], A["cold"],
                                     A["units"].astype(float), A["promise"], A["whole"], backlog, servers, wh_open,
                                     mult, A["cover"])
-
-    def _prepared(self, orders: list[Order], A: dict[str, Any], outside: list[str | None], k: int,
-                  batch: Batch) -> Prepared:
-        o = orders[k]
-        return Prepared(k, o, int(A["region"][k]), bool(A["cold"][k]), float(A["promise"][k]), int(A["units"][k]),
-                        A["skus"][k], A["qtys"][k], "", outside[k], batch)
-
-    @staticmethod
-    def _batch(A: dict[str, Any], dist: list) -> Batch:
-        return Batch(listed=A["listed"], usable=A["usable"], whole=A["whole"], stock=A["stock"], qty=A["qty"],
-                     why=A["why"], carrier=A["carrier"], est_cost=A["est_cost"], est_h=A["est_h"],
-                     est_co2=A["est_co2"], slack=A["slack"], transit=A["transit"], car0=A["car0"],
-                     has_lane=A["has_lane"], obs=A["obs"], dist=dist)
 
     # ------------------------------------------------------------------ scoring
     def heuristic_scores(self, p: Prepared, name: str, params: dict[str, Any]) -> np.ndarray:
@@ -395,14 +339,11 @@ class Router:
         action = [-1] * n
         dep_down = self.faults.dependency_down
         prepared: dict[int, Prepared] = {}
-        batch_: list[Batch] = []
 
         def prep(k: int) -> Prepared:
             p = prepared.get(k)
             if p is None:
-                if not batch_:
-                    batch_.append(self._batch(A, self.transit_dist))
-                p = prepared[k] = self._prepared(orders, A, outside, k, batch_[0])
+                p = prepared[k] = Prepared(k, orders[k], A, self.transit_dist)
             return p
 
         def scores() -> np.ndarray:
@@ -525,9 +466,9 @@ class Decided:
         return [(s, "fallback" if f is not None else r) for s, f, r in
                 zip(self.strategies, self.fallback_reasons, self.reasons)]
 
-    def response(self, start: int = 0, stop: int | None = None) -> bytes:
-        """The ``{"decisions": [...]}`` body of decisions ``start:stop``."""
-        return b'{"decisions":[' + b",".join(self.bodies[start:stop]) + b"]}"
+    def response(self) -> bytes:
+        """The ``{"decisions": [...]}`` body."""
+        return b'{"decisions":[' + b",".join(self.bodies) + b"]}"
 
     def decisions(self) -> list[dict]:
         """The decisions as dicts (the JSON read back), each with its ``_audit`` part."""
