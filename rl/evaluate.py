@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,13 @@ def _episode(env: Any, policy: Any, seed: int) -> dict[str, float]:
 
 
 def load_run_args(policy_path: str | Path) -> dict[str, Any]:
-    """The ``args.json`` that `twin train` wrote beside a model zip, or {}."""
-    p = Path(policy_path).parent / "args.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    """The ``args.json`` that `twin train` wrote beside a model zip (or, for a checkpoint in
+    ``RUN_DIR/checkpoints/``, in the run directory), or {}."""
+    here = Path(policy_path).parent
+    for p in (here / "args.json", here.parent / "args.json"):
+        if p.is_file() and (p.parent == here or here.name == "checkpoints"):
+            return json.loads(p.read_text())
+    return {}
 
 
 def evaluate(policy: str, scenario: str | None = None, replications: int = 10, env_id: str | None = None,

@@ -189,7 +189,7 @@ def test_evaluate_a_reallocation_policy_against_rebalance_on_late_lost_and_trans
     run = tmp_path / "realloc"
     assert main(["train", "--env", "twin/Reallocation-v1", "--seed", "1", "--run-dir", str(run),
                  "--total-timesteps", "32", "--n-steps", "16", "--batch-size", "16", "--n-epochs", "1",
-                 "--eval-freq", "0", "--checkpoint-freq", "0", "--scale", "0.1"]) == 0
+                 "--eval-freq", "0", "--checkpoint-freq", "16", "--scale", "0.1"]) == 0
     out = tmp_path / "eval"
     assert main(["evaluate", str(run / "model.zip"), "--replications", "2", "--seed", "100000",
                  "--out", str(out)]) == 0
@@ -210,3 +210,29 @@ def test_evaluate_a_reallocation_policy_against_rebalance_on_late_lost_and_trans
             assert got["mean"] == pytest.approx(d.mean(), rel=1e-12, abs=1e-9)
             assert got["half_width"] == pytest.approx(12.706204736174707 * d.std(ddof=1) / math.sqrt(2),
                                                       rel=1e-9, abs=1e-9)  # t(0.975, 1)
+
+
+def test_evaluate_a_checkpoint_with_an_env_argument_and_bad_env_arguments(tmp_path, capsys) -> None:  # noqa: ANN001
+    """A checkpoint in RUN_DIR/checkpoints/ is evaluated on its run's env (args.json one level
+    up); ``--env-arg`` overrides a training argument (the transfer price: every episode's
+    transfer cost is the new price x its unit-km); a wrong key or type is named, no traceback."""
+    run = tmp_path / "realloc"
+    assert main(["train", "--env", "twin/Reallocation-v1", "--seed", "1", "--run-dir", str(run),
+                 "--total-timesteps", "16", "--n-steps", "16", "--batch-size", "16", "--n-epochs", "1",
+                 "--eval-freq", "0", "--checkpoint-freq", "16", "--scale", "0.1"]) == 0
+    ckpt = run / "checkpoints" / "model_16_steps.zip"
+    assert ckpt.is_file() and not (ckpt.parent / "args.json").exists()
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(ckpt), "--replications", "2", "--seed", "100000", "--out", str(out),
+                 "--env-arg", "transfer_cost_cny_per_unit_km=0.002"]) == 0
+    res = json.loads((out / "eval.json").read_text())
+    assert res["env_id"] == "twin/Reallocation-v1" and res["env_kwargs"]["transfer_cost_cny_per_unit_km"] == 0.002
+    moved = [e for eps in res["episodes"].values() for e in eps if e["transfer_unit_km"] > 0]
+    assert moved and all(e["transfer_cny"] == pytest.approx(0.002 * e["transfer_unit_km"], rel=1e-12) for e in moved)
+    capsys.readouterr()
+    for extra, msg in ((["--env-arg", "transfer_price=1"], "takes no argument 'transfer_price'"),
+                       (["--env-arg", "transfer_cost_cny_per_unit_km=fast"], "transfer_cost_cny_per_unit_km must be"),
+                       (["--env-arg", "nokey"], "--env-arg 'nokey': expected KEY=VALUE")):
+        assert main(["evaluate", str(ckpt), "-r", "2", "--out", str(tmp_path / "e2")] + extra) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, err

@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a package: override a scenario field (repeatable)")
     ev.add_argument("--engine", default=None, choices=engine_names(), help="a package: the event engine "
                                                                            "(default kernel)")
+    ev.add_argument("--env-arg", dest="env_args", action="append", default=[], metavar="KEY=VALUE",
+                    help="a model zip: override an env argument it was trained with, e.g. --env-arg "
+                         "transfer_cost_cny_per_unit_km=0.0005 (repeatable; values are JSON)")
     ev.add_argument("--out", "-o", default=None, help="output directory (default: beside the policy, eval-<scenario>;"
                                                       " a package: runs/eval/<name>-<scenario>)")
     _rl_arguments(tr, ev)
@@ -837,6 +840,30 @@ def _cmd_evaluate_package(a: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_env_kwargs(a: argparse.Namespace) -> dict[str, Any] | None:
+    """``--scale`` and ``--env-arg KEY=VALUE`` of ``twin evaluate``, checked against the env's
+    constructor (the env of the run's ``args.json``, or ``--env``) before anything runs."""
+    from rl.evaluate import load_run_args
+    from rl.train import check_env_kwargs
+    from twin.scenario.loader import parse_overrides
+
+    kw: dict[str, Any] = {}
+    if a.env_args:
+        for item in a.env_args:
+            if "=" not in item:
+                raise _UserError(f"--env-arg {item!r}: expected KEY=VALUE (a JSON value), e.g. --env-arg "
+                                 "late_penalty_cny=80")
+        kw.update(parse_overrides(a.env_args, flag="--env-arg"))
+        env_id = a.env_id or load_run_args(a.policy).get("env_id", "twin/Routing-v0")
+        try:
+            check_env_kwargs(env_id, kw)
+        except ValueError as e:
+            raise _UserError(str(e)) from None
+    if a.scale is not None:
+        kw["scale"] = a.scale
+    return kw or None
+
+
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     if a.replications < 1:
         raise _UserError(f"--replications must be >= 1, got {a.replications}")
@@ -845,6 +872,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         return _cmd_evaluate_package(a)
     if a.overrides or a.engine is not None:
         raise _UserError("--set and --engine are for a policy package (a model zip is evaluated on its env)")
+    if a.env_args and not a.policy.endswith(".zip"):
+        raise _UserError("--env-arg is for a model zip (its env's arguments); a baseline is compared on --env's "
+                         "defaults")
     try:
         from rl.evaluate import evaluate, format_table
     except ImportError:
@@ -855,7 +885,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         raise _UserError(f"no trained policy at {a.policy!r}")
     out = _check_output_dir(a.out if a.out else (Path(a.policy).parent if is_path else Path("runs") / "rl") / (
         f"eval-{Path(a.scenario).stem if a.scenario else 'train-scenario'}"))
-    kw = {"scale": a.scale} if a.scale is not None else None
+    kw = _evaluate_env_kwargs(a)
     res = evaluate(a.policy, a.scenario, a.replications, env_id=a.env_id, seed=a.seed, out_dir=out, env_kwargs=kw)
     print(format_table(res))
     print(f"\nwrote {out}/eval.json and eval.png")
