@@ -54,6 +54,13 @@ V1_PPO = {"n_steps": 512, "batch_size": 128, "n_epochs": 10, "learning_rate": 3e
           "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
 
 
+#: Reallocation-v1's training configuration in RESULTS.md (``twin train --env twin/Reallocation-v1
+#: --scenario singles_day --scale 0.1``: the trainer's defaults).
+REALLOC_V1_ENV = {"scenario": "singles_day", "scale": 0.1}
+REALLOC_V1_PPO = {"n_steps": 512, "batch_size": 128, "n_epochs": 10, "learning_rate": 3e-4,
+                  "policy_kwargs": {"net_arch": [64, 64], "log_std_init": 0.0}}
+
+
 class Timed(gym.Wrapper):
     """Adds up the wall time spent in ``step`` and ``reset`` of the wrapped env, and the orders
     its steps report."""
@@ -131,15 +138,62 @@ def model_speed(kwargs: dict[str, Any], seeds: int, engine: str) -> float:
     return statistics.median(rates)
 
 
-def ppo_speed(env_id: str, kwargs: dict[str, Any], timesteps: int, ppo: dict[str, Any]) -> dict[str, float]:
+def _timed_vec(venv: Any) -> Any:
+    """``venv`` (a SubprocVecEnv) behind a wrapper that times, in the learner's process, the
+    wall seconds it waits for the workers' steps and resets (``env_s``, ``steps``)."""
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class TimedVec(VecEnvWrapper):
+        def __init__(self, v: Any) -> None:
+            super().__init__(v)
+            self.step_s = self.reset_s = 0.0
+            self.steps = self.resets = 0
+
+        @property
+        def env_s(self) -> float:
+            return self.step_s + self.reset_s
+
+        def step_async(self, actions: Any) -> None:
+            self._t = time.perf_counter()
+            self.venv.step_async(actions)
+
+        def step_wait(self) -> Any:
+            out = self.venv.step_wait()
+            self.step_s += time.perf_counter() - self._t
+            self.steps += self.num_envs
+            return out
+
+        def reset(self) -> Any:
+            t = time.perf_counter()
+            out = self.venv.reset()
+            self.reset_s += time.perf_counter() - t
+            self.resets += self.num_envs
+            return out
+
+    return TimedVec(venv)
+
+
+def ppo_speed(env_id: str, kwargs: dict[str, Any], timesteps: int, ppo: dict[str, Any],
+              n_envs: int = 1) -> dict[str, float]:
+    """SB3 PPO's ``learn`` for ``timesteps`` steps; with ``n_envs`` > 1 the envs run in a
+    ``SubprocVecEnv`` (as ``twin train --n-envs``), ``n_steps`` per env, and the env share is the
+    learner's wait for the workers (their stepping and the pipes)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    from rl.train import make_env
+    from twin.results.runs import start_method
 
     torch.set_num_threads(1)
-    timed = Timed(gym.make(env_id, **kwargs))
-    venv = DummyVecEnv([lambda: Monitor(timed)])
+    if n_envs > 1:
+        timed = _timed_vec(SubprocVecEnv([lambda: Monitor(make_env(env_id, **kwargs)) for _ in range(n_envs)],
+                                         start_method=start_method()))
+        venv = timed
+    else:
+        timed = Timed(gym.make(env_id, **kwargs))
+        venv = DummyVecEnv([lambda: Monitor(timed)])
     algo: Any = PPO
     ppo = {**ppo, "policy_kwargs": dict(ppo["policy_kwargs"])}
     if "OrderRouting" in env_id:  # discrete actions: no Gaussian std
@@ -151,6 +205,9 @@ def ppo_speed(env_id: str, kwargs: dict[str, Any], timesteps: int, ppo: dict[str
     model.learn(total_timesteps=timesteps)
     wall = time.perf_counter() - t0
     gc.unfreeze()
+    if n_envs > 1:
+        venv.close()
+        timed.steps = model.num_timesteps
     return {"ppo_steps_s": model.num_timesteps / wall, "env_share": timed.env_s / wall,
             "env_ms": 1e3 * timed.env_s / max(timed.steps, 1), "learner_ms": 1e3 * (wall - timed.env_s) /
             max(model.num_timesteps, 1)}
@@ -173,6 +230,29 @@ def spread(n: int, engine: str) -> None:
               f">= 1M in {sum(x >= 1e6 for x in v)} of {n}")
 
 
+def training_configs(engine: str, repeats: int, rollouts: int, quick: bool) -> None:
+    """PPO steps/s and the env's share of PPO wall time in the RESULTS.md configurations of
+    Routing-v1 and Reallocation-v1, one env in the learner's process and two env processes."""
+    rows = [("twin/Routing-v1", {**V1_ENV, "engine": engine}, V1_PPO, rollouts),
+            ("twin/Reallocation-v1", {**REALLOC_V1_ENV, "engine": engine}, REALLOC_V1_PPO, max(rollouts // 4, 1))]
+    print("| env | configuration | env processes | PPO steps/s | env share of PPO wall, median (min–max) | "
+          "env / learner ms per step |")
+    print("|---|---|---:|---:|---:|---:|")
+    for env_id, kw, ppo, n_roll in rows:
+        if quick:
+            ppo = {**ppo, "n_steps": 64, "batch_size": 64}
+        for n_envs in (1, 2):
+            conf = {**ppo, "n_steps": ppo["n_steps"] // n_envs}
+            reps = [ppo_speed(env_id, kw, n_roll * ppo["n_steps"], conf, n_envs) for _ in range(repeats)]
+            t = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+            shares = [r["env_share"] for r in reps]
+            desc = ", ".join(f"{k}={v}" for k, v in kw.items() if k != "engine")
+            print(f"| {env_id} | {desc}; n_steps {conf['n_steps']} x {n_envs}, batch {ppo['batch_size']}, "
+                  f"MLP {'x'.join(map(str, ppo['policy_kwargs']['net_arch']))} | {n_envs} | {t['ppo_steps_s']:,.0f} | "
+                  f"{t['env_share']:.0%} ({min(shares):.0%}–{max(shares):.0%}) | {t['env_ms']:.2f} / "
+                  f"{t['learner_ms']:.2f} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=8, help="episodes per env row")
@@ -183,7 +263,14 @@ def main() -> None:
     p.add_argument("--spread", type=int, default=0, metavar="N",
                    help="instead of the table: N short repeats of the full-size Routing-v0 rows (1 h and 4 h "
                         "epochs, 4 episodes each) beside the model (4 runs), to see how the rates move together")
+    p.add_argument("--training-configs", action="store_true",
+                   help="instead of the table: PPO's env share in the RESULTS.md training configurations of the "
+                        "v1 envs, with one env and with two in a SubprocVecEnv (n_steps halved per env: the same "
+                        "rollout), --ppo-repeats runs each")
     a = p.parse_args()
+    if a.training_configs:
+        training_configs(a.engine or default_engine(), a.ppo_repeats, 1 if a.quick else a.ppo_rollouts, a.quick)
+        return
     if a.spread:
         spread(a.spread, a.engine or default_engine())
         return

@@ -65,6 +65,10 @@ class Args:
     net_arch: tuple[int, ...] = (64, 64)
     log_std_init: float = 0.0
     """initial log std of the Gaussian actions (Box action spaces)"""
+    init_action: tuple[float, ...] = ()
+    """a warm start (Box action spaces): the policy's initial mean action, one value per action
+    dimension within the action's bounds, e.g. a constant action found by a search on
+    validation seeds (empty: the zero action, the base heuristic of a residual env)"""
     eval_freq: int = 10_000
     """evaluate against the best baseline every this many steps (0: never)"""
     eval_episodes: int = 3
@@ -206,6 +210,31 @@ def _eval_callback_class() -> type:
     return _BaselineEval
 
 
+def _check_init_action(space: Any, init: tuple[float, ...]) -> np.ndarray:
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"init_action is for Box action spaces; this env's actions are {space}")
+    a = np.asarray(init, dtype=float)
+    if a.shape != space.shape:
+        raise ValueError(f"init_action has {a.size} values; the env's action has {space.shape[0]} "
+                         f"(shape {space.shape})")
+    bad = np.flatnonzero(~np.isfinite(a) | (a < space.low) | (a > space.high))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"init_action[{i}] = {float(a[i])!r} is outside the action's bounds "
+                         f"[{float(space.low[i]):g}, {float(space.high[i]):g}]")
+    return a
+
+
+def _warm_start(model: Any, space: Any, init: tuple[float, ...]) -> None:
+    """Start the Gaussian policy's mean at ``init``: the action head's bias (its weights are
+    SB3's orthogonal init with gain 0.01, so the mean is ``init`` up to ~0.01 per feature)."""
+    import torch
+
+    a = _check_init_action(space, init)
+    with torch.no_grad():
+        model.policy.action_net.bias.copy_(torch.as_tensor(a, dtype=model.policy.action_net.bias.dtype))
+
+
 def train(args: Args) -> Path:
     """Train as ``args`` says; returns the run directory."""
     import torch
@@ -230,9 +259,12 @@ def train(args: Args) -> Path:
     check_env_kwargs(args.env_id, args.env_kwargs)
     env_kwargs = args.full_env_kwargs()
     try:  # one env first: a bad argument value fails here, before anything is written
-        make_env(args.env_id, **env_kwargs).close()
+        probe = make_env(args.env_id, **env_kwargs)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{args.env_id} with {json.dumps(env_kwargs, default=str)}: {exc}") from None
+    if args.init_action:
+        _check_init_action(probe.action_space, tuple(args.init_action))
+    probe.close()
     # 1. the run directory and the seeds
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.run_dir or Path("runs") / "rl" /
@@ -262,6 +294,8 @@ def train(args: Args) -> Path:
                  batch_size=args.batch_size, n_epochs=args.n_epochs, gamma=args.gamma, gae_lambda=args.gae_lambda,
                  clip_range=args.clip_range, ent_coef=args.ent_coef, seed=args.seed, device=args.device,
                  policy_kwargs=policy_kwargs, verbose=args.verbose)
+    if args.init_action:
+        _warm_start(model, venv.action_space, args.init_action)
     formats = [f for f in args.log_formats if f != "tensorboard" or _has_tensorboard()]
     model.set_logger(configure(str(run_dir), formats))
 
@@ -308,6 +342,9 @@ def add_arguments(p: Any) -> None:
             p.add_argument("--env", dest="env_id", default=default, choices=list(rl.ENV_IDS), help="env id")
         elif isinstance(default, bool):
             p.add_argument(flag, dest=f.name, action="store_true", help="(flag)")
+        elif f.name == "init_action":
+            p.add_argument(flag, dest=f.name, type=float, nargs="+", default=[], metavar="A",
+                           help="warm start: the initial mean action, one value per dimension (default: zero)")
         elif isinstance(default, tuple):
             p.add_argument(flag, dest=f.name, type=int, nargs="+", default=list(default), help=f"(default {default})")
         elif f.name in ("horizon_h",):
@@ -323,6 +360,7 @@ def add_arguments(p: Any) -> None:
 def args_from_namespace(a: Any) -> Args:
     kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(Args) if hasattr(a, f.name)}
     kw["net_arch"] = tuple(kw.get("net_arch", (64, 64)))
+    kw["init_action"] = tuple(kw.get("init_action", ()) or ())
     items = kw.pop("env_kwargs", []) or []
     for item in items:
         if "=" not in item:
