@@ -47,9 +47,16 @@ class LearnedController:
         args = json.loads(args_path.read_text(encoding="utf-8"))
         self.env_id = args.get("env_id")
         if self.env_id not in SUPPORTED_ENVS:
+            if self.env_id == "twin/OrderRouting-v0":
+                how = "`twin export` it and pass the package directory"
+            elif self.env_id == "twin/OrderRouting-v1":
+                how = ("its per-order warehouse x carrier choices run only in its env so far: `twin evaluate` it; "
+                       "`twin export` takes twin/OrderRouting-v0 policies")
+            else:
+                how = "its actions are not routing decisions"
             raise ValueError(f"--policy: a model of {self.env_id!r} cannot route a run; the envs whose models can "
-                             f"are {', '.join(SUPPORTED_ENVS)} (per-order policies: `twin export` it and pass the "
-                             f"package directory)")
+                             f"are {', '.join(SUPPORTED_ENVS)}, and twin/OrderRouting-v0 through `twin export` "
+                             f"({how})")
         from stable_baselines3 import PPO
 
         self.model = PPO.load(str(zip_path), device="cpu")

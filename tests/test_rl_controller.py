@@ -69,5 +69,13 @@ def test_twin_run_with_a_trained_policy_names_it_and_guards_the_output(trained, 
     (bad / "args.json").write_text(json.dumps({"env_id": "twin/Reallocation-v0"}))
     assert main(["run", "singles_day", "--scale", "0.05", "-q", "--out", str(tmp_path / "r2"), "--policy",
                  str(bad)]) == 2
-    assert "a model of 'twin/Reallocation-v0' cannot route a run; the envs whose models can are twin/Routing-v1" \
-        in capsys.readouterr().err
+    assert ("a model of 'twin/Reallocation-v0' cannot route a run; the envs whose models can are twin/Routing-v1, "
+            "and twin/OrderRouting-v0 through `twin export` (its actions are not routing decisions)"
+            in capsys.readouterr().err)
+    for env_id, how in (("twin/OrderRouting-v0", "(`twin export` it and pass the package directory)"),
+                        ("twin/OrderRouting-v1", "run only in its env so far: `twin evaluate` it")):
+        (bad / "args.json").write_text(json.dumps({"env_id": env_id}))
+        assert main(["run", "singles_day", "--scale", "0.05", "-q", "--out", str(tmp_path / "r2"), "--policy",
+                     str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert f"a model of {env_id!r} cannot route a run" in err and how in err and "Traceback" not in err
