@@ -8,11 +8,12 @@ math), so the numbers are the same to the bit; the rounding of a reported number
 ``round(x, 6)`` (``rint(x * 1e6) / 1e6``) and a float is written as Python's ``repr``.
 """
 
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int64_t, uint8_t
-from libc.math cimport INFINITY, isfinite, rint, signbit
+from libc.math cimport INFINITY, cos, fmod, isfinite, isnan, rint, signbit, sin
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
@@ -180,6 +181,120 @@ cpdef bytes json_str(str s):
         free(b.p)
 
 
+
+cdef void* _data(object a, Py_ssize_t itemsize, Py_ssize_t min_items, char fmt, str what) except NULL:
+    """The data of ``a``, a C-contiguous buffer of at least ``min_items`` items of ``itemsize``
+    bytes (and of struct format ``fmt``, unless 0): a raw pointer, valid while the caller holds
+    ``a`` (a typed memoryview per array cost more than the whole loop on one order)."""
+    cdef Py_buffer view
+    cdef void* p
+    PyObject_GetBuffer(a, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    try:
+        if (view.itemsize != itemsize or view.len < min_items * itemsize
+                or (fmt != 0 and (view.format == NULL or view.format[0] != fmt or view.format[1] != 0))):
+            raise ValueError(f"{what}: must be a C-contiguous array of >= {min_items} items of {itemsize} bytes"
+                             f"{' (format ' + chr(fmt) + ')' if fmt else ''}; got {view.len // max(1, view.itemsize)} of "
+                             f"{view.itemsize} bytes")
+        p = view.buf
+    finally:
+        PyBuffer_Release(&view)
+    return p
+
+
+cdef inline double _pymod(double a, double b):
+    """Python's ``a % b`` of floats."""
+    cdef double m = fmod(a, b)
+    if m != 0:
+        if (b < 0) != (m < 0):
+            m += b
+    else:
+        m = 0.0 if b > 0 else -0.0
+    return m
+
+
+cdef inline double _clip(double x, double lo, double hi):
+    """numpy's ``clip(x, lo, hi)`` of a float (NaN passes through)."""
+    if not (isnan(x) or x > lo):
+        x = lo
+    if not (isnan(x) or x < hi):
+        x = hi
+    return x
+
+
+def masked_scores(logits, mask):
+    """``[m, W]`` scores (lower is better) of the policy: ``-logits`` where ``mask``, else inf
+    (``np.where(mask, -logits.astype(float), np.inf)``)."""
+    lg = np.ascontiguousarray(logits, dtype=np.float32)
+    mk = np.ascontiguousarray(mask, dtype=bool)
+    if lg.ndim != 2 or mk.shape != lg.shape:
+        raise ValueError(f"masked_scores: logits {lg.shape} and mask {mk.shape} must be the same [m, W]")
+    cdef Py_ssize_t size = lg.size, i
+    out = np.empty(lg.shape)
+    cdef const float* L = <const float*>_data(lg, 4, size, b'f', "logits")
+    cdef const uint8_t* M = <const uint8_t*>_data(mk, 1, size, b'?', "mask")
+    cdef double* O = <double*>_data(out, 8, size, b'd', "scores")
+    for i in range(size):
+        O[i] = -<double>L[i] if M[i] else INFINITY
+    return out
+
+
+#: the prepared arrays by name: (block, kind, index); kind 0 an [n, W] array (the index-th of its
+#: block), 1 an [n] array (after the block's [n, W] ones and stock/qty), 2 stock [n, W, L], 3 qty [n, L]
+_LAYOUT = {
+    "ratio": (0, 0, 0), "backlog": (0, 0, 1), "est_cost": (0, 0, 2), "est_h": (0, 0, 3), "est_co2": (0, 0, 4),
+    "slack": (0, 0, 5), "transit": (0, 0, 6), "cover": (0, 0, 7), "promise": (0, 1, 0), "mult": (0, 1, 1),
+    "t_h": (0, 1, 2),
+    "listed": (1, 0, 0), "usable": (1, 0, 1), "whole": (1, 0, 2), "open": (1, 0, 3), "has_lane": (1, 0, 4),
+    "cold": (1, 1, 0), "busy": (1, 1, 1),
+    "why": (2, 0, 0), "carrier": (2, 0, 1), "car0": (2, 0, 2), "stock": (2, 2, 0), "qty": (2, 3, 0),
+    "region": (2, 1, 0), "units": (2, 1, 1), "outside": (2, 1, 2), "bad_line": (2, 1, 3),
+}
+_NW = (8, 5, 3)  # [n, W] arrays in each block
+
+
+cdef class Arrays:
+    """A prepared batch (:meth:`RouteKernel.prepare`) by name, as a dict reads: ``A["whole"]``
+    (numpy views of three blocks, made when first read), ``A["_blocks"]``, and the lists
+    ``skus``, ``qtys``, ``any_whole``, ``outside_why`` and ``obs``; an item may be set."""
+
+    cdef public dict d
+    cdef tuple blocks
+    cdef Py_ssize_t n, W, L
+
+    def __init__(self, tuple blocks, Py_ssize_t n, Py_ssize_t W, Py_ssize_t L):
+        self.blocks, self.n, self.W, self.L = blocks, n, W, L
+        self.d = {"_blocks": blocks}
+
+    def __getitem__(self, str key):
+        v = self.d.get(key)
+        if v is None and key not in self.d:
+            v = self.d[key] = self._view(key)
+        return v
+
+    def __setitem__(self, str key, value):
+        self.d[key] = value
+
+    def __contains__(self, str key):
+        return key in self.d or key in _LAYOUT
+
+    def keys(self):
+        return list(_LAYOUT) + [k for k in self.d if k not in _LAYOUT]
+
+    cdef object _view(self, str key):
+        cdef Py_ssize_t n = self.n, W = self.W, L = self.L, nw = n * W, start
+        b, kind, i = _LAYOUT[key]
+        block = self.blocks[b]
+        if kind == 0:
+            start = i * nw
+            return block[start:start + nw].reshape(n, W)
+        if kind == 2:
+            return block[3 * nw:3 * nw + nw * L].reshape(n, W, L)
+        if kind == 3:
+            return block[3 * nw + nw * L:3 * nw + nw * L + n * L].reshape(n, L)
+        start = _NW[b] * nw + (nw * L + n * L if b == 2 else 0) + i * n
+        return block[start:start + n]
+
+
 # ---------------------------------------------------------------------------- the kernel
 cdef class RouteKernel:
     """The network's tables for :meth:`prepare` and the names' JSON for :meth:`write`."""
@@ -194,13 +309,18 @@ cdef class RouteKernel:
     cdef double[:, :, :, ::1] parcel
     cdef double lines_mean, eps
     cdef int64_t[:, ::1] init_stock
+    cdef double[:, ::1] distance_km
+    cdef double[:, :, ::1] obs_lane_cost, obs_lane_transit
+    cdef public double max_promise_h, horizon_h, max_weather
+    cdef public int R, F
     cdef list wh_json, car_json, why_json, wh_key_json
     cdef dict sku_cache
     cdef object sku_index
 
     def __init__(self, list warehouses, list regions, list carriers, dict levels, lane_ok, cold_capable, car_lane,
                  agvs, transit_mean_h, parcel, handling_per_line, lane_co2_kg, pick_h, pack_h, half_gap,
-                 double lines_mean, ship_rate, initial_stock, sku_index, double eps, list why_texts):
+                 double lines_mean, ship_rate, initial_stock, sku_index, double eps, list why_texts,
+                 distance_km, lane_cost, lane_transit, double max_promise_h, double horizon_h, double max_weather):
         self.wh_index = {w: i for i, w in enumerate(warehouses)}
         self.region_index = {r: i for i, r in enumerate(regions)}
         self.levels = {k: float(v) for k, v in levels.items()}
@@ -227,46 +347,43 @@ cdef class RouteKernel:
         self.wh_key_json = [json_str(w) + b":" for w in warehouses]
         self.car_json = [json_str(c) for c in carriers]
         self.why_json = [b"null" if t is None else json_str(t) for t in why_texts]
+        # the observation's tables (twin.policies.features.OrderLanes) and scales
+        self.R = len(regions)
+        self.F = 6 + self.R + 7 * self.W
+        self.distance_km = np.ascontiguousarray(distance_km, dtype=float)
+        self.obs_lane_cost = np.ascontiguousarray(lane_cost, dtype=float)
+        self.obs_lane_transit = np.ascontiguousarray(lane_transit, dtype=float)
+        self.max_promise_h, self.horizon_h, self.max_weather = max_promise_h, horizon_h, max_weather
 
     def prepare(self, list orders, bint observe, double now_h):
-        """The arrays of ``orders`` (a dict; see ``Router._prepare``). ``observe``: also the
-        observation's inputs (SKU indices, stock cover, the backlog check) and the orders'
-        hour (``created_at``, else ``now_h``). Raises :class:`UnknownName` for the first
-        unknown region, service level or warehouse, in the order the fields are read."""
+        """The arrays of ``orders`` (:class:`Arrays`; see ``Router._prepare``). ``observe``:
+        also the observation (``obs``, ``[n, F]`` float32: the arithmetic of
+        ``twin.policies.features.order_features``, operation for operation; a test holds the two
+        equal), its inputs (SKU indices, stock cover) and why an order is outside the training
+        ranges (``outside_why``: 0 inside, 1 an unknown SKU (its line in ``bad_line``), 2 the
+        weather, 3 a backlog beyond training's), at the orders' hour (``created_at``, else
+        ``now_h``). Raises :class:`UnknownName` for the first unknown region, service level or
+        warehouse, in the order the fields are read."""
         cdef Py_ssize_t n = len(orders), k, j, w, l, L = 0, nl, nw
-        cdef int W = self.W, r, c, cl, ci
+        cdef int W = self.W, R = self.R, F = self.F, r, c, cl, ci, i0
         cdef object o, dest, lines, line, cand, av, lv, ri, wi, created, sku, ix
-        cdef double u, servers, ready, gap, tr, rate, bh, cv, init, x
+        cdef double u, servers, ready, gap, tr, rate, bh, cv, init, x, t, day, ag
         cdef long long q, total
         cdef bint cold, hl, bad
+        cdef float* xo
         for k in range(n):
             nl = len((<object>orders[k]).lines)
             if nl > L:
                 L = nl
-        # three blocks, sliced (one allocation each instead of thirty: one order costs less)
-        fb = np.zeros((8 * n * W + 3 * n,))
-        bb = np.zeros((5 * n * W + 2 * n,), dtype=bool)
-        ib = np.zeros((3 * n * W + n * W * L + n * L + 4 * n,), dtype=np.int64)
+        # three blocks (one allocation each instead of thirty: one order costs less), their
+        # arrays sliced from them when first read (Arrays)
         nw = n * W
-        ratio_a, backlog_a, cost_a, h_a = (fb[i * nw:(i + 1) * nw].reshape(n, W) for i in range(4))
-        co2_a, slack_a, transit_a, cover_a = (fb[i * nw:(i + 1) * nw].reshape(n, W) for i in range(4, 8))
-        promise_a, mult_a, t_a = fb[8 * nw:8 * nw + n], fb[8 * nw + n:8 * nw + 2 * n], fb[8 * nw + 2 * n:]
-        listed_a, usable_a, whole_a, open_a, has_a = (bb[i * nw:(i + 1) * nw].reshape(n, W) for i in range(5))
-        cold_a, busy_a = bb[5 * nw:5 * nw + n], bb[5 * nw + n:]
-        why_a, car_a, c0_a = (ib[i * nw:(i + 1) * nw].reshape(n, W) for i in range(3))
-        stock_a = ib[3 * nw:3 * nw + nw * L].reshape(n, W, L)
-        j = 3 * nw + nw * L
-        qty_a = ib[j:j + n * L].reshape(n, L)
-        j += n * L
-        region_a, units_a, outside_a, bad_line_a = ib[j:j + n], ib[j + n:j + 2 * n], ib[j + 2 * n:j + 3 * n], ib[j + 3 * n:]
-        # outside: 0 inside, 1 an unknown SKU (its line in bad_line); busy: a backlog beyond training's
-        bad_line_a[:] = -1
+        fb = np.zeros((8 * nw + 3 * n,))
+        bb = np.zeros((5 * nw + 2 * n,), dtype=bool)
+        ib = np.zeros((3 * nw + nw * L + n * L + 4 * n,), dtype=np.int64)
         # raw pointers into the blocks (one buffer each: a typed memoryview per array cost more
         # than the whole loop on one order)
-        cdef double[::1] fv = fb
-        cdef uint8_t[::1] bv = bb.view(np.uint8)
-        cdef int64_t[::1] iv = ib
-        cdef double* ratio = &fv[0]
+        cdef double* ratio = <double*>_data(fb, 8, 8 * nw + 3 * n, 0, "fb")
         cdef double* backlog = ratio + nw
         cdef double* est_cost = ratio + 2 * nw
         cdef double* est_h = ratio + 3 * nw
@@ -277,14 +394,14 @@ cdef class RouteKernel:
         cdef double* promise = ratio + 8 * nw
         cdef double* mult = promise + n
         cdef double* t_h = promise + 2 * n
-        cdef uint8_t* listed = &bv[0]
+        cdef uint8_t* listed = <uint8_t*>_data(bb, 1, 5 * nw + 2 * n, 0, "bb")
         cdef uint8_t* usable = listed + nw
         cdef uint8_t* whole = listed + 2 * nw
         cdef uint8_t* open_ = listed + 3 * nw
         cdef uint8_t* has = listed + 4 * nw
         cdef uint8_t* cold_v = listed + 5 * nw
         cdef uint8_t* busy = cold_v + n
-        cdef int64_t* why = &iv[0]
+        cdef int64_t* why = <int64_t*>_data(ib, 8, 3 * nw + nw * L + n * L + 4 * n, 0, "ib")
         cdef int64_t* car = why + nw
         cdef int64_t* c0 = why + 2 * nw
         cdef int64_t* stock = why + 3 * nw
@@ -293,6 +410,7 @@ cdef class RouteKernel:
         cdef int64_t* units = region + n
         cdef int64_t* outside = units + n
         cdef int64_t* bad_line = outside + n
+        cdef float* obs = NULL
         cdef uint8_t cap_w[64]
         cdef uint8_t coldok_w[64]
         cdef long long sidx[256]
@@ -300,7 +418,14 @@ cdef class RouteKernel:
             raise ValueError("the service's kernel takes at most 64 warehouses")
         if L > 256:
             raise ValueError("the service's kernel takes at most 256 lines an order")
+        for k in range(n):
+            bad_line[k] = -1
+        obs_a = None
+        if observe:
+            obs_a = np.zeros((n, F), dtype=np.float32)
+            obs = <float*>_data(obs_a, 4, n * F, 0, "obs")
         skus, qtys, any_whole = [None] * n, [None] * n, [False] * n
+        outside_why = [0] * n
         region_index, levels, wh_index, cache = self.region_index, self.levels, self.wh_index, self.sku_cache
         for k in range(n):
             o = orders[k]
@@ -425,71 +550,97 @@ cdef class RouteKernel:
                     bad_line[k] = l
                     bad = True
                     break
-            if bad:
-                continue
-            # more than 48 h of backlog at a working site (twin.policies.features.backlog_hours;
-            # an idle or closed one reads 24 h: not busy; a test holds the two equal)
+            if not bad:
+                # more than 48 h of backlog at a working site (twin.policies.features.backlog_hours;
+                # an idle or closed one reads 24 h: not busy; a test holds the two equal)
+                for w in range(W):
+                    rate = ratio[k * W + w] * self.agvs[w] if (listed[k * W + w] and open_[k * W + w]) else 0.0
+                    rate = rate * self.ship_rate[w]
+                    if rate > 0:
+                        bh = backlog[k * W + w] / (rate if rate > self.eps else self.eps)
+                    else:
+                        bh = 24.0 if backlog[k * W + w] > 0 else 0.0
+                    if bh > 48.0:
+                        busy[k] = 1
+                for w in range(W):
+                    cv = INFINITY
+                    for l in range(nl):
+                        init = <double>self.init_stock[w, sidx[l]]
+                        if init < 1.0:
+                            init = 1.0
+                        x = <double>stock[(k * W + w) * L + l] / init
+                        if x < cv:
+                            cv = x
+                    cover[k * W + w] = cv
+            outside_why[k] = 1 if bad else (2 if mult[k] > self.max_weather else (3 if busy[k] else 0))
+            # the observation (twin.policies.features.order_features; an order with an unknown
+            # SKU has cover 0, as the numpy version read it: it is not asked)
+            xo = obs + k * F
+            t = t_h[k]
+            day = 2 * 3.141592653589793 * _pymod(t, 24.0) / 24.0
+            xo[0] = <float>_clip(sin(day), -1.0, 1.0)
+            xo[1] = <float>_clip(cos(day), -1.0, 1.0)
+            x = t / self.horizon_h
+            xo[2] = <float>_clip(1.0 if 1.0 < x else x, 0.0, 1.0)
+            xo[3 + r] = 1.0
+            i0 = 3 + R
+            xo[i0] = 1.0 if cold else 0.0
+            xo[i0 + 1] = <float>_clip(u / 5.0, 0.0, 1.0)
+            xo[i0 + 2] = <float>_clip(promise[k] / self.max_promise_h, 0.0, 1.0)
+            i0 += 3
             for w in range(W):
-                rate = ratio[k * W + w] * self.agvs[w] if (listed[k * W + w] and open_[k * W + w]) else 0.0
-                rate = rate * self.ship_rate[w]
+                servers = ratio[k * W + w] * self.agvs[w]
+                rate = (servers if (listed[k * W + w] and open_[k * W + w]) else 0.0) * self.ship_rate[w]
                 if rate > 0:
                     bh = backlog[k * W + w] / (rate if rate > self.eps else self.eps)
                 else:
                     bh = 24.0 if backlog[k * W + w] > 0 else 0.0
-                if bh > 48.0:
-                    busy[k] = 1
-            for w in range(W):
-                cv = INFINITY
-                for l in range(nl):
-                    init = <double>self.init_stock[w, sidx[l]]
-                    if init < 1.0:
-                        init = 1.0
-                    x = <double>stock[(k * W + w) * L + l] / init
-                    if x < cv:
-                        cv = x
-                cover[k * W + w] = cv
-        return {"listed": listed_a, "usable": usable_a, "whole": whole_a, "open": open_a, "has_lane": has_a,
-                "why": why_a, "carrier": car_a, "car0": c0_a, "ratio": ratio_a, "backlog": backlog_a,
-                "est_cost": cost_a, "est_h": h_a, "est_co2": co2_a, "slack": slack_a, "transit": transit_a,
-                "cover": cover_a, "stock": stock_a, "qty": qty_a, "region": region_a, "cold": cold_a,
-                "units": units_a, "promise": promise_a, "mult": mult_a, "t_h": t_a, "outside": outside_a, "busy": busy_a,
-                "bad_line": bad_line_a, "skus": skus, "qtys": qtys, "any_whole": any_whole,
-                "_blocks": (fb, bb, ib)}
+                ag = self.agvs[w] if self.agvs[w] > 1.0 else 1.0
+                xo[i0 + w] = 1.0 if whole[k * W + w] else 0.0
+                xo[i0 + W + w] = <float>_clip(bh / 24.0, 0.0, 1.0)
+                xo[i0 + 2 * W + w] = <float>_clip(servers / ag, 0.0, 1.0)
+                xo[i0 + 3 * W + w] = <float>_clip(self.distance_km[w, r] / 4000.0, 0.0, 1.0)
+                xo[i0 + 4 * W + w] = <float>_clip(self.obs_lane_cost[ci, w, r] / 50.0, 0.0, 1.0)
+                xo[i0 + 5 * W + w] = <float>_clip(self.obs_lane_transit[ci, w, r] * mult[k] / 72.0, 0.0, 1.0)
+                xo[i0 + 6 * W + w] = <float>_clip(cover[k * W + w], 0.0, 1.0)
+        A = Arrays((fb, bb, ib), n, W, L)
+        A.d.update(skus=skus, qtys=qtys, any_whole=any_whole, obs=obs_a, outside_why=outside_why,
+                   region_index=[region[k] for k in range(n)])
+        return A
 
-    def write(self, list order_ids, list skus, list qtys, double[:, ::1] S_, tuple blocks, list kind,
-              list reasons, list fb_reasons, list action, dict splits, list dids, list digests,
-              list strategies, bytes policy_json):
-        """Per order ``(body, audit_data, warehouse index or -1)``: the decision's JSON object
-        (the response's), the audit event's ``data`` up to its ``"latency_s":`` (the caller ends
-        it), and the choice. ``S_``: ``[n, W]`` scores (lower is better); ``blocks``: the
-        prepared batch's (``prepare(...)["_blocks"]``).
+    def write(self, list order_ids, list skus, list qtys, S_, tuple blocks, list kind, list reasons,
+              list fb_reasons, dict fb_json, list action, dict splits, list dids, list digests, list strategies,
+              bytes policy_json):
+        """``(bodies, audit_data, choices)``, per order the decision's JSON object (the
+        response's), the audit event's ``data`` up to its ``"latency_s":`` (the caller ends it),
+        and the warehouse index chosen or -1. ``S_``: ``[n, W]`` scores (lower is better);
+        ``blocks``: the prepared batch's (``prepare(...)["_blocks"]``).
 
-        ``kind``: per order 0 the reason is ``reasons[kind]``-named kind (policy/heuristic/strategy),
-        3 a fallback; ``action``: per order the policy's warehouse (-1: the best score); ``splits``: order
-        index -> the warehouse of each line (a split), or None (unfillable), for the orders
-        with no whole candidate."""
+        ``kind``: per order 0-2 the reason is ``reasons[kind]`` (policy/heuristic/strategy, as
+        JSON), 3 a fallback; ``fb_reasons``: per order the fallback reason or None, written as
+        ``fb_json[reason]``; ``action``: per order the policy's warehouse (-1: the best score);
+        ``splits``: order index -> the warehouse of each line (a split), or None (unfillable),
+        for the orders with no whole candidate; ``dids``, ``digests``: the decision ids and
+        request digests (hex); ``strategies``: the strategy each decision records."""
         cdef Py_ssize_t n = len(order_ids), k, w, i, nl, i0
         cdef int W = self.W, best, nlisted
         cdef Py_ssize_t nw = n * W
-        cdef double[::1] fv = blocks[0]
-        cdef uint8_t[::1] bv = blocks[1].view(np.uint8)
-        cdef int64_t[::1] iv = blocks[2]
-        cdef double* S = &S_[0, 0]
-        cdef double* est_cost = &fv[0] + 2 * nw
-        cdef double* est_h = &fv[0] + 3 * nw
-        cdef double* est_co2 = &fv[0] + 4 * nw
-        cdef uint8_t* listed = &bv[0]
-        cdef uint8_t* whole = &bv[0] + 2 * nw
-        cdef int64_t* why = &iv[0]
-        cdef int64_t* car = &iv[0] + nw
+        cdef double* S = <double*>_data(S_, 8, nw, b'd', "S_")
+        cdef double* est_cost = <double*>_data(blocks[0], 8, 8 * nw, 0, "blocks[0]") + 2 * nw
+        cdef double* est_h = est_cost + nw
+        cdef double* est_co2 = est_cost + 2 * nw
+        cdef uint8_t* listed = <uint8_t*>_data(blocks[1], 1, 5 * nw, 0, "blocks[1]")
+        cdef uint8_t* whole = listed + 2 * nw
+        cdef int64_t* why = <int64_t*>_data(blocks[2], 8, 3 * nw, 0, "blocks[2]")
+        cdef int64_t* car = why + nw
         cdef int order[64]
         cdef double key[64]
         cdef int grp[64]
         cdef bint any_whole, fin
         cdef double bs
         cdef Buf b, a
-        cdef object split, oid_j, reason_j, fb_j
-        out = [None] * n
+        cdef object split, oid_j, reason_j, fb_j, did_b, dig_b, st_j
+        bodies, data, choice = [None] * n, [None] * n, [-1] * n
         b.p, b.n, b.cap = NULL, 0, 0
         a.p, a.n, a.cap = NULL, 0, 0
         wh_json, car_json, why_json, wh_key = self.wh_json, self.car_json, self.why_json, self.wh_key_json
@@ -532,8 +683,11 @@ cdef class RouteKernel:
                     split = splits.get(k)
                     reason_j = b'"unfillable"' if split is None else b'"split"'
                 oid_j = json_str(order_ids[k])
+                did_b = (<str>dids[k]).encode()
+                dig_b = (<str>digests[k]).encode()
+                st_j = json_str(strategies[k])
                 put(&b, '{"decision_id":"', 16)
-                put_bytes(&b, dids[k])
+                put_bytes(&b, did_b)
                 put(&b, '","order_id":', 13)
                 put_bytes(&b, oid_j)
                 put(&b, ',"warehouse_id":', 16)
@@ -548,11 +702,11 @@ cdef class RouteKernel:
                 put(&a, '{"order_id":', 12)
                 put_bytes(&a, oid_j)
                 put(&a, ',"decision_id":"', 16)
-                put_bytes(&a, dids[k])
+                put_bytes(&a, did_b)
                 put(&a, '","request_digest":"', 20)
-                put_bytes(&a, digests[k])
+                put_bytes(&a, dig_b)
                 put(&a, '","strategy":', 13)
-                put_bytes(&a, strategies[k])
+                put_bytes(&a, st_j)
                 put(&a, ',"scores":{', 11)
                 for i in range(nlisted):
                     w = order[i]
@@ -608,7 +762,7 @@ cdef class RouteKernel:
                         put(&a, ",", 1)
                         put_bytes(&a, wh_json[w])
                         put(&a, "]", 1)
-                fb_j = fb_reasons[k]
+                fb_j = fb_json[fb_reasons[k]]
                 put(&b, '],"reason":', 11)
                 put_bytes(&b, reason_j)
                 put(&a, '],"reason":', 11)
@@ -627,8 +781,10 @@ cdef class RouteKernel:
                 put(&a, ',"policy":', 10)
                 put_bytes(&a, policy_json)
                 put(&a, ',"latency_s":', 13)
-                out[k] = (PyBytes_FromStringAndSize(b.p, b.n), PyBytes_FromStringAndSize(a.p, a.n), best)
-            return out
+                bodies[k] = PyBytes_FromStringAndSize(b.p, b.n)
+                data[k] = PyBytes_FromStringAndSize(a.p, a.n)
+                choice[k] = best
+            return bodies, data, choice
         finally:
             free(b.p)
             free(a.p)

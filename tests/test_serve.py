@@ -383,3 +383,69 @@ def test_concurrent_requests_are_coalesced_and_answered_as_alone(server: Server)
     text = server.client.get("/metrics").text
     audited = sum(e["type"] == DECISION_TYPE for e in read_events(server.service.audit.path))
     assert audited == _metric(text, "twin_route_decisions_total") == 2 * 47
+
+
+def test_a_learned_routers_observation_is_the_envs(package: Path) -> None:
+    """On a learned package (a 2 h training horizon: ``horizon_progress`` clips), the kernel's
+    observation is ``order_features``, to the byte, for a batch and for one order."""
+    from tests.test_serve_kernel import assert_observation_is_the_envs, random_orders
+    from twin.serve.router import Router
+    from twin.serve.wire import as_order
+
+    r = Router(package)
+    orders = [as_order(o) for o in random_orders(list(r.net.regions), W, 500, 21)]
+    assert_observation_is_the_envs(r, orders)
+    for k in range(5):
+        assert_observation_is_the_envs(r, orders[k:k + 1], varied=False)
+
+
+def test_the_actor_on_one_observation_is_the_sessions(package: Path) -> None:
+    """The actor's one-order path (buffers bound once) answers what ``session.run`` answers, to
+    the byte, for ``[F]`` and ``[1, F]`` inputs, and from threads at once (one of them on the
+    general call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from twin.policies.runtime import OnnxActor
+
+    a = OnnxActor(package / "policy.onnx")
+    g = np.random.default_rng(4)
+    F, A = a.n_features, a.n_actions
+    xs = [g.random(F).astype(np.float32) * 2 - 0.5 for _ in range(300)]
+    ms = [g.random(A) < 0.6 for _ in range(300)]
+    for x, m in zip(xs, ms):
+        m[int(g.integers(0, A))] = True
+    want = [a.session.run(None, {"obs": x[None], "mask": m[None]}) for x, m in zip(xs, ms)]
+    for k, (x, m) in enumerate(zip(xs, ms)):
+        got = a.run(x[None] if k % 2 else x, m[None] if k % 3 else m)
+        assert got[0].tobytes() == want[k][0].tobytes() and got[1].tobytes() == want[k][1].tobytes()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda k: a.run(xs[k], ms[k]), range(300)))
+    assert all(g_[0].tobytes() == w[0].tobytes() and g_[1].tobytes() == w[1].tobytes() for g_, w in zip(got, want))
+    both = a.run(np.stack(xs[:2]), np.stack(ms[:2]))  # a batch: the general call
+    assert both[1].tobytes() == np.concatenate([want[0][1], want[1][1]]).tobytes()
+
+
+def test_one_order_alone_is_decided_as_in_a_batch(package: Path, tmp_path: Path) -> None:
+    """A decision depends on its order and the policy only: one order decided alone (the
+    service's usual request) is byte-identical to it decided in a batch, on the learned package
+    and a heuristic one, with the policy, fallbacks (outside the ranges, a model error, a
+    dependency down), splits and strategies among them."""
+    from tests.test_serve_kernel import random_orders
+    from twin.serve.router import Breaker, Router
+    from twin.serve.wire import as_order
+
+    raw = [o for o in random_orders(["Hubei", "Beijing", "Zhejiang", "Guangdong", "Sichuan"], W, 300, 8)
+           if "created_at" in o]  # "now" moves between the two
+    orders = [as_order(o) for o in raw]
+    seen = set()
+    for pkg in (package, export_heuristic("promise_aware", tmp_path / "h")):
+        for fault in ("none", "model_error", "dependency_down"):
+            r = Router(pkg, breaker=Breaker(threshold=10_000))
+            r.faults.model_error, r.faults.dependency_down = fault == "model_error", fault == "dependency_down"
+            batch = r.decide_raw(orders, batch=True)
+            alone = [r.decide_raw([o]) for o in orders]
+            assert [a.bodies[0] for a in alone] == batch.bodies
+            assert [a.data[0] for a in alone] == batch.data
+            seen |= {(x, f) for x, f in zip(batch.reasons, batch.fallback_reasons)}
+    assert {("policy", None), ("heuristic", None), ("strategy", None), ("split", None), ("unfillable", None),
+            ("fallback", "outside_range"), ("fallback", "model_error"), ("fallback", "dependency_down")} <= seen

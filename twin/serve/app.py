@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from pathlib import Path
@@ -77,6 +76,8 @@ class Service:
         self.shadow_decisions = Counter("twin_shadow_decisions", "challenger decisions scored in shadow mode",
                                         ["agree"], registry=r)
         self._set_info()
+        #: the decisions counter's children by (strategy, outcome) (``labels()`` is a locked lookup)
+        self._children: dict[tuple[str, str], Any] = {}
         self.lock = threading.Lock()
         self._pending: list[tuple[list[Any], bool, Any]] = []
         self._draining = False
@@ -211,12 +212,21 @@ class Service:
     def record(self, decided: Decided, took: float) -> None:
         """Audit the decisions and count them, under one lock (the log and the counter agree)."""
         events = decision_events(decided, took, self.source)
-        outcomes = collections.Counter(decided.outcomes())
-        fallbacks = collections.Counter(r for r in decided.fallback_reasons if r is not None)
+        outcomes: dict[tuple[str, str], int] = {}  # counted with dicts: a Counter costs more on one order
+        for key in decided.outcomes():
+            outcomes[key] = outcomes.get(key, 0) + 1
+        fallbacks: dict[str, int] = {}
+        for r in decided.fallback_reasons:
+            if r is not None:
+                fallbacks[r] = fallbacks.get(r, 0) + 1
+        children = self._children
         with self.lock:
             self.audit.write(events)
             for labels, k in outcomes.items():  # one inc per label set and batch
-                self.decisions.labels(*labels).inc(k)
+                c = children.get(labels)
+                if c is None:
+                    c = children[labels] = self.decisions.labels(*labels)
+                c.inc(k)
             for reason, k in fallbacks.items():
                 self.fallbacks.labels(reason).inc(k)
             self.n_decisions += len(decided)

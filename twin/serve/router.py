@@ -10,7 +10,9 @@ region, service level or warehouse is a :class:`RequestError` naming the field),
    the units of every line;
 2. **scores**: the request's ``strategy`` (cost, speed, carbon, weighted), else the package's
    heuristic, else the learned policy (its masked logits; one onnxruntime call per batch), whose
-   observation is :func:`twin.policies.features.order_features`, the env's code;
+   observation the C kernel computes with the arithmetic of
+   :func:`twin.policies.features.order_features`, the env's code (a test holds the two equal, to
+   the byte);
 3. **fallback** to the package's fallback heuristic, with ``fallback_reason``: ``model_error``,
    ``timeout`` (the model's call took longer than the budget: onnxruntime is synchronous, so
    the budget is checked when it returns), ``outside_range`` (an SKU the network does not know,
@@ -37,9 +39,9 @@ import numpy as np
 
 from twin.errors import TwinError
 from twin.policies.base import assign_order
-from ext._route import RouteKernel, UnknownName, json_str
+from ext._route import RouteKernel, UnknownName, json_str, masked_scores
 from twin.policies import features as _features
-from twin.policies.features import OrderLanes, order_features_batch, sku_index
+from twin.policies.features import OrderLanes, sku_index
 from twin.policies.heuristics import ROUTING_POLICIES
 from twin.policies.promise import late_probability
 from twin.policies.runtime import OnnxActor, Package, load_package
@@ -90,10 +92,14 @@ class Breaker:
         return "half_open" if self.clock() - self.opened_at >= self.reset_s else "open"
 
     def allow(self) -> bool:
+        if self.opened_at is None:  # closed (read without the lock: one attribute)
+            return True
         with self.lock:
             return self.state != "open"
 
     def record(self, ok: bool) -> None:
+        if ok and self.opened_at is None and self.failures == 0:  # closed and stays so: nothing to write
+            return
         with self.lock:
             if ok:
                 self.failures, self.opened_at = 0, None
@@ -109,7 +115,7 @@ class Prepared:
 
     __slots__ = ("index", "order", "region", "_a", "_n", "_dist", "_p_late")
 
-    def __init__(self, index: int, order: Order, arrays: dict[str, Any], dist: list) -> None:
+    def __init__(self, index: int, order: Order, arrays: Any, dist: list) -> None:
         self.index, self.order, self._a, self._dist = index, order, arrays, dist
         self.region = int(arrays["region"][index])
         self._n = len(order.lines)
@@ -205,18 +211,20 @@ class Router:
                                   self.lanes.lane_ok, net.cold_capable, self.car_lane, self.lanes.agvs,
                                   net.transit_mean_h, costs.parcel, costs.handling_per_line, net.lane_co2_kg,
                                   self.pick_h, self.pack_h, self.half_gap, self.lines_mean, self.lanes.ship_rate,
-                                  self.lanes.initial_stock, sku_index, _features._EPS, list(_WHY))
+                                  self.lanes.initial_stock, sku_index, _features._EPS, list(_WHY),
+                                  self.lanes.distance_km, self.lanes.lane_cost, self.lanes.lane_transit,
+                                  self.lanes.max_promise_h, self.horizon_h, self.max_weather)
 
     # ------------------------------------------------------------------ preparing
     def _prepare(self, orders: list[Order], loc: tuple[Any, ...] = ("body",),
-                 batch: bool = True) -> tuple[dict[str, Any], list[str | None]]:
-        """Resolve, check feasibility, estimate and observe ``n`` orders: the loops over orders
-        and candidates run in C (``ext._route.RouteKernel.prepare``: the structs read into
-        ``[n, W]`` arrays, stock ``[n, W, lines]``, the feasibility layer and the estimates),
-        the observation is :func:`twin.policies.features.order_features_batch` (the env's
-        code). Returns the arrays (``obs`` among them) and per order why it is outside the
-        training ranges (None: inside). The first order naming something unknown raises its
-        :class:`RequestError`."""
+                 batch: bool = True) -> tuple[Any, list[str | None]]:
+        """Resolve, check feasibility, estimate and observe ``n`` orders, in C
+        (``ext._route.RouteKernel.prepare``: the structs read into ``[n, W]`` arrays, stock
+        ``[n, W, lines]``, the feasibility layer, the estimates, and the observation ``obs``,
+        the arithmetic of :func:`twin.policies.features.order_features`, the env's code, which a
+        test holds it equal to). Returns the arrays (``ext._route.Arrays``: ``A["whole"]``...)
+        and per order why it is outside the training ranges (None: inside). The first order
+        naming something unknown raises its :class:`RequestError`."""
         net = self.net
         observe = self.actor is not None
         now_h = 0.0
@@ -237,34 +245,24 @@ class Router:
                                    f"allowed: {', '.join(self.levels)}") from None
             raise RequestError((*loc, "candidates", j, "warehouse_id"), f"{value!r} is not a warehouse of the "
                                f"network; allowed: {', '.join(net.warehouses)}") from None
-        n = len(orders)
-        outside: list[str | None] = [None] * n
-        A["obs"] = None
-        if observe:
-            A["obs"] = self._observe_batch(A, outside)
+        why = A["outside_why"]
+        outside: list[str | None] = [None] * len(orders)
+        if observe and any(why):
+            for k, code in enumerate(why):
+                if code:
+                    outside[k] = self._outside(A, k, code)
         return A, outside
 
-    def _observe_batch(self, A: dict[str, Any], outside: list[str | None]) -> np.ndarray:
-        """The observations ``[n, F]`` of a prepared batch; fills ``outside`` with why an order
-        is outside the training ranges (an unknown SKU, weather or a backlog beyond training's)."""
-        lanes = self.lanes
-        listed, ratio, backlog, mult = A["listed"], A["ratio"], A["backlog"], A["mult"]
-        servers = ratio * lanes.agvs
-        wh_open = listed & A["open"]
-        busy = A["busy"].tolist()  # backlog_hours > 48 at a working candidate (the kernel's check)
-        mw = self.max_weather
-        S = lanes.initial_stock.shape[1]
-        for k, (code, m) in enumerate(zip(A["outside"].tolist(), mult.tolist())):
-            if code == 1:
-                sku = A["skus"][k][int(A["bad_line"][k])]
-                outside[k] = f"SKU {sku!r} is not one of the network's (sku-0..sku-{S - 1})"
-            elif m > mw:
-                outside[k] = f"transit_multiplier {m:g} is beyond the training weather's {mw:g}"
-            elif busy[k]:
-                outside[k] = "a candidate's backlog is more than 48 hours of its pick capacity (training saw <= 24 h)"
-        return order_features_batch(lanes, A["t_h"], self.horizon_h, A["region"], A["cold"],
-                                    A["units"].astype(float), A["promise"], A["whole"], backlog, servers, wh_open,
-                                    mult, A["cover"])
+    def _outside(self, A: Any, k: int, code: int) -> str:
+        """Why order ``k`` is outside the training ranges (``code``: the kernel's ``outside_why``)."""
+        if code == 1:
+            sku = A["skus"][k][int(A["bad_line"][k])]
+            return f"SKU {sku!r} is not one of the network's (sku-0..sku-{self.lanes.initial_stock.shape[1] - 1})"
+        if code == 2:
+            m, mw = float(A["mult"][k]), self.max_weather
+            return f"transit_multiplier {m:g} is beyond the training weather's {mw:g}"
+        # backlog_hours > 48 at a working candidate (the kernel's check)
+        return "a candidate's backlog is more than 48 hours of its pick capacity (training saw <= 24 h)"
 
     # ------------------------------------------------------------------ scoring
     def heuristic_scores(self, p: Prepared, name: str, params: dict[str, Any]) -> np.ndarray:
@@ -387,7 +385,7 @@ class Router:
                     reason = "model_error"
                 self.breaker.record(reason is None)
                 if reason is None:
-                    policy_scores = np.where(masks, -logits.astype(float), np.inf)
+                    policy_scores = masked_scores(logits, masks)
                     if every:
                         S = policy_scores
                     else:
@@ -397,36 +395,41 @@ class Router:
                 else:
                     for k in ask:
                         kind[k], fb[k] = 3, reason
-        for k in [k for k in range(n) if kind[k] == 3]:
-            scores()[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)
+        if 3 in kind:
+            for k in [k for k in range(n) if kind[k] == 3]:
+                scores()[k] = self.heuristic_scores(prep(k), self.fallback_name, self.fallback_params)
         S = scores()
         splits: dict[int, list[int] | None] = {}
-        for k in (k for k in range(n) if not any_whole[k]):
-            split = None
-            o = orders[k]
-            if o.max_splits > 0 and len(o.lines) > 1:
-                p = prep(k)
-                score = S[k]
-                split = assign_order(np.where(np.isfinite(score), score, np.inf), p.usable, p.stock, p.qty, True)
-                if split is not None and len(set(split.tolist())) - 1 > o.max_splits:
-                    split = None
-            splits[k] = None if split is None else split.tolist()
-        ref = self.policy_ref
-        digests = ([order_digest(o) for o in orders] if raws is None else
-                   [order_digest(o, raw) for o, raw in zip(orders, raws, strict=True)])
-        sha = ref["sha256"]
-        dids = [hashlib.sha256(f"{sha}:{d}".encode()).hexdigest()[:32] for d in digests]
+        if not all(any_whole):
+            for k in (k for k in range(n) if not any_whole[k]):
+                split = None
+                o = orders[k]
+                if o.max_splits > 0 and len(o.lines) > 1:
+                    p = prep(k)
+                    score = S[k]
+                    split = assign_order(np.where(np.isfinite(score), score, np.inf), p.usable, p.stock, p.qty, True)
+                    if split is not None and len(set(split.tolist())) - 1 > o.max_splits:
+                        split = None
+                splits[k] = None if split is None else split.tolist()
+        if raws is not None and len(raws) != n:
+            raise ValueError(f"raws: one per order ({n}), got {len(raws)}")
+        sha = self.policy_ref["sha256"]
         default = "policy" if self.actor is not None else self.package.name
-        strategies = [o.strategy or default for o in orders]
-        order_ids = [o.order_id for o in orders]
-        rows = self.kernel.write(order_ids, A["skus"], A["qtys"], np.ascontiguousarray(S), A["_blocks"], kind, _KIND_JSON,
-                                 [_FB_JSON[r] for r in fb], action, splits, [d.encode() for d in dids],
-                                 [d.encode() for d in digests], [json_str(s) for s in strategies], self.policy_json)
+        order_ids, strategies, digests, dids = [None] * n, [None] * n, [None] * n, [None] * n
+        for k, o in enumerate(orders):
+            order_ids[k] = o.order_id
+            strategies[k] = o.strategy or default
+            digests[k] = d = order_digest(o, None if raws is None else raws[k])
+            dids[k] = hashlib.sha256(f"{sha}:{d}".encode()).hexdigest()[:32]
+        bodies, data, choice = self.kernel.write(order_ids, A["skus"], A["qtys"], np.ascontiguousarray(S),
+                                                 A["_blocks"], kind, _KIND_JSON, fb, _FB_JSON, action, splits, dids,
+                                                 digests, strategies, self.policy_json)
         reasons = [(_KINDS[kind[k]] if any_whole[k] else ("unfillable" if splits[k] is None else "split"))
                    for k in range(n)]
-        regions = [self.net.regions[r] for r in A["region"].tolist()]
-        return Decided([r[0] for r in rows], [r[1] for r in rows], order_ids, dids, regions, reasons, fb,
-                       self.net.warehouses, [r[2] for r in rows], strategies, digests)
+        names = self.net.regions
+        regions = [names[r] for r in A["region_index"]]
+        return Decided(bodies, data, order_ids, dids, regions, reasons, fb, self.net.warehouses, choice, strategies,
+                       digests)
 
 
 #: ``Decided`` kinds: the reason of a decision with a whole candidate (3: a fallback)
