@@ -849,13 +849,9 @@ def _evaluate_env_kwargs(a: argparse.Namespace) -> dict[str, Any] | None:
 
     kw: dict[str, Any] = {}
     if a.env_args:
-        for item in a.env_args:
-            if "=" not in item:
-                raise _UserError(f"--env-arg {item!r}: expected KEY=VALUE (a JSON value), e.g. --env-arg "
-                                 "late_penalty_cny=80")
-        kw.update(parse_overrides(a.env_args, flag="--env-arg"))
         env_id = a.env_id or load_run_args(a.policy).get("env_id", "twin/Routing-v0")
         try:
+            kw.update(parse_overrides(a.env_args, flag="--env-arg"))
             check_env_kwargs(env_id, kw)
         except ValueError as e:
             raise _UserError(str(e)) from None
