@@ -104,7 +104,8 @@ class AuditLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for the service's life
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one write at a time (a line is never torn by another)
+        self._sync_lock = threading.Lock()  # one fsync at a time, and close after it
         self._dirty = False
         self._stop = threading.Event()
         self.fsync_interval_s = float(fsync_interval_s)
@@ -125,16 +126,26 @@ class AuditLog:
             self.sync()
 
     def sync(self) -> None:
-        with self._lock:
-            if self._dirty and not self._f.closed:
-                os.fsync(self._f.fileno())
+        """fsync what was written, without holding up writers: the fsync runs outside the write
+        lock (it was the service's worst latency, p99 ~5 ms here, for every request that
+        arrived during it); what is written meanwhile is made durable by the next sync."""
+        with self._sync_lock:
+            with self._lock:
+                if not self._dirty or self._f.closed:
+                    return
                 self._dirty = False
+            os.fsync(self._f.fileno())
 
     def close(self) -> None:
         self._stop.set()
-        self.sync()
-        with self._lock:
-            self._f.close()
+        with self._sync_lock:
+            with self._lock:
+                if self._f.closed:
+                    return
+                if self._dirty:
+                    os.fsync(self._f.fileno())
+                    self._dirty = False
+                self._f.close()
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
