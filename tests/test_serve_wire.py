@@ -173,3 +173,21 @@ def test_raw_orders_are_the_bytes_received() -> None:
     lax = json.dumps({"order": {**ORDER, "max_splits": "2"}}).encode()  # pydantic's lax mode takes "2"
     o, _, raws = wire.decode_request_raw(lax)
     assert o[0].max_splits == 2 and json.loads(raws[0])["max_splits"] == "2"
+
+
+def test_decoded_requests_are_not_tracked_by_the_garbage_collector() -> None:
+    """The structs of a decoded batch are untracked (``gc=False``: no collection is set off by
+    decoding), whether msgspec decoded them or pydantic's path converted them; the lists and
+    dicts in them are the interpreter's usual ones."""
+    import gc
+
+    orders, batch = wire.decode_request(json.dumps({"orders": [ORDER, ORDER]}).encode())
+    assert batch and len(orders) == 2
+    structs = [o for o in orders] + [o.destination for o in orders] + [x for o in orders for x in o.lines] + \
+        [c for o in orders for c in o.candidates]
+    assert len(structs) == 2 * (1 + 1 + 2 + 2)
+    assert not any(gc.is_tracked(s) for s in structs)
+    lax = dict(ORDER, lines=[{"sku": "sku-3", "qty": "2"}])  # "2": msgspec refuses, pydantic takes
+    (o,), _ = wire.decode_request(json.dumps({"order": lax}).encode())
+    assert o.lines[0].qty == 2 and not gc.is_tracked(o) and not gc.is_tracked(o.lines[0])
+    assert gc.is_tracked(o.lines)  # a list, tracked as ever
