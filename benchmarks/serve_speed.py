@@ -163,6 +163,77 @@ def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
         proc.wait(10)
 
 
+#: A server that does nothing: the same HTTP answer to every request (``raw``: an asyncio
+#: protocol with httptools under uvloop; ``uvicorn``: a bare ASGI app under uvicorn). Its tail
+#: under the same load is this host's floor (the VM takes a core away for milliseconds at times).
+NOOP_SERVER = r"""
+import os, sys
+os.sched_setaffinity(0, {int(sys.argv[3])})
+kind, port = sys.argv[1], int(sys.argv[2])
+BODY = b'{"decisions":[]}'
+if kind == "uvicorn":
+    import uvicorn
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            m = await receive()
+            more = m.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]})
+        await send({"type": "http.response.body", "body": BODY})
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False)
+else:
+    import asyncio, httptools, uvloop
+    RESP = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(BODY) + BODY
+    class P(asyncio.Protocol):
+        def connection_made(self, t):
+            self.t, self.p = t, httptools.HttpRequestParser(self)
+        def data_received(self, d):
+            self.p.feed_data(d)
+        def on_message_complete(self):
+            self.t.write(RESP)
+    async def main():
+        s = await asyncio.get_running_loop().create_server(P, "127.0.0.1", port)
+        await s.serve_forever()
+    uvloop.run(main())
+"""
+
+
+def floor(seconds: float, rate: float = 1000.0) -> dict:
+    """p50/p99 of the single-order load against the do-nothing servers (``NOOP_SERVER``), pinned
+    as the service is: what this host allows any server."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _loadgen import open_loop, request_bytes
+
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpu, client_cpu = (cpus[-1], cpus[0]) if len(cpus) > 1 else (cpus[0], cpus[0])
+    singles = [request_bytes("/v1/route", json.dumps({"order": order(i)}).encode()) for i in range(2000)]
+    out = {}
+    mine = os.sched_getaffinity(0)
+    for kind in ("raw", "uvicorn"):
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, kind, str(port), str(server_cpu)])
+        os.sched_setaffinity(0, {client_cpu})
+        try:
+            for _ in range(300):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            open_loop("127.0.0.1", port, singles, 500, 500.0)
+            r = open_loop("127.0.0.1", port, singles, int(seconds * rate), rate, connections=8)
+            out[kind] = {"p50_ms": pct(r.latencies_s, 50) * 1e3, "p99_ms": pct(r.latencies_s, 99) * 1e3,
+                         "p999_ms": pct(r.latencies_s, 99.9) * 1e3, "sent_late": r.sent_late}
+        finally:
+            os.sched_setaffinity(0, mine)
+            proc.terminate()
+            proc.wait(10)
+    return out
+
+
 def bus(pkg: str, seconds: float) -> dict:
     from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -351,6 +422,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=5000.0, help="orders/s the producer sends in --sustained")
     ap.add_argument("--only-sustained", action="store_true", help="run only --sustained")
     ap.add_argument("--only-http", action="store_true", help="run only the HTTP part")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --only-http: run it this many times (with --floor, the do-nothing servers after "
+                         "each) and print the medians")
+    ap.add_argument("--floor", action="store_true",
+                    help="also the single-order load against do-nothing servers: the host's own tail")
     a = ap.parse_args()
     if a.sustained > 0:
         k = bus_sustained(a.package, a.sustained, a.rate)
@@ -366,8 +442,24 @@ def main() -> None:
         if a.only_sustained:
             return
     if a.only_http:
-        h = http(a.package, a.seconds)
-        print(json.dumps(h, default=str, indent=1))
+        runs = []
+        for k in range(a.rounds):
+            h = http(a.package, a.seconds)
+            if a.floor:
+                h["floor"] = floor(a.seconds)
+            runs.append(h)
+            s, b = h["single"], h["batch100"]
+            fl = "".join(f"; do-nothing {kind} p99 {v['p99_ms']:.2f} ms" for kind, v in h.get("floor", {}).items())
+            print(f"round {k + 1}: single p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms (server's own p99 "
+                  f"{s['server_p99_ms']:.2f} ms, {s['sent_late']} sent late, {s['server_cpu_us_per_request']:.0f} µs "
+                  f"CPU a request){fl} | batched {b['decisions_per_s']:,.0f} decisions/s "
+                  f"({b['server_cpu_busy']:.0%} busy)", flush=True)
+        med = {"single_p99_ms": float(np.median([h["single"]["p99_ms"] for h in runs])),
+               "single_p50_ms": float(np.median([h["single"]["p50_ms"] for h in runs])),
+               "batched_decisions_per_s": float(np.median([h["batch100"]["decisions_per_s"] for h in runs]))}
+        for kind in ("raw", "uvicorn") if a.floor else ():
+            med[f"do_nothing_{kind}_p99_ms"] = float(np.median([h["floor"][kind]["p99_ms"] for h in runs]))
+        print(json.dumps({"rounds": runs, "medians": med} if a.rounds > 1 else runs[0], default=str, indent=1))
         return
     ip = in_process(a.package, a.seconds)
     print("| in process | decisions/s | p50 | p99 |\n|---|---:|---:|---:|")

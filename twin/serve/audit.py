@@ -114,9 +114,10 @@ class AuditLog:
 
     def write(self, events: Iterable[bytes]) -> None:
         """Append the events (one line each) with one write; flushed on return."""
-        data = b"".join(e + b"\n" for e in events)
-        if not data:
+        events = events if isinstance(events, list) else list(events)
+        if not events:
             return
+        data = b"\n".join(events) + b"\n"  # one copy of the lines, not one per line and another
         with self._lock:
             self._f.write(data)
             self._dirty = True
