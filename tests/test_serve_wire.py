@@ -164,15 +164,15 @@ def test_raw_orders_are_the_bytes_received() -> None:
     orders, batch, raws = wire.decode_request_raw(pretty.encode())
     assert batch and [o.order_id for o in orders] == [ORDER["order_id"], "o-2"]
     for raw, o, sent in zip(raws, orders, [ORDER, {**ORDER, "order_id": "o-2"}]):
-        assert raw.decode() in pretty and json.loads(raw) == sent
+        assert bytes(raw).decode() in pretty and json.loads(bytes(raw)) == sent
         assert wire.order_digest(o, raw) == hashlib.sha256(raw).hexdigest()
     assert wire.order_digest(orders[0], raws[0]) != wire.order_digest(orders[0])  # not the canonical form
     single = b'{"order":  ' + json.dumps(ORDER).encode() + b"}"
     o, batch, raws = wire.decode_request_raw(single)
-    assert not batch and raws == [json.dumps(ORDER).encode()]
+    assert not batch and [bytes(r) for r in raws] == [json.dumps(ORDER).encode()]
     lax = json.dumps({"order": {**ORDER, "max_splits": "2"}}).encode()  # pydantic's lax mode takes "2"
     o, _, raws = wire.decode_request_raw(lax)
-    assert o[0].max_splits == 2 and json.loads(raws[0])["max_splits"] == "2"
+    assert o[0].max_splits == 2 and json.loads(bytes(raws[0]))["max_splits"] == "2"
 
 
 def test_decoded_requests_are_not_tracked_by_the_garbage_collector() -> None:

@@ -415,12 +415,13 @@ class Router:
             raise ValueError(f"raws: one per order ({n}), got {len(raws)}")
         sha = self.policy_ref["sha256"]
         default = "policy" if self.actor is not None else self.package.name
-        order_ids, strategies, digests, dids = [None] * n, [None] * n, [None] * n, [None] * n
-        for k, o in enumerate(orders):
-            order_ids[k] = o.order_id
-            strategies[k] = o.strategy or default
-            digests[k] = d = order_digest(o, None if raws is None else raws[k])
-            dids[k] = hashlib.sha256(f"{sha}:{d}".encode()).hexdigest()[:32]
+        order_ids = [o.order_id for o in orders]
+        strategies = [o.strategy or default for o in orders]
+        sha256 = hashlib.sha256
+        digests = ([order_digest(o) for o in orders] if raws is None else
+                   [sha256(r).hexdigest() if r is not None else order_digest(o) for o, r in zip(orders, raws)])
+        prefix = f"{sha}:".encode()
+        dids = [sha256(prefix + d.encode()).hexdigest()[:32] for d in digests]
         bodies, data, choice = self.kernel.write(order_ids, A["skus"], A["qtys"], np.ascontiguousarray(S),
                                                  A["_blocks"], kind, _KIND_JSON, fb, _FB_JSON, action, splits, dids,
                                                  digests, strategies, self.policy_json)
