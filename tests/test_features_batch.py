@@ -1,5 +1,5 @@
-"""``order_features_batch`` is ``order_features`` row by row, exactly (the service's batched
-observation must be the env's)."""
+"""``order_features_batch`` is ``order_features`` row by row, exactly (it is the array
+reference the service's C observation is compared with, which must be the env's)."""
 
 from __future__ import annotations
 

@@ -229,6 +229,8 @@ def order_features_batch(lanes: OrderLanes, t_h: np.ndarray, horizon_h: float, r
                          transit_mult: np.ndarray, cover: np.ndarray) -> np.ndarray:
     """:func:`order_features` of ``n`` orders at once (float32, ``[n, 6 + R + 7W]``): the same
     arithmetic on arrays, so row ``k`` equals ``order_features`` of order ``k`` exactly (a test).
+    The service no longer calls it (its C kernel, ``ext._route.RouteKernel.prepare``, computes
+    the observation itself); it stays as the array reference the kernel's tests compare with.
 
     The per-order arguments are ``[n]`` arrays (``t_h``, ``region``, ``cold``, ``units``,
     ``promise_h``, ``transit_mult``) and ``[n, W]`` arrays (``mask``, ``backlog``,
