@@ -23,7 +23,7 @@ from twin.results.runs import SimulationResult
 from twin.scenario.loader import load_scenario
 from twin.scenario.schema import CarrierCapacityLoss, Scenario, WarehouseOutage
 from twin.sim.model import FulfillmentModel
-from twin.world.costs import ObjectiveWeights, objective_cny
+from twin.world.costs import ObjectiveWeights
 
 __all__ = ["DEPARTURE_COLUMNS", "StockWatch", "binding", "departures", "express_on_time_rate",
            "full_departure_share", "objective", "pack_end", "rolled", "saturated_hours", "split_rate",
