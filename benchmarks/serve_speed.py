@@ -97,6 +97,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpus() -> tuple[int, int]:
+    """``(server CPU, client CPU)``: the last and the first this process may use."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[-1], cpus[0]) if len(cpus) > 1 else (cpus[0], cpus[0])
+
+
+def _singles() -> list[bytes]:
+    """2,000 single-order ``POST /v1/route`` requests, encoded."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _loadgen import request_bytes
+
+    return [request_bytes("/v1/route", json.dumps({"order": order(i)}).encode()) for i in range(2000)]
+
+
 def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
     """The service in a subprocess pinned to CPU 1 (``one core``), the load generator
     (:mod:`_loadgen`, raw sockets) pinned to CPU 0."""
@@ -105,8 +119,7 @@ def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
 
     port = _free_port()
     audit = Path(tempfile.mkdtemp()) / "audit.jsonl"
-    cpus = sorted(os.sched_getaffinity(0))
-    server_cpu, client_cpu = (cpus[-1], cpus[0]) if len(cpus) > 1 else (cpus[0], cpus[0])
+    server_cpu, client_cpu = _cpus()
     code = (f"import os; os.sched_setaffinity(0, {{{server_cpu}}}); from twin.serve.app import serve; "
             f"serve({pkg!r}, port={port}, audit={str(audit)!r})")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -129,7 +142,7 @@ def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
             except OSError:
                 pass
             time.sleep(0.1)
-        singles = [request_bytes("/v1/route", json.dumps({"order": order(i)}).encode()) for i in range(2000)]
+        singles = _singles()
         open_loop("127.0.0.1", port, singles, 500, 500.0)  # warm
         c0, s0 = server_cpu_s(), server_cpu_s(True)
         r = open_loop("127.0.0.1", port, singles, int(seconds * rate), rate, connections=8)
@@ -205,11 +218,10 @@ def floor(seconds: float, rate: float = 1000.0) -> dict:
     """p50/p99 of the single-order load against the do-nothing servers (``NOOP_SERVER``), pinned
     as the service is: what this host allows any server."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from _loadgen import open_loop, request_bytes
+    from _loadgen import open_loop
 
-    cpus = sorted(os.sched_getaffinity(0))
-    server_cpu, client_cpu = (cpus[-1], cpus[0]) if len(cpus) > 1 else (cpus[0], cpus[0])
-    singles = [request_bytes("/v1/route", json.dumps({"order": order(i)}).encode()) for i in range(2000)]
+    server_cpu, client_cpu = _cpus()
+    singles = _singles()
     out = {}
     mine = os.sched_getaffinity(0)
     for kind in ("raw", "uvicorn"):

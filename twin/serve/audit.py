@@ -114,7 +114,7 @@ class AuditLog:
 
     def write(self, events: Iterable[bytes]) -> None:
         """Append the events (one line each) with one write; flushed on return."""
-        events = events if isinstance(events, list) else list(events)
+        events = list(events)
         if not events:
             return
         data = b"\n".join(events) + b"\n"  # one copy of the lines, not one per line and another

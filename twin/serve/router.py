@@ -417,11 +417,10 @@ class Router:
         default = "policy" if self.actor is not None else self.package.name
         order_ids = [o.order_id for o in orders]
         strategies = [o.strategy or default for o in orders]
-        sha256 = hashlib.sha256
         digests = ([order_digest(o) for o in orders] if raws is None else
-                   [sha256(r).hexdigest() if r is not None else order_digest(o) for o, r in zip(orders, raws)])
+                   [order_digest(o, r) for o, r in zip(orders, raws)])
         prefix = f"{sha}:".encode()
-        dids = [sha256(prefix + d.encode()).hexdigest()[:32] for d in digests]
+        dids = [hashlib.sha256(prefix + d.encode()).hexdigest()[:32] for d in digests]
         bodies, data, choice = self.kernel.write(order_ids, A["skus"], A["qtys"], np.ascontiguousarray(S),
                                                  A["_blocks"], kind, _KIND_JSON, fb, _FB_JSON, action, splits, dids,
                                                  digests, strategies, self.policy_json)

@@ -113,9 +113,9 @@ def struct_of(model: type[BaseModel], made: dict[type, type] | None = None) -> t
 
         ns["__post_init__"] = __post_init__
     # gc=False: the collector does not track the structs (a decoded request holds only
-    # strings, numbers, lists, dicts and other structs: no cycle can form). A batch of 100
-    # orders is ~1,300 structs; tracked, they set off a collection every few requests, which
-    # cost a third of the batched rate (28-30k -> 37-47k decisions/s, BENCHMARKS.md).
+    # strings, numbers, lists, dicts and other structs: no cycle can form), so decoding a
+    # 100-order batch (~1,200 structs) sets off no collection. The saving is under 1 µs an
+    # order, not measurable in process (BENCHMARKS.md, "The host's own tail").
     s = msgspec.defstruct(f"{model.__name__}S", fields, kw_only=True, forbid_unknown_fields=True, namespace=ns,
                           gc=False)
     made[model] = s
@@ -170,7 +170,7 @@ class _RawRequest(msgspec.Struct):
 _raw_decoder = msgspec.json.Decoder(_RawRequest)
 
 
-def decode_request_raw(body: bytes | str) -> tuple[list[Any], bool, list[bytes]]:
+def decode_request_raw(body: bytes | str) -> tuple[list[Any], bool, list[msgspec.Raw]]:
     """:func:`decode_request` and each order's JSON as received (what
     :func:`order_digest` hashes: cheaper than encoding the struct again), as ``msgspec.Raw``
     buffers into the body (``bytes(raw)`` copies one out)."""
@@ -228,7 +228,7 @@ def encode(obj: Any) -> bytes:
         return json.dumps(_finite(msgspec.to_builtins(obj)), separators=(",", ":")).encode()
 
 
-def order_digest(o: Any, raw: bytes | None = None) -> str:
+def order_digest(o: Any, raw: bytes | msgspec.Raw | None = None) -> str:
     """The request digest of an order: the sha256 of its JSON as received (``raw``: a request's
     or a bus message's bytes), else of its canonical JSON (its struct, ``msgspec``-encoded)."""
     return hashlib.sha256(encode(o) if raw is None else raw).hexdigest()
