@@ -97,6 +97,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _proc_cpu_s(pid: int, system: bool = False) -> float:
+    """A process's CPU seconds so far (all its threads: user + system, or system only)."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[12]) + (0 if system else int(f[11]))) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpus() -> tuple[int, int]:
     """``(server CPU, client CPU)``: the last and the first this process may use."""
     cpus = sorted(os.sched_getaffinity(0))
@@ -126,9 +132,7 @@ def http(pkg: str, seconds: float, rate: float = 1000.0) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
 
     def server_cpu_s(system: bool = False) -> float:
-        """The server process's CPU seconds so far (all its threads: user + system, or system)."""
-        f = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[12]) + (0 if system else int(f[11]))) / os.sysconf("SC_CLK_TCK")
+        return _proc_cpu_s(proc.pid, system)
 
     mine = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {client_cpu})
@@ -183,7 +187,7 @@ NOOP_SERVER = r"""
 import os, sys
 os.sched_setaffinity(0, {int(sys.argv[3])})
 kind, port = sys.argv[1], int(sys.argv[2])
-BODY = b'{"decisions":[]}'
+BODY = b'{"decisions":[]}' if len(sys.argv) < 5 else b"x" * int(sys.argv[4])
 if kind == "uvicorn":
     import uvicorn
     async def app(scope, receive, send):
@@ -215,34 +219,47 @@ else:
 
 
 def floor(seconds: float, rate: float = 1000.0) -> dict:
-    """p50/p99 of the single-order load against the do-nothing servers (``NOOP_SERVER``), pinned
-    as the service is: what this host allows any server."""
+    """The HTTP loads of :func:`http` against the do-nothing servers (``NOOP_SERVER``), pinned
+    as the service is: single orders at ``rate`` (p50/p99 from the schedule) and 100-order
+    batches answered with 150 KB (a batch's answer is ~150 KB) on 2 busy connections, each
+    with the server's CPU per request: what this host and the HTTP stack cost any server."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from _loadgen import open_loop
+    from _loadgen import open_loop, request_bytes
 
     server_cpu, client_cpu = _cpus()
     singles = _singles()
+    batches = [request_bytes("/v1/route", json.dumps({"orders": [order(i * 100 + k) for k in range(100)]}).encode())
+               for i in range(5)]
     out = {}
     mine = os.sched_getaffinity(0)
     for kind in ("raw", "uvicorn"):
-        port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, kind, str(port), str(server_cpu)])
-        os.sched_setaffinity(0, {client_cpu})
-        try:
-            for _ in range(300):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            open_loop("127.0.0.1", port, singles, 500, 500.0)
-            r = open_loop("127.0.0.1", port, singles, int(seconds * rate), rate, connections=8)
-            out[kind] = {"p50_ms": pct(r.latencies_s, 50) * 1e3, "p99_ms": pct(r.latencies_s, 99) * 1e3,
-                         "p999_ms": pct(r.latencies_s, 99.9) * 1e3, "sent_late": r.sent_late}
-        finally:
-            os.sched_setaffinity(0, mine)
-            proc.terminate()
-            proc.wait(10)
+        for load in ("single", "batch100"):
+            port = _free_port()
+            size = "16" if load == "single" else "150000"
+            proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, kind, str(port), str(server_cpu), size])
+            os.sched_setaffinity(0, {client_cpu})
+            try:
+                for _ in range(300):
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                reqs, n, r_, conns = ((singles, int(seconds * rate), rate, 8) if load == "single" else
+                                      (batches, int(seconds * 500), 100_000.0, 2))
+                open_loop("127.0.0.1", port, reqs, 200, 200.0, connections=conns)  # warm
+                c0 = _proc_cpu_s(proc.pid)
+                r = open_loop("127.0.0.1", port, reqs, n, r_, connections=conns)
+                cpu_us = 1e6 * (_proc_cpu_s(proc.pid) - c0) / len(r.latencies_s)
+                out.setdefault(kind, {})[load] = (
+                    {"p50_ms": pct(r.latencies_s, 50) * 1e3, "p99_ms": pct(r.latencies_s, 99) * 1e3,
+                     "p999_ms": pct(r.latencies_s, 99.9) * 1e3, "sent_late": r.sent_late,
+                     "server_cpu_us_per_request": cpu_us} if load == "single" else
+                    {"requests_per_s": len(r.latencies_s) / r.wall_s, "server_cpu_us_per_request": cpu_us})
+            finally:
+                os.sched_setaffinity(0, mine)
+                proc.terminate()
+                proc.wait(10)
     return out
 
 
@@ -461,7 +478,10 @@ def main() -> None:
                 h["floor"] = floor(a.seconds)
             runs.append(h)
             s, b = h["single"], h["batch100"]
-            fl = "".join(f"; do-nothing {kind} p99 {v['p99_ms']:.2f} ms" for kind, v in h.get("floor", {}).items())
+            fl = "".join(f"; do-nothing {kind} p99 {v['single']['p99_ms']:.2f} ms "
+                         f"({v['single']['server_cpu_us_per_request']:.0f} µs CPU a request, "
+                         f"{v['batch100']['server_cpu_us_per_request']:.0f} µs a batch)"
+                         for kind, v in h.get("floor", {}).items())
             print(f"round {k + 1}: single p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms (server's own p99 "
                   f"{s['server_p99_ms']:.2f} ms, {s['sent_late']} sent late, {s['server_cpu_us_per_request']:.0f} µs "
                   f"CPU a request){fl} | batched {b['decisions_per_s']:,.0f} decisions/s "
@@ -470,7 +490,10 @@ def main() -> None:
                "single_p50_ms": float(np.median([h["single"]["p50_ms"] for h in runs])),
                "batched_decisions_per_s": float(np.median([h["batch100"]["decisions_per_s"] for h in runs]))}
         for kind in ("raw", "uvicorn") if a.floor else ():
-            med[f"do_nothing_{kind}_p99_ms"] = float(np.median([h["floor"][kind]["p99_ms"] for h in runs]))
+            for key, (load, field) in {"p99_ms": ("single", "p99_ms"),
+                                       "cpu_us_per_single": ("single", "server_cpu_us_per_request"),
+                                       "cpu_us_per_batch": ("batch100", "server_cpu_us_per_request")}.items():
+                med[f"do_nothing_{kind}_{key}"] = float(np.median([h["floor"][kind][load][field] for h in runs]))
         print(json.dumps({"rounds": runs, "medians": med} if a.rounds > 1 else runs[0], default=str, indent=1))
         return
     ip = in_process(a.package, a.seconds)
